@@ -1,0 +1,118 @@
+"""Sphinx extension with what this book's build needs beyond Jupyter Book's defaults.
+
+1. Chapters execute in the ``small`` profile, with progress bars off and their
+   runs written under ``_build/runs`` (environment variables inherited by the
+   Jupyter kernels that myst-nb starts).
+2. No stale outputs: jupyter-cache hashes only a notebook's cells, so a change to
+   the ``scratch`` package would leave every cached chapter showing results of the
+   old code. We hash the package; when the hash changes, the chapters that import
+   ``scratch`` are marked outdated and their cache records are dropped, so they
+   run again.
+3. plotly.js is served once, from the book's own ``_static`` folder (no CDN, works
+   offline); figures are emitted without it by ``scratch.plots.show``.
+4. Colab and Binder buttons open the chapter as an ``.ipynb`` from the
+   ``notebooks`` branch, which the deploy workflow generates with jupytext (Colab
+   cannot open a MyST ``.md``).
+5. Any warning fails the build, also when ``-W`` is not given.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+from sphinx.application import Sphinx
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "code" / "scratch"
+NOTEBOOKS_BRANCH = "notebooks"
+
+
+def package_hash(package: Path = PACKAGE) -> str:
+    """Hash of every source file of the ``scratch`` package (paths and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _set_environment(app: Sphinx, config) -> None:
+    os.environ["SCRATCH_BUILD"] = "1"
+    os.environ["SCRATCH_PROFILE"] = "small"  # the cache key ignores the environment: one profile only
+    os.environ["SCRATCH_PROGRESS"] = "0"
+    os.environ.setdefault("SCRATCH_RUNS", str(Path(app.outdir).parent / "runs"))
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def _serve_plotly(app: Sphinx) -> None:
+    import plotly
+
+    static = Path(app.doctreedir).parent / "scratch_static"
+    static.mkdir(parents=True, exist_ok=True)
+    source = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    target = static / "plotly.min.js"
+    if not target.exists() or target.stat().st_size != source.stat().st_size:
+        shutil.copyfile(source, target)
+    app.config.html_static_path.append(str(static))
+    app.add_js_file("plotly.min.js")
+
+
+def _outdated_by_package(app: Sphinx, env, added, changed, removed) -> list[str]:
+    """Re-execute chapters that import ``scratch`` when the package changed."""
+    current = package_hash(Path(app.config.scratch_package_dir))
+    name = re.escape(app.config.scratch_package_name)
+    uses_package = re.compile(rf"^\s*(from\s+{name}[\s.]|import\s+{name}\b)", re.M)
+    cache_dir = Path(env.mystnb_config.execution_cache_path)
+    stamp = cache_dir / "scratch-package-hash.json"
+    previous = json.loads(stamp.read_text())["hash"] if stamp.exists() else None
+    if previous == current:
+        return []
+    users = [doc for doc in env.found_docs
+             if Path(env.doc2path(doc)).suffix == ".md"
+             and uses_package.search(Path(env.doc2path(doc)).read_text(encoding="utf-8"))]
+    if cache_dir.exists():
+        from jupyter_cache import get_cache
+
+        cache = get_cache(str(cache_dir))
+        paths = {str(Path(env.doc2path(doc)).resolve()) for doc in users}
+        for record in cache.list_cache_records():
+            if str(Path(record.uri).resolve()) in paths:
+                cache.remove_cache(record.pk)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps({"hash": current}))
+    if previous is not None:
+        logger.info(f"scratch package changed ({previous} -> {current}): re-executing {len(users)} chapters")
+    return [doc for doc in users if doc not in added and doc not in changed]
+
+
+def _launch_from_notebooks_branch(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    for button in context.get("header_buttons", []):
+        for item in button.get("items", []) if isinstance(button, dict) else []:
+            if item.get("text") not in ("Colab", "Binder"):
+                continue
+            url = item["url"]
+            url = re.sub(r"/main(?=[/?])", f"/{NOTEBOOKS_BRANCH}", url, count=1)
+            item["url"] = re.sub(r"\.md$", ".ipynb", url)
+
+
+def _fail_on_warnings(app: Sphinx, exception) -> None:
+    count = getattr(app, "_warncount", 0)
+    if exception is None and count and not app.warningiserror:
+        raise RuntimeError(f"the build emitted {count} warning(s); this book treats warnings as errors")
+
+
+def setup(app: Sphinx) -> dict:
+    app.add_config_value("scratch_package_dir", str(PACKAGE), "env")
+    app.add_config_value("scratch_package_name", "scratch", "env")
+    app.connect("config-inited", _set_environment)
+    app.connect("builder-inited", _serve_plotly)
+    app.connect("env-get-outdated", _outdated_by_package)
+    app.connect("html-page-context", _launch_from_notebooks_branch, priority=600)
+    app.connect("build-finished", _fail_on_warnings)
+    return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1.0"}

@@ -1,0 +1,1 @@
+"""Deep Learning from Scratch: the book's library."""

@@ -1,0 +1,406 @@
+"""Data sets for the book: MNIST, CIFAR-10, tiny Shakespeare and names.
+
+Design
+------
+* Every loader returns plain NumPy arrays (or a ``str`` / ``list``). Torch is kept
+  out of this module so that the chapters that build a NumPy engine can use it too.
+* Files live under one root folder, :func:`data_root`: ``$SCRATCH_DATA`` if set,
+  else a per-user cache folder. Every loader also takes ``root=``. The layouts are
+  the ones the official downloads unpack to (torchvision's ``MNIST/raw`` for MNIST),
+  so a cache filled by torchvision or by hand works as is.
+* A loader that finds its unpacked files reads them and never touches the network.
+  Only when they are missing does it download the official archive (``download=True``),
+  verify its checksum and unpack it.
+* Record counts are read from the files (IDX headers, file sizes), never assumed:
+  the offline copies used to build the book are smaller than the real data sets.
+* Files are parsed with NumPy; nothing is unpickled.
+
+Downloads go through :func:`download`: urllib only, mirrors tried in order, the
+file is written to ``PATH.part`` and renamed into place only once it is complete
+and its checksum matches, so an interrupted run never leaves a broken file behind.
+When no mirror can be reached it raises :class:`DatasetNotFoundError`, whose
+message says which file to fetch and exactly where to put it.
+"""
+import gzip
+import hashlib
+import http.client
+import os
+import shutil
+import struct
+import sys
+import tarfile
+import tempfile
+import urllib.request
+from pathlib import PurePosixPath
+
+import numpy as np
+
+__all__ = [
+    "DatasetNotFoundError", "data_root", "download", "read_idx",
+    "mnist", "cifar10", "cifar10_classes", "tiny_shakespeare", "names",
+    "as_float", "subsample",
+]
+
+# Base URLs of each data set, tried in order. Tests (and users behind a proxy)
+# replace these; setting $SCRATCH_DATA_MIRROR to one base URL replaces them all.
+MIRRORS = {
+    "mnist": ["https://ossci-datasets.s3.amazonaws.com/mnist/",
+              "http://yann.lecun.com/exdb/mnist/"],
+    "cifar10": ["https://www.cs.toronto.edu/~kriz/"],
+    "tinyshakespeare": [
+        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/"],
+    "names": ["https://raw.githubusercontent.com/karpathy/makemore/master/"],
+}
+
+# Checksums of the official files ("algorithm:hexdigest"), keyed by file name.
+CHECKSUMS = {
+    "train-images-idx3-ubyte.gz": "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "md5:d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "md5:9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "md5:ec29112dd5afa0611ce80d1b7f02629c",
+    "cifar-10-binary.tar.gz": "md5:c32a1d4ab5d03f1284b67883e8d87530",
+    "input.txt": "sha256:86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+    "names.txt": "sha256:0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d",
+}
+
+TIMEOUT = 60  # seconds without data before a download counts as failed
+
+
+class DatasetNotFoundError(RuntimeError):
+    """A data set file is missing and could not be downloaded."""
+
+
+def data_root():
+    """The folder that holds the data sets.
+
+    ``$SCRATCH_DATA`` if set, else ``$XDG_CACHE_HOME/scratch`` (``~/.cache/scratch``).
+    """
+    if os.environ.get("SCRATCH_DATA"):
+        return os.path.expanduser(os.environ["SCRATCH_DATA"])
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "scratch")
+
+
+# ----------------------------------------------------------------------------- download
+
+def download(url, path, md5=None, sha256=None):
+    """Download ``url`` (a URL or a list of mirror URLs) to ``path`` and return ``path``.
+
+    A file already at ``path`` whose checksum matches is kept (no network). Otherwise
+    each mirror is tried in order; a copy that arrives truncated (fewer bytes than its
+    Content-Length) or with the wrong checksum is fetched once more before moving on.
+    Raises :class:`DatasetNotFoundError` when every attempt failed.
+    """
+    urls = [url] if isinstance(url, str) else list(url)
+    path = os.fspath(path)
+    if os.path.exists(path):
+        if _checksum_problem(path, md5, sha256) is None:
+            return path
+        os.remove(path)  # a damaged copy must not be mistaken for the data set later
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    part = path + ".part"  # same folder, so os.replace is an atomic rename
+    problems = []
+    try:
+        for u in urls:
+            for _ in range(2):  # a damaged copy gets one retry; a network error does not
+                print(f"downloading {u} -> {path}", file=sys.stderr)
+                try:
+                    problem = _fetch(u, part) or _checksum_problem(part, md5, sha256)
+                except (OSError, http.client.HTTPException) as e:  # URLError is an OSError
+                    problems.append(f"{u}: {_one_line(e)}")
+                    break
+                if problem is None:
+                    os.replace(part, path)
+                    return path
+                problems.append(f"{u}: {problem}")
+    finally:
+        if os.path.exists(part):
+            os.remove(part)
+    why = "could not download it (" + "; ".join(problems) + ")"
+    raise DatasetNotFoundError(_missing_message(path, urls[0], why))
+
+
+def _fetch(url, part):
+    """Write ``url`` to ``part``; return a problem description, or None if complete."""
+    request = urllib.request.Request(url, headers={"User-Agent": "scratch-data"})
+    size = 0
+    with urllib.request.urlopen(request, timeout=TIMEOUT) as response, open(part, "wb") as f:
+        expected = response.headers.get("Content-Length")
+        try:
+            while chunk := response.read(1 << 20):
+                f.write(chunk)
+                size += len(chunk)
+        except (http.client.IncompleteRead, OSError) as e:
+            return f"interrupted after {size} bytes ({_one_line(e)})"
+    # http.client does not complain when the server closes the connection early.
+    if expected is not None and size != int(expected):
+        return f"truncated: got {size} of {expected} bytes"
+    return None
+
+
+def _checksum_problem(path, md5=None, sha256=None):
+    for name, want in (("md5", md5), ("sha256", sha256)):
+        if want:
+            digest = hashlib.new(name)
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+            if digest.hexdigest() != want.lower():
+                return f"{name} mismatch: got {digest.hexdigest()}, expected {want}"
+    return None
+
+
+def _one_line(error):
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _missing_message(path, url, why):
+    # One line, so it reads well at the bottom of a notebook traceback.
+    return (f"{os.path.basename(path)}: {why}; download {url} yourself and save it as {path}"
+            f" (or set SCRATCH_DATA to a folder that already holds the data sets)")
+
+
+def _urls(dataset, filename):
+    mirror = os.environ.get("SCRATCH_DATA_MIRROR")
+    bases = [mirror] if mirror else MIRRORS[dataset]
+    return [base.rstrip("/") + "/" + filename for base in bases]
+
+
+def _get(dataset, filename, path, download_allowed):
+    """Fetch an official file of ``dataset`` to ``path`` (or explain where to put it)."""
+    urls = _urls(dataset, filename)
+    if not download_allowed:
+        raise DatasetNotFoundError(_missing_message(path, urls[0], "not found and download=False"))
+    algorithm, digest = CHECKSUMS[filename].split(":")
+    return download(urls, path, **{algorithm: digest})
+
+
+def _write_atomic(path, data):
+    with open(path + ".part", "wb") as f:
+        f.write(data)
+    os.replace(path + ".part", path)
+
+
+def _root(root):
+    return os.fspath(root) if root is not None else data_root()
+
+
+def _check_split(split):
+    if split not in ("train", "test"):
+        raise ValueError(f'split must be "train" or "test", not {split!r}')
+
+
+# ----------------------------------------------------------------------------- MNIST
+
+def read_idx(path, magic=None):
+    """Read an IDX file of unsigned bytes (raw or ``.gz``) into a uint8 array.
+
+    The shape comes from the header. ``magic`` (e.g. 0x803 for images, 0x801 for
+    labels) is checked if given; a file whose length disagrees with its header is
+    an error.
+    """
+    path = os.fspath(path)
+    try:
+        with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+            data = bytearray(f.read())  # bytearray: the returned array is writable
+    except (EOFError, gzip.BadGzipFile) as e:
+        raise ValueError(f"{path}: damaged gzip file ({_one_line(e)}); "
+                         f"delete it to download it again") from None
+    return _parse_idx(data, path, magic)
+
+
+def _parse_idx(data, source, magic=None):
+    # Header: 2 zero bytes, a type code (0x08 = unsigned byte), the number of
+    # dimensions, then one big-endian uint32 per dimension.
+    got = struct.unpack(">I", data[:4])[0] if len(data) >= 4 else None
+    if got is None or got >> 8 != 0x08 or (magic is not None and got != magic):
+        want = f"0x{magic:08x}" if magic is not None else "an IDX uint8 magic (0x000008NN)"
+        shown = "none (file too short)" if got is None else f"0x{got:08x}"
+        raise ValueError(f"{source}: bad IDX magic number {shown}, expected {want}; "
+                         f"delete the file to download it again")
+    ndim = got & 0xFF
+    offset = 4 + 4 * ndim
+    if len(data) < offset:
+        raise ValueError(f"{source}: IDX header truncated ({len(data)} bytes)")
+    shape = struct.unpack(f">{ndim}I", data[4:offset])
+    if len(data) - offset != int(np.prod(shape)):
+        raise ValueError(f"{source}: IDX header says shape {shape} ({int(np.prod(shape))} bytes) "
+                         f"but the file holds {len(data) - offset} bytes; "
+                         f"delete it to download it again")
+    return np.frombuffer(data, np.uint8, offset=offset).reshape(shape)
+
+
+def _mnist_file(folder, name, magic, download_allowed):
+    raw = os.path.join(folder, name)
+    if os.path.exists(raw):
+        return read_idx(raw, magic)
+    gz = raw + ".gz"
+    if os.path.exists(gz):  # e.g. a cache where only the archives were kept
+        return read_idx(gz, magic)
+    _get("mnist", name + ".gz", gz, download_allowed)
+    with gzip.open(gz, "rb") as f:
+        data = bytearray(f.read())
+    array = _parse_idx(data, gz, magic)
+    _write_atomic(raw, data)  # unpack once, so later loads skip the decompression
+    return array
+
+
+def mnist(split="train", root=None, download=True):
+    """MNIST digits: ``(images, labels)``, uint8 ``(N, 28, 28)`` and int64 ``(N,)``.
+
+    Reads ``ROOT/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte`` (or their
+    ``.gz``), torchvision's layout; downloads the ``.gz`` files if neither is there.
+    """
+    _check_split(split)
+    folder = os.path.join(_root(root), "MNIST", "raw")
+    prefix = "train" if split == "train" else "t10k"
+    images = _mnist_file(folder, f"{prefix}-images-idx3-ubyte", 0x803, download)
+    labels = _mnist_file(folder, f"{prefix}-labels-idx1-ubyte", 0x801, download)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise ValueError(f"{folder}: {prefix} images {images.shape} "
+                         f"do not match labels {labels.shape}")
+    return images, labels.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- CIFAR-10
+
+CIFAR10_FOLDER = "cifar-10-batches-bin"
+CIFAR10_ARCHIVE = "cifar-10-binary.tar.gz"
+CIFAR10_FILES = {"train": [f"data_batch_{i}.bin" for i in range(1, 6)], "test": ["test_batch.bin"]}
+_CIFAR10_RECORD = 1 + 3 * 32 * 32  # one label byte, then the R, G and B planes
+
+
+def _cifar10_folder(root, download_allowed, needed):
+    """``ROOT/cifar-10-batches-bin``, unpacked from the official archive if needed."""
+    root = _root(root)
+    folder = os.path.join(root, CIFAR10_FOLDER)
+    if all(os.path.exists(os.path.join(folder, name)) for name in needed):
+        return folder
+    archive = os.path.join(root, CIFAR10_ARCHIVE)
+    if download_allowed or not os.path.exists(archive):
+        _get("cifar10", CIFAR10_ARCHIVE, archive, download_allowed)  # no network if it is intact
+    _extract(archive, root, CIFAR10_FOLDER)
+    return folder
+
+
+def _extract(archive, root, top):
+    """Unpack the regular files under ``top/`` of a tar archive into ``root/top``.
+
+    Member names are checked (no absolute paths, no ``..``, no links), so a hostile
+    archive cannot write outside ``root``. Unpacking goes to a temporary folder in
+    ``root`` that is renamed into place at the end, so a half-unpacked folder is
+    never mistaken for the data set.
+    """
+    tmp = tempfile.mkdtemp(prefix=f".{top}-", dir=root)
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:
+                parts = PurePosixPath(member.name).parts
+                if PurePosixPath(member.name).is_absolute() or ".." in parts:
+                    raise ValueError(f"{archive}: unsafe path {member.name!r} in archive")
+                if not parts or parts[0] != top or member.isdir():
+                    continue
+                if not member.isfile():
+                    raise ValueError(f"{archive}: unexpected link or device {member.name!r}")
+                target = os.path.join(tmp, *parts)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with tar.extractfile(member) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        if not os.path.isdir(os.path.join(tmp, top)):
+            raise ValueError(f"{archive}: no {top}/ folder in archive")
+        final = os.path.join(root, top)
+        if os.path.isdir(final):  # an incomplete earlier copy: move it aside, deleted below
+            os.rename(final, os.path.join(tmp, "old"))
+        os.rename(os.path.join(tmp, top), final)
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise ValueError(f"{archive}: cannot unpack ({_one_line(e)}); "
+                         f"delete it to download it again") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read_cifar10_batch(path):
+    size = os.path.getsize(path)
+    if size % _CIFAR10_RECORD:
+        raise ValueError(f"{path}: {size} bytes is not a whole number of "
+                         f"{_CIFAR10_RECORD}-byte CIFAR-10 records")
+    records = np.fromfile(path, np.uint8).reshape(-1, _CIFAR10_RECORD)
+    if records.size and records[:, 0].max() > 9:
+        raise ValueError(f"{path}: label {records[:, 0].max()} out of range 0-9; "
+                         f"not a CIFAR-10 batch")
+    return records[:, 1:].reshape(-1, 3, 32, 32), records[:, 0]
+
+
+def cifar10(split="train", root=None, download=True):
+    """CIFAR-10: ``(images, labels)``, uint8 ``(N, 3, 32, 32)`` and int64 ``(N,)``.
+
+    Reads the official binary version, ``ROOT/cifar-10-batches-bin/*.bin`` (the
+    five ``data_batch_*`` files for ``"train"``, ``test_batch`` for ``"test"``).
+    """
+    _check_split(split)
+    folder = _cifar10_folder(root, download, CIFAR10_FILES[split])
+    batches = [_read_cifar10_batch(os.path.join(folder, name)) for name in CIFAR10_FILES[split]]
+    images = np.concatenate([b[0] for b in batches])  # concatenate also makes them contiguous
+    labels = np.concatenate([b[1] for b in batches]).astype(np.int64)
+    return images, labels
+
+
+def cifar10_classes(root=None, download=True):
+    """The ten CIFAR-10 class names, in label order (from ``batches.meta.txt``)."""
+    folder = _cifar10_folder(root, download, ["batches.meta.txt"])
+    with open(os.path.join(folder, "batches.meta.txt"), encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+# ----------------------------------------------------------------------------- text
+
+def _text(dataset, filename, root, download_allowed):
+    path = os.path.join(_root(root), dataset, filename)
+    if not os.path.exists(path):
+        _get(dataset, filename, path, download_allowed)
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def tiny_shakespeare(root=None, download=True):
+    """The tiny-Shakespeare corpus (``ROOT/tinyshakespeare/input.txt``) as one string."""
+    return _text("tinyshakespeare", "input.txt", root, download)
+
+
+def names(root=None, download=True):
+    """The makemore names (``ROOT/names/names.txt``), one string per name."""
+    text = _text("names", "names.txt", root, download)
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def as_float(images):
+    """uint8 pixels -> float32 in [0, 1]."""
+    return np.asarray(images, dtype=np.float32) / 255.0
+
+
+def subsample(x, y, n, seed=0):
+    """At most ``n`` items of ``(x, y)``, a seeded class-stratified random subset.
+
+    Each class keeps its share of the data (up to rounding), so small build profiles
+    see the same class balance as the full data set. Items stay in their original
+    order. ``y=None`` draws a plain random subset. Returns ``(x_sub, y_sub)``.
+    """
+    total = len(x)
+    if n >= total:
+        return x, y
+    order = np.random.default_rng(seed).permutation(total)
+    if y is None:
+        keep = order[:n]
+    else:
+        # Rank each item within its class (in shuffled order) as a fraction of the
+        # class size, and keep the n smallest: every class is cut at the same fraction.
+        shuffled = np.asarray(y)[order]
+        rank = np.empty(total)
+        for c in np.unique(shuffled):
+            members = shuffled == c
+            rank[members] = (np.arange(members.sum()) + 0.5) / members.sum()
+        keep = order[np.argsort(rank, kind="stable")[:n]]
+    keep = np.sort(keep)
+    return x[keep], (None if y is None else y[keep])

@@ -1,0 +1,241 @@
+"""The book's plots: interactive plotly figures with one theme.
+
+Every figure goes through :func:`show`, which does the right thing where the code runs:
+
+- in the book build, it emits the figure's HTML without plotly.js: the book loads
+  plotly.js once, from its own static files (no CDN, works offline);
+- in Jupyter / Colab / VS Code, plotly's own renderer shows it;
+- in a script, it writes a standalone HTML file (plotly.js saved once beside it)
+  and prints where.
+
+The ``"scratch"`` template uses transparent backgrounds and a colour cycle that
+reads on white and on near-black; the book's CSS recolours text and grid lines in
+dark mode, so one figure serves both themes.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.subplots import make_subplots
+
+# Okabe-Ito colours: distinguishable with common colour-vision deficiencies.
+COLORS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#999999"]
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
+GRID = "rgba(128,128,128,0.25)"  # mid-grey at low alpha reads on both backgrounds
+
+pio.templates["scratch"] = go.layout.Template(layout=dict(
+    font=dict(family=FONT, size=13, color="#333"),
+    paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
+    colorway=COLORS,
+    margin=dict(l=60, r=20, t=50, b=50),
+    xaxis=dict(gridcolor=GRID, zerolinecolor=GRID, linecolor=GRID, automargin=True),
+    yaxis=dict(gridcolor=GRID, zerolinecolor=GRID, linecolor=GRID, automargin=True),
+    legend=dict(bgcolor="rgba(0,0,0,0)"),
+    hoverlabel=dict(font=dict(family=FONT)),
+))
+pio.templates.default = "plotly+scratch"
+
+# Buttons a reader needs (zoom, pan, reset, save), not the whole toolbar.
+CONFIG = {"displaylogo": False, "responsive": True,
+          "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
+
+
+def in_book_build() -> bool:
+    return bool(os.environ.get("SCRATCH_BUILD"))
+
+
+def _in_notebook() -> bool:
+    return "ipykernel" in sys.modules
+
+
+class _BookHTML:
+    """Display object for the book: a div and the script that draws into it."""
+
+    def __init__(self, fig: go.Figure):
+        self.html = fig.to_html(full_html=False, include_plotlyjs=False, config=CONFIG,
+                                div_id=f"fig-{uuid.uuid4().hex[:12]}")
+
+    def _repr_html_(self):
+        return self.html
+
+
+def show(fig: go.Figure, path: str | os.PathLike | None = None):
+    """Show ``fig`` in the book or a notebook; in a script, save it to ``path`` (.html)."""
+    if in_book_build():
+        from IPython.display import display
+
+        display(_BookHTML(fig))
+    elif _in_notebook():
+        fig.show(config=CONFIG)
+    elif path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # "directory": plotly.min.js is written once beside the figures, not into each one.
+        fig.write_html(path, include_plotlyjs="directory", config=CONFIG)
+        print(f"figure saved: {path}")
+    return fig
+
+
+def _to_numpy(x):
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+# ---- curves ----------------------------------------------------------------------
+def training_curves(history, title: str = "Training curves") -> go.Figure:
+    """Loss (left) and every other per-epoch metric (right) of a run's history.
+
+    ``history`` is a :class:`scratch.train.History` or a list of per-epoch dicts.
+    """
+    rows = history.epochs if hasattr(history, "epochs") else list(history)
+    keys = [k for k in rows[0] if k not in ("epoch", "seconds", "lr")]
+    losses = [k for k in keys if k.endswith("loss")]
+    others = [k for k in keys if k not in losses]
+    fig = make_subplots(rows=1, cols=2 if others else 1, subplot_titles=["loss"] + (["metrics"] if others else []))
+    x = [r["epoch"] for r in rows]
+    for i, k in enumerate(losses + others):
+        fig.add_trace(go.Scatter(x=x, y=[r.get(k) for r in rows], name=k, mode="lines+markers",
+                                 line=dict(color=COLORS[i % len(COLORS)])),
+                      row=1, col=1 if k in losses else 2)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(title=title, height=380, hovermode="x unified")
+    return fig
+
+
+def lines(series: dict, x=None, title: str = "", xlabel: str = "", ylabel: str = "",
+          log_y: bool = False) -> go.Figure:
+    """Several named curves on one axis (``series`` maps name to values)."""
+    fig = go.Figure()
+    for name, ys in series.items():
+        ys = _to_numpy(ys)
+        fig.add_trace(go.Scatter(x=np.arange(len(ys)) if x is None else x, y=ys, name=name, mode="lines"))
+    fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=ylabel, height=380, hovermode="x unified")
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+# ---- images ----------------------------------------------------------------------
+def image_grid(images, titles=None, ncols: int = 8, title: str = "", cell: int = 90,
+               colorscale: str = "gray_r", symmetric: bool = False) -> go.Figure:
+    """A grid of images with a caption each; hover tells which image and pixel value.
+
+    ``images``: (N, H, W) greyscale or (N, 3, H, W) / (N, H, W, 3) colour, any range
+    (each image is shown with its own scale; ``symmetric`` centres a diverging scale
+    on zero, for filters and gradients).
+    """
+    imgs = _to_numpy(images).astype(np.float64)
+    if imgs.ndim == 4 and imgs.shape[1] in (1, 3) and imgs.shape[-1] not in (1, 3):
+        imgs = imgs.transpose(0, 2, 3, 1)  # NCHW -> NHWC
+    if imgs.ndim == 4 and imgs.shape[-1] == 1:
+        imgs = imgs[..., 0]
+    n = len(imgs)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=[str(t) for t in titles] if titles is not None else None,
+                        horizontal_spacing=0.01, vertical_spacing=0.3 / nrows if titles is not None else 0.01)
+    for i, img in enumerate(imgs):
+        r, c = divmod(i, ncols)
+        if img.ndim == 3:  # colour: rescale to 0..255 for go.Image
+            lo, hi = img.min(), img.max()
+            rgb = (img - lo) / (hi - lo + 1e-12) * 255
+            fig.add_trace(go.Image(z=rgb, hovertemplate=f"image {i}<extra></extra>"), row=r + 1, col=c + 1)
+        else:
+            bound = np.abs(img).max() if symmetric else None
+            fig.add_trace(go.Heatmap(
+                z=img, colorscale="RdBu" if symmetric else colorscale,
+                zmid=0 if symmetric else None, zmin=-bound if symmetric else None, zmax=bound if symmetric else None,
+                showscale=False, hovertemplate=f"image {i}<br>row %{{y}}, col %{{x}}: %{{z:.3g}}<extra></extra>"),
+                row=r + 1, col=c + 1)
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
+    for i in range(2, n + 1):  # keep every cell square
+        fig.layout[f"yaxis{i}"].scaleanchor = f"x{i}"
+    fig.update_annotations(font_size=11)
+    fig.update_layout(title=title, height=max(160, nrows * cell + 60), margin=dict(l=10, r=10, t=60, b=10))
+    return fig
+
+
+def heatmap(z, x=None, y=None, title: str = "", xlabel: str = "", ylabel: str = "",
+            text_fmt: str | None = None, colorscale: str = "Blues") -> go.Figure:
+    """A labelled matrix, optionally with each value written in its cell."""
+    z = _to_numpy(z)
+    fig = go.Figure(go.Heatmap(z=z, x=x, y=y, colorscale=colorscale,
+                               text=np.vectorize(lambda v: format(v, text_fmt))(z) if text_fmt else None,
+                               texttemplate="%{text}" if text_fmt else None))
+    fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=ylabel, height=460)
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def confusion_matrix(targets, predictions, labels=None, title: str = "Confusion matrix") -> go.Figure:
+    """Counts of (true class, predicted class); the diagonal is what the model got right."""
+    targets, predictions = _to_numpy(targets), _to_numpy(predictions)
+    k = int(max(targets.max(), predictions.max())) + 1 if labels is None else len(labels)
+    cm = np.zeros((k, k), dtype=int)
+    np.add.at(cm, (targets, predictions), 1)
+    names = [str(n) for n in (labels if labels is not None else range(k))]
+    fig = heatmap(cm, x=names, y=names, title=title, xlabel="predicted", ylabel="true", text_fmt="d")
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category")
+    return fig
+
+
+# ---- distributions -----------------------------------------------------------------
+def histograms(named: dict, title: str = "", bins: int = 60, xlabel: str = "value") -> go.Figure:
+    """One histogram per named array (weights or activations of each layer), stacked."""
+    n = len(named)
+    fig = make_subplots(rows=n, cols=1, subplot_titles=list(named), vertical_spacing=0.5 / max(n, 1) if n > 1 else 0)
+    for i, (name, values) in enumerate(named.items()):
+        v = _to_numpy(values).ravel()
+        fig.add_trace(go.Histogram(x=v, nbinsx=bins, name=name, showlegend=False,
+                                   marker_color=COLORS[i % len(COLORS)]), row=i + 1, col=1)
+    fig.update_xaxes(title_text=xlabel, row=n, col=1)
+    fig.update_layout(title=title, height=120 + 150 * n, bargap=0.02)
+    return fig
+
+
+# ---- 2-D classifiers ---------------------------------------------------------------
+def decision_boundary(snapshots, xs, ys, points, labels, title: str = "Decision boundary") -> go.Figure:
+    """How a 2-D classifier's boundary evolves, with a slider and a play button.
+
+    ``snapshots``: list of ``(name, probs)`` with ``probs`` of shape (len(ys), len(xs)),
+    the predicted probability of class 1 on the grid; ``points``: (N, 2); ``labels``: (N,).
+    """
+    points, labels = _to_numpy(points), _to_numpy(labels)
+    scatter = [go.Scatter(x=points[labels == c, 0], y=points[labels == c, 1], mode="markers",
+                          name=f"class {c}", marker=dict(color=COLORS[c], size=6, line=dict(width=0.5, color="white")))
+               for c in np.unique(labels).astype(int)]
+
+    def contour(probs):
+        return go.Contour(x=xs, y=ys, z=_to_numpy(probs), zmin=0, zmax=1, colorscale="RdBu_r", opacity=0.55,
+                          contours=dict(start=0, end=1, size=0.1), line=dict(width=0.5),
+                          colorbar=dict(title="p(class 1)", thickness=12),
+                          hovertemplate="x %{x:.2f}, y %{y:.2f}: p=%{z:.2f}<extra></extra>")
+
+    names = [name for name, _ in snapshots]
+    fig = go.Figure(data=[contour(snapshots[-1][1]), *scatter],
+                    frames=[go.Frame(data=[contour(p)], traces=[0], name=str(name)) for name, p in snapshots])
+    step = lambda name: dict(args=[[str(name)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
+                                                     transition=dict(duration=0))],
+                             label=str(name), method="animate")
+    fig.update_layout(
+        title=title, height=520, xaxis_title="x1", yaxis_title="x2",
+        sliders=[dict(active=len(names) - 1, currentvalue=dict(prefix="step "), pad=dict(t=40),
+                      steps=[step(n) for n in names])],
+        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.12, xanchor="left", yanchor="top",
+                          pad=dict(t=30), showactive=False, buttons=[
+                              dict(label="▶ play", method="animate",
+                                   args=[None, dict(frame=dict(duration=250, redraw=True), fromcurrent=False,
+                                                    transition=dict(duration=0))]),
+                              dict(label="❚❚ pause", method="animate",
+                                   args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])])
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return fig

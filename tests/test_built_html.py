@@ -1,0 +1,85 @@
+"""After a build: the pilot chapters' plotly figures render in headless Chromium,
+in light and dark mode, without JavaScript errors.
+
+Needs `_build/html` (from `make book`) and Debian's chromium (installed by
+`make setup`). Without them the test is skipped, unless SCRATCH_REQUIRE_BUILD=1
+(as in CI), where a missing build or browser is a failure.
+"""
+import functools
+import http.server
+import os
+import shutil
+import threading
+
+import pytest
+
+from conftest import ROOT
+
+HTML = ROOT / "_build" / "html"
+PILOTS = ["book/foundations/autograd.html", "book/vision/lenet.html"]
+REQUIRED = os.environ.get("SCRATCH_REQUIRE_BUILD") == "1"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def need(condition, why):
+    if not condition:
+        (pytest.fail if REQUIRED else pytest.skip)(why)
+
+
+@pytest.fixture(scope="module")
+def server():
+    need((HTML / "index.html").exists(), "no built book: run `make book` first")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.RequestHandlerClass.log_message = lambda *a: None
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    need(CHROMIUM, "Debian's chromium is not installed: run `make setup`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield browser
+        browser.close()
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+@pytest.mark.parametrize("page_path", PILOTS)
+def test_figures_render(server, browser, page_path, mode, tmp_path):
+    need((HTML / page_path).exists(), f"{page_path} was not built")
+    context = browser.new_context(color_scheme=mode, viewport={"width": 1280, "height": 900})
+    # The theme stores the reader's choice in localStorage; set it before any script runs.
+    context.add_init_script(f"localStorage.setItem('mode', '{mode}'); localStorage.setItem('theme', '{mode}');")
+    page = context.new_page()
+    errors, offsite = [], []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+    page.on("request", lambda req: req.url.startswith("http") and not req.url.startswith(server)
+            and offsite.append(req.url))
+    page.goto(f"{server}/{page_path}", wait_until="load")
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length > 0", timeout=20_000)
+    assert page.evaluate("document.documentElement.dataset.theme") == mode
+    plots = page.evaluate("""() => [...document.querySelectorAll('.plotly-graph-div')].map(div => ({
+        id: div.id, svg: div.querySelectorAll('svg.main-svg').length,
+        traces: div.querySelectorAll('.trace, .heatmaplayer image, .imagelayer image, .contourlayer path').length,
+        width: div.getBoundingClientRect().width}))""")
+    assert len(plots) >= 3, f"expected the chapter's figures, found {len(plots)}"
+    for plot in plots:
+        assert plot["svg"] >= 1, f"figure {plot['id']} has no SVG: it did not render"
+        assert plot["traces"] >= 1, f"figure {plot['id']} drew no data"
+        assert plot["width"] > 200
+    assert not errors, f"JavaScript errors: {errors}"
+    assert not offsite, f"the page fetched from outside the book (a CDN?): {offsite[:3]}"
+    if mode == "dark":  # tick labels are recoloured to stay readable on the dark background
+        fill = page.evaluate("getComputedStyle(document.querySelector('.js-plotly-plot .xtick text')).fill")
+        assert fill == "rgb(214, 214, 214)"
+    page.screenshot(path=str(tmp_path / f"{mode}.png"), full_page=False)
+    context.close()

@@ -1,0 +1,451 @@
+"""Tests of scratch.data: loaders, downloader, file checks.
+
+No test reaches the internet: archives are built here and served by a local HTTP
+server on 127.0.0.1, and every mirror not pointed at it points at a closed port.
+"""
+import gzip
+import hashlib
+import http.server
+import io
+import os
+import socket
+import struct
+import tarfile
+import threading
+
+import numpy as np
+import pytest
+
+from scratch import data
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+def _closed_port_url():
+    with socket.socket() as s:  # bind, note the port, close: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """Every mirror points at a closed port unless a test says otherwise."""
+    closed = _closed_port_url()
+    monkeypatch.delenv("SCRATCH_DATA_MIRROR", raising=False)
+    monkeypatch.setattr(data, "MIRRORS", {name: [closed] for name in data.MIRRORS})
+    monkeypatch.setattr(data, "CHECKSUMS", dict(data.CHECKSUMS))
+    monkeypatch.setattr(data, "TIMEOUT", 5)
+    return closed
+
+
+class Server:
+    """Serves ``files`` (URL path -> bytes); can damage its next responses."""
+
+    def __init__(self):
+        self.files = {}
+        self.requests = []  # URL paths asked for
+        self.corrupt_next = 0  # this many responses get a flipped byte
+        self.truncate_next = 0  # this many responses stop halfway through the body
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = 5
+
+            def do_GET(self):
+                server.requests.append(self.path)
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                length = len(body)
+                if server.corrupt_next:
+                    server.corrupt_next -= 1
+                    body = bytes([body[0] ^ 0xFF]) + body[1:]
+                if server.truncate_next:
+                    server.truncate_next -= 1
+                    body = body[: len(body) // 2]
+                self.send_response(200)
+                self.send_header("Content-Length", str(length))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.close()
+
+
+def md5(blob):
+    return hashlib.md5(blob).hexdigest()
+
+
+def idx(array, magic):
+    array = np.asarray(array, np.uint8)
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    return header + array.tobytes()
+
+
+def fake_mnist(n, seed):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n, dtype=np.uint8)
+
+
+def serve_mnist(server, monkeypatch, counts={"train": 7, "t10k": 3}):
+    """Put gzipped fake IDX files on the server and their md5s in CHECKSUMS."""
+    arrays = {}
+    for seed, (prefix, n) in enumerate(counts.items()):
+        images, labels = arrays[prefix] = fake_mnist(n, seed)
+        for name, blob in ((f"{prefix}-images-idx3-ubyte.gz", idx(images, 0x803)),
+                           (f"{prefix}-labels-idx1-ubyte.gz", idx(labels, 0x801))):
+            gz = gzip.compress(blob)
+            server.files[f"/mnist/{name}"] = gz
+            monkeypatch.setitem(data.CHECKSUMS, name, f"md5:{md5(gz)}")
+    monkeypatch.setitem(data.MIRRORS, "mnist", [server.url + "/mnist/"])
+    return arrays
+
+
+def fake_cifar_tar(counts, extra_members=()):
+    """A CIFAR-10 binary archive with ``counts[name]`` records per batch file."""
+    rng = np.random.default_rng(0)
+    records = {name: rng.integers(0, 256, (n, 3073), dtype=np.uint8) for name, n in counts.items()}
+    for r in records.values():
+        r[:, 0] %= 10
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        members = [(f"cifar-10-batches-bin/{name}", r.tobytes()) for name, r in records.items()]
+        members.append(("cifar-10-batches-bin/batches.meta.txt", b"airplane\nautomobile\nbird\ncat\ndeer\n"
+                        b"dog\nfrog\nhorse\nship\ntruck\n\n"))
+        for name, blob in [*members, *extra_members]:
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    return buf.getvalue(), records
+
+
+CIFAR_COUNTS = {"data_batch_1.bin": 2, "data_batch_2.bin": 3, "data_batch_3.bin": 1,
+                "data_batch_4.bin": 2, "data_batch_5.bin": 3, "test_batch.bin": 4}
+
+
+def serve_cifar(server, monkeypatch, archive):
+    server.files["/cifar/cifar-10-binary.tar.gz"] = archive
+    monkeypatch.setitem(data.CHECKSUMS, "cifar-10-binary.tar.gz", f"md5:{md5(archive)}")
+    monkeypatch.setitem(data.MIRRORS, "cifar10", [server.url + "/cifar/"])
+
+
+# ----------------------------------------------------------------------------- loaders
+
+
+def test_mnist_downloads_unpacks_and_counts_from_headers(server, monkeypatch, tmp_path, offline):
+    arrays = serve_mnist(server, monkeypatch)
+    data.MIRRORS["mnist"].insert(0, offline)  # a dead first mirror: the next one is tried
+
+    images, labels = data.mnist("train", root=tmp_path)
+    assert images.shape == (7, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (7,) and labels.dtype == np.int64
+    np.testing.assert_array_equal(images, arrays["train"][0])
+    np.testing.assert_array_equal(labels, arrays["train"][1])
+    images[0, 0, 0] = 1  # the arrays are writable
+
+    test_images, test_labels = data.mnist("test", root=tmp_path)
+    assert test_images.shape == (3, 28, 28) and test_labels.shape == (3,)
+
+    raw = tmp_path / "MNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == sorted(
+        f"{s}-{k}-ubyte{gz}"
+        for s in ("train", "t10k") for k in ("images-idx3", "labels-idx1") for gz in ("", ".gz"))
+    assert len(server.requests) == 4
+
+    data.mnist("train", root=tmp_path)  # unpacked now: no more requests
+    assert len(server.requests) == 4
+
+
+def test_root_comes_from_scratch_data(server, monkeypatch, tmp_path):
+    serve_mnist(server, monkeypatch)
+    monkeypatch.setenv("SCRATCH_DATA", str(tmp_path / "cache"))
+    assert data.data_root() == str(tmp_path / "cache")
+    images, _ = data.mnist("test")
+    assert len(images) == 3 and (tmp_path / "cache" / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists()
+
+    monkeypatch.delenv("SCRATCH_DATA")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert data.data_root() == str(tmp_path / "xdg" / "scratch")
+
+
+def test_present_files_are_read_without_network(server, monkeypatch, tmp_path):
+    for name in data.MIRRORS:  # everything points at a live server that counts requests
+        monkeypatch.setitem(data.MIRRORS, name, [server.url + "/"])
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    images, labels = fake_mnist(5, 0)
+    (raw / "train-images-idx3-ubyte").write_bytes(idx(images, 0x803))
+    (raw / "train-labels-idx1-ubyte").write_bytes(idx(labels, 0x801))
+    # Only the .gz for the test split: read as is, also without network.
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx(images[:2], 0x803)))
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx(labels[:2], 0x801)))
+    archive, _ = fake_cifar_tar(CIFAR_COUNTS)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tmp_path, filter="data")
+    (tmp_path / "tinyshakespeare").mkdir()
+    (tmp_path / "tinyshakespeare" / "input.txt").write_text("First Citizen:\nBefore we proceed\n")
+    (tmp_path / "names").mkdir()
+    (tmp_path / "names" / "names.txt").write_text("emma\nolivia\nava\n")
+
+    assert len(data.mnist("train", root=tmp_path, download=False)[0]) == 5
+    assert len(data.mnist("train", root=tmp_path)[0]) == 5
+    assert data.mnist("test", root=tmp_path)[0].shape == (2, 28, 28)
+    assert data.cifar10("train", root=tmp_path)[0].shape == (11, 3, 32, 32)
+    assert data.cifar10("test", root=tmp_path)[0].shape == (4, 3, 32, 32)
+    assert data.cifar10_classes(root=tmp_path)[:2] == ["airplane", "automobile"]
+    assert data.tiny_shakespeare(root=tmp_path).startswith("First Citizen:")
+    assert data.names(root=tmp_path) == ["emma", "olivia", "ava"]
+    assert server.requests == []
+    assert not (tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists()  # nothing written
+
+
+def test_cifar10_download_extract_and_layout(server, monkeypatch, tmp_path):
+    archive, records = fake_cifar_tar(CIFAR_COUNTS)
+    serve_cifar(server, monkeypatch, archive)
+
+    images, labels = data.cifar10("train", root=tmp_path)
+    assert images.shape == (11, 3, 32, 32) and images.dtype == np.uint8
+    assert labels.shape == (11,) and labels.dtype == np.int64
+    first = records["data_batch_1.bin"][0]
+    assert labels[0] == first[0]
+    np.testing.assert_array_equal(images[0].ravel(), first[1:])  # R plane, then G, then B
+    green = records["data_batch_2.bin"][0][1 + 1024:1 + 2048].reshape(32, 32)
+    np.testing.assert_array_equal(images[2, 1], green)
+    assert images.flags.c_contiguous
+
+    test_images, test_labels = data.cifar10("test", root=tmp_path)
+    assert test_images.shape == (4, 3, 32, 32)
+    np.testing.assert_array_equal(test_labels, records["test_batch.bin"][:, 0])
+    assert len(data.cifar10_classes(root=tmp_path)) == 10
+    assert len(server.requests) == 1
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # temp folder removed
+
+
+def test_cifar10_incomplete_folder_is_replaced_from_archive(server, monkeypatch, tmp_path):
+    archive, _ = fake_cifar_tar(CIFAR_COUNTS)
+    serve_cifar(server, monkeypatch, archive)
+    (tmp_path / "cifar-10-batches-bin").mkdir()
+    (tmp_path / "cifar-10-batches-bin" / "data_batch_1.bin").write_bytes(b"x" * 3073)
+    assert data.cifar10("train", root=tmp_path)[0].shape == (11, 3, 32, 32)
+
+
+def test_cifar10_archive_with_unsafe_path_is_refused(server, monkeypatch, tmp_path):
+    archive, _ = fake_cifar_tar(CIFAR_COUNTS, extra_members=[("../evil.txt", b"pwned")])
+    serve_cifar(server, monkeypatch, archive)
+    root = tmp_path / "root"
+    with pytest.raises(ValueError, match="unsafe path"):
+        data.cifar10("train", root=root)
+    assert not (tmp_path / "evil.txt").exists()
+    assert not (root / "cifar-10-batches-bin").exists()
+
+
+def test_cifar10_batch_size_must_be_whole_records(tmp_path):
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    (folder / "test_batch.bin").write_bytes(b"\0" * (3073 * 2 + 5))
+    with pytest.raises(ValueError, match="not a whole number of 3073-byte"):
+        data.cifar10("test", root=tmp_path)
+
+
+def test_text_datasets_download(server, monkeypatch, tmp_path):
+    text = "First Citizen:\nSpeak, speak.\n"
+    server.files["/t/input.txt"] = text.encode()
+    server.files["/n/names.txt"] = b"emma\nolivia\n"
+    monkeypatch.setitem(data.MIRRORS, "tinyshakespeare", [server.url + "/t/"])
+    monkeypatch.setitem(data.MIRRORS, "names", [server.url + "/n/"])
+    monkeypatch.setitem(data.CHECKSUMS, "input.txt", "sha256:" + hashlib.sha256(text.encode()).hexdigest())
+    monkeypatch.setitem(data.CHECKSUMS, "names.txt", "sha256:" + hashlib.sha256(b"emma\nolivia\n").hexdigest())
+    assert data.tiny_shakespeare(root=tmp_path) == text
+    assert data.names(root=tmp_path) == ["emma", "olivia"]
+    assert (tmp_path / "tinyshakespeare" / "input.txt").exists()
+    assert (tmp_path / "names" / "names.txt").exists()
+
+
+# ----------------------------------------------------------------------------- download failures
+
+
+def test_checksum_mismatch_is_retried_then_a_clear_error(server, tmp_path):
+    server.files["/f.bin"] = b"the wrong bytes"
+    target = tmp_path / "sub" / "f.bin"
+    with pytest.raises(data.DatasetNotFoundError, match="md5 mismatch"):
+        data.download(server.url + "/f.bin", target, md5=md5(b"the right bytes"))
+    assert len(server.requests) == 2  # fetched again once
+    assert list((tmp_path / "sub").iterdir()) == []  # nothing at the path, no .part
+
+
+def test_corrupted_copy_is_fetched_again(server, tmp_path, capsys):
+    blob = os.urandom(5000)
+    server.files["/f.bin"] = blob
+    server.corrupt_next = 1
+    path = data.download(server.url + "/f.bin", tmp_path / "f.bin", sha256=hashlib.sha256(blob).hexdigest())
+    assert path == str(tmp_path / "f.bin") and (tmp_path / "f.bin").read_bytes() == blob
+    assert len(server.requests) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"downloading {server.url}/f.bin -> {tmp_path / 'f.bin'}"] * 2
+
+
+def test_truncated_download_is_detected_and_fetched_again(server, tmp_path):
+    blob = os.urandom(5000)
+    server.files["/f.bin"] = blob
+    server.truncate_next = 1
+    data.download(server.url + "/f.bin", tmp_path / "f.bin")  # no checksum: Content-Length catches it
+    assert (tmp_path / "f.bin").read_bytes() == blob and len(server.requests) == 2
+
+    server.truncate_next = 2  # truncated twice: give up with a clear error
+    with pytest.raises(data.DatasetNotFoundError, match="truncated: got 2500 of 5000 bytes"):
+        data.download(server.url + "/f.bin", tmp_path / "g.bin")
+    assert not (tmp_path / "g.bin").exists() and not (tmp_path / "g.bin.part").exists()
+
+
+def test_stale_part_file_and_damaged_file_are_replaced(server, tmp_path):
+    blob = b"good data\n" * 100
+    server.files["/f.bin"] = blob
+    (tmp_path / "f.bin.part").write_bytes(b"half of an earlier run")
+    data.download(server.url + "/f.bin", tmp_path / "f.bin", md5=md5(blob))
+    assert (tmp_path / "f.bin").read_bytes() == blob and not (tmp_path / "f.bin.part").exists()
+
+    data.download(server.url + "/f.bin", tmp_path / "f.bin", md5=md5(blob))  # intact: kept
+    assert len(server.requests) == 1
+    (tmp_path / "f.bin").write_bytes(b"damaged")
+    data.download(server.url + "/f.bin", tmp_path / "f.bin", md5=md5(blob))  # damaged: fetched again
+    assert (tmp_path / "f.bin").read_bytes() == blob and len(server.requests) == 2
+
+
+def test_offline_error_names_file_url_and_path(tmp_path, offline):
+    with pytest.raises(data.DatasetNotFoundError) as info:
+        data.mnist("train", root=tmp_path)
+    message = str(info.value)
+    target = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    assert "\n" not in message
+    assert "train-images-idx3-ubyte.gz" in message
+    assert offline + "train-images-idx3-ubyte.gz" in message
+    assert str(target) in message and "SCRATCH_DATA" in message
+    assert isinstance(info.value, RuntimeError)
+    assert not target.exists() and not target.with_name(target.name + ".part").exists()
+
+
+def test_download_false_never_downloads(server, monkeypatch, tmp_path):
+    serve_mnist(server, monkeypatch)
+    with pytest.raises(data.DatasetNotFoundError, match="download=False"):
+        data.mnist("train", root=tmp_path, download=False)
+    with pytest.raises(data.DatasetNotFoundError, match="names.txt"):
+        data.names(root=tmp_path, download=False)
+    assert server.requests == []
+
+
+def test_mirror_env_var_replaces_the_mirrors(server, monkeypatch, tmp_path):
+    server.files["/m/names.txt"] = b"ava\n"
+    monkeypatch.setitem(data.CHECKSUMS, "names.txt", "sha256:" + hashlib.sha256(b"ava\n").hexdigest())
+    monkeypatch.setenv("SCRATCH_DATA_MIRROR", server.url + "/m")
+    assert data.names(root=tmp_path) == ["ava"]
+
+
+# ----------------------------------------------------------------------------- file checks
+
+
+def test_bad_idx_magic_is_a_clear_error(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    images, labels = fake_mnist(4, 0)
+    (raw / "train-images-idx3-ubyte").write_bytes(idx(images, 0x801))  # label magic on images
+    (raw / "train-labels-idx1-ubyte").write_bytes(idx(labels, 0x801))
+    with pytest.raises(ValueError, match="bad IDX magic number 0x00000801, expected 0x00000803"):
+        data.mnist("train", root=tmp_path)
+    (raw / "train-images-idx3-ubyte").write_bytes(b"PK\x03\x04 not idx")
+    with pytest.raises(ValueError, match="bad IDX magic"):
+        data.mnist("train", root=tmp_path)
+
+
+def test_idx_length_must_match_header(tmp_path):
+    images, labels = fake_mnist(4, 0)
+    path = tmp_path / "x-idx3-ubyte"
+    path.write_bytes(idx(images, 0x803)[:-10])
+    with pytest.raises(ValueError, match=r"shape \(4, 28, 28\) \(3136 bytes\) but the file holds 3126"):
+        data.read_idx(path, 0x803)
+    path.write_bytes(idx(images, 0x803) + b"extra")
+    with pytest.raises(ValueError, match="but the file holds 3141"):
+        data.read_idx(path)
+
+
+def test_mnist_images_and_labels_must_agree(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    images, labels = fake_mnist(4, 0)
+    (raw / "t10k-images-idx3-ubyte").write_bytes(idx(images, 0x803))
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(idx(labels[:3], 0x801))
+    with pytest.raises(ValueError, match="do not match"):
+        data.mnist("test", root=tmp_path)
+    with pytest.raises(ValueError, match="split"):
+        data.mnist("validation", root=tmp_path)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def test_as_float():
+    x = data.as_float(np.array([[0, 255], [51, 102]], np.uint8))
+    assert x.dtype == np.float32 and x.min() == 0.0 and x.max() == 1.0
+    np.testing.assert_allclose(x[1], [0.2, 0.4])
+
+
+def test_subsample_is_stratified_seeded_and_bounded():
+    y = np.repeat(np.arange(4), [400, 300, 200, 100])
+    x = np.arange(len(y)) * 10
+    xs, ys = data.subsample(x, y, 100, seed=1)
+    assert len(xs) == 100 and np.array_equal(xs // 10, np.flatnonzero(np.isin(x, xs)))
+    np.testing.assert_array_equal(y[xs // 10], ys)  # pairs stay together
+    np.testing.assert_array_equal(np.bincount(ys), [40, 30, 20, 10])
+    assert np.all(np.diff(xs) > 0)  # original order kept
+    np.testing.assert_array_equal(data.subsample(x, y, 100, seed=1)[0], xs)
+    assert not np.array_equal(data.subsample(x, y, 100, seed=2)[0], xs)
+    assert data.subsample(x, y, 5000)[0] is x
+    xr, yr = data.subsample(x, None, 7)
+    assert len(xr) == 7 and yr is None
+
+
+# ----------------------------------------------------------------------------- the seeded offline copies
+
+SEEDED = os.environ.get("SCRATCH_DATA", "")
+seeded = pytest.mark.skipif(
+    not os.path.exists(os.path.join(SEEDED, "MNIST", "raw", "t10k-labels-idx1-ubyte")),
+    reason="SCRATCH_DATA does not point at a seeded data folder (python ../shared/data/seed.py DIR)")
+
+
+@seeded
+def test_seeded_copies_load_without_network():
+    # The autouse fixture points every mirror at a closed port: a download would fail.
+    train, train_labels = data.mnist("train")
+    test, test_labels = data.mnist("test")
+    # The offline stand-in has 8,000 / 2,000 images; a real download 60,000 / 10,000.
+    assert (len(train), len(test)) in {(8000, 2000), (60000, 10000)}
+    assert train.shape[1:] == test.shape[1:] == (28, 28)
+    assert set(np.unique(train_labels)) == set(range(10)) and len(train_labels) == len(train)
+
+    images, labels = data.cifar10("train")
+    assert images.shape == (50000, 3, 32, 32) and np.bincount(labels).tolist() == [5000] * 10
+    assert data.cifar10("test")[0].shape == (10000, 3, 32, 32)
+    assert data.cifar10_classes()[0] == "airplane"
+
+    assert len(data.tiny_shakespeare()) == 1115394
+    assert len(data.names()) == 32033

@@ -1,0 +1,68 @@
+"""The plotting module: one theme, figures that show where the code runs."""
+import numpy as np
+import plotly.io as pio
+import pytest
+
+from scratch import plots
+from scratch.train import History
+
+
+def test_one_theme_is_the_default():
+    assert "scratch" in pio.templates and pio.templates.default == "plotly+scratch"
+    layout = pio.templates["scratch"].layout
+    assert layout.paper_bgcolor == "rgba(0,0,0,0)"  # transparent: the page's light or dark shows through
+
+
+def test_show_in_the_book_emits_no_plotly_js(monkeypatch):
+    monkeypatch.setenv("SCRATCH_BUILD", "1")
+    fig = plots.lines({"a": [1, 2, 3]})
+    html = plots._BookHTML(fig)._repr_html_()
+    assert "Plotly.newPlot" in html and len(html) < 50_000  # the 3 MB library is not inlined
+    assert "cdn.plot.ly" not in html
+
+
+def test_show_in_a_script_saves_html_with_shared_plotly_js(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("SCRATCH_BUILD", raising=False)
+    for name in ("a", "b"):
+        plots.show(plots.lines({"x": [1, 2]}), tmp_path / f"{name}.html")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.html", "b.html", "plotly.min.js"]
+    assert (tmp_path / "a.html").stat().st_size < 50_000
+    assert "figure saved" in capsys.readouterr().out
+
+
+def test_training_curves_split_losses_and_metrics():
+    h = History(epochs=[{"epoch": 1, "loss": 1.0, "val_loss": 1.1, "val_acc": 0.5, "lr": 0.1, "seconds": 1},
+                        {"epoch": 2, "loss": 0.5, "val_loss": 0.7, "val_acc": 0.8, "lr": 0.1, "seconds": 1}])
+    fig = plots.training_curves(h)
+    names = {t.name: t for t in fig.data}
+    assert set(names) == {"loss", "val_loss", "val_acc"}
+    assert names["val_acc"].xaxis == "x2" and names["loss"].xaxis == "x"
+    assert list(names["val_acc"].y) == [0.5, 0.8]
+
+
+def test_image_grid_handles_grey_and_colour():
+    grey = plots.image_grid(np.random.rand(10, 8, 8), titles=list("abcdefghij"), ncols=4)
+    assert len(grey.data) == 10 and grey.data[0].type == "heatmap"
+    colour = plots.image_grid(np.random.rand(3, 3, 8, 8))  # NCHW
+    assert colour.data[0].type == "image" and np.asarray(colour.data[0].z).shape == (8, 8, 3)
+
+
+def test_confusion_matrix_counts():
+    fig = plots.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0])
+    cm = np.asarray(fig.data[0].z)
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+
+
+def test_decision_boundary_has_one_frame_per_snapshot():
+    xs, ys = np.linspace(-1, 1, 5), np.linspace(-1, 1, 4)
+    snaps = [(step, np.full((4, 5), step / 10)) for step in (0, 5, 10)]
+    fig = plots.decision_boundary(snaps, xs, ys, np.random.rand(6, 2), np.array([0, 1] * 3))
+    assert len(fig.frames) == 3 and len(fig.layout.sliders[0].steps) == 3
+    assert fig.data[0].type == "contour" and np.asarray(fig.data[0].z).shape == (4, 5)
+
+
+def test_histograms_one_panel_each():
+    fig = plots.histograms({"layer 1": np.random.randn(100), "layer 2": np.random.randn(50)})
+    assert [t.type for t in fig.data] == ["histogram", "histogram"]
+    with pytest.raises(Exception):
+        plots.histograms({})
