@@ -14,6 +14,8 @@
    ``notebooks`` branch, which the deploy workflow generates with jupytext (Colab
    cannot open a MyST ``.md``).
 5. Any warning fails the build, also when ``-W`` is not given.
+6. A ``{bench-table} NAME`` directive shows ``bench/results/NAME.json`` (written
+   by the scripts in ``bench/``) as a table, with its summary and machine.
 """
 from __future__ import annotations
 
@@ -24,8 +26,11 @@ import re
 import shutil
 from pathlib import Path
 
+from docutils import nodes
+from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
 
 logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +51,11 @@ def _set_environment(app: Sphinx, config) -> None:
     os.environ["SCRATCH_BUILD"] = "1"
     os.environ["SCRATCH_PROFILE"] = "small"  # the cache key ignores the environment: one profile only
     os.environ["SCRATCH_PROGRESS"] = "0"
-    os.environ.setdefault("SCRATCH_RUNS", str(Path(app.outdir).parent / "runs"))
+    # A fresh runs folder per build: a chapter that is re-executed must train again,
+    # not resume from the checkpoint an older version of the code left behind.
+    runs = Path(app.outdir).parent / "runs"
+    shutil.rmtree(runs, ignore_errors=True)
+    os.environ["SCRATCH_RUNS"] = str(runs)
     os.environ.setdefault("MPLBACKEND", "Agg")
 
 
@@ -91,9 +100,22 @@ def _outdated_by_package(app: Sphinx, env, added, changed, removed) -> list[str]
     return [doc for doc in users if doc not in added and doc not in changed]
 
 
+def _dedupe_scripts(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Drop repeated <script> entries (sphinx-thebe registers its inline config once per
+    read phase; twice declares a `const` twice, a JavaScript error on every page)."""
+    seen, unique = set(), []
+    for script in context.get("script_files", []):
+        key = (str(getattr(script, "filename", script) or ""),  # None and "" both mean inline
+               tuple(sorted((getattr(script, "attributes", None) or {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    context["script_files"] = unique
+
+
 def _launch_from_notebooks_branch(app: Sphinx, pagename, templatename, context, doctree) -> None:
     for button in context.get("header_buttons", []):
-        for item in button.get("items", []) if isinstance(button, dict) else []:
+        for item in button.get("buttons", []) if isinstance(button, dict) else []:
             if item.get("text") not in ("Colab", "Binder"):
                 continue
             url = item["url"]
@@ -103,8 +125,32 @@ def _launch_from_notebooks_branch(app: Sphinx, pagename, templatename, context, 
 
 def _fail_on_warnings(app: Sphinx, exception) -> None:
     count = getattr(app, "_warncount", 0)
-    if exception is None and count and not app.warningiserror:
+    # With -W (and --keep-going) Sphinx fails the build itself; this covers a plain build.
+    if exception is None and count and not app.warningiserror and not app.keep_going:
         raise RuntimeError(f"the build emitted {count} warning(s); this book treats warnings as errors")
+
+
+class BenchTable(SphinxDirective):
+    """Render a benchmark's saved results: its table, summary line, machine and date."""
+
+    required_arguments = 1
+
+    def run(self):
+        path = ROOT / "bench" / "results" / f"{self.arguments[0]}.json"
+        self.env.note_dependency(str(path))
+        if not path.exists():
+            return [self.state.document.reporter.warning(f"no benchmark results at {path}: run bench/", line=self.lineno)]
+        record = json.loads(path.read_text())
+        m = record["machine"]
+        row = lambda cells: "| " + " | ".join(str(c) for c in cells) + " |"
+        lines = [row(record["headers"]), row(["---"] * len(record["headers"]))] + [row(r) for r in record["rows"]]
+        lines += ["", f"**{record['summary']}**", "",
+                  f"Measured {record['date']} on {m.get('processor')} with {m.get('cpu_count')} CPUs "
+                  f"({m.get('platform')}; Python {m.get('python')}, PyTorch {m.get('torch', 'n/a')}), "
+                  f"commit `{record.get('commit')}`."]
+        container = nodes.container()
+        self.state.nested_parse(StringList(lines, source=str(path)), self.content_offset, container)
+        return container.children
 
 
 def setup(app: Sphinx) -> dict:
@@ -114,5 +160,7 @@ def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", _serve_plotly)
     app.connect("env-get-outdated", _outdated_by_package)
     app.connect("html-page-context", _launch_from_notebooks_branch, priority=600)
+    app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.connect("build-finished", _fail_on_warnings)
+    app.add_directive("bench-table", BenchTable)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1.0"}

@@ -65,8 +65,11 @@ class _BookHTML:
         return self.html
 
 
-def show(fig: go.Figure, path: str | os.PathLike | None = None):
-    """Show ``fig`` in the book or a notebook; in a script, save it to ``path`` (.html)."""
+def show(fig: go.Figure, path: str | os.PathLike | None = None) -> None:
+    """Show ``fig`` in the book or a notebook; in a script, save it to ``path`` (.html).
+
+    Returns None, so that ``show(fig)`` as a cell's last line does not display it twice.
+    """
     if in_book_build():
         from IPython.display import display
 
@@ -79,7 +82,6 @@ def show(fig: go.Figure, path: str | os.PathLike | None = None):
         # "directory": plotly.min.js is written once beside the figures, not into each one.
         fig.write_html(path, include_plotlyjs="directory", config=CONFIG)
         print(f"figure saved: {path}")
-    return fig
 
 
 def _to_numpy(x):
@@ -203,39 +205,49 @@ def histograms(named: dict, title: str = "", bins: int = 60, xlabel: str = "valu
 
 
 # ---- 2-D classifiers ---------------------------------------------------------------
-def decision_boundary(snapshots, xs, ys, points, labels, title: str = "Decision boundary") -> go.Figure:
+def decision_boundary(snapshots, xs, ys, points, labels, title: str = "Decision boundary",
+                      slider_label: str = "step") -> go.Figure:
     """How a 2-D classifier's boundary evolves, with a slider and a play button.
 
     ``snapshots``: list of ``(name, probs)`` with ``probs`` of shape (len(ys), len(xs)),
     the predicted probability of class 1 on the grid; ``points``: (N, 2); ``labels``: (N,).
     """
     points, labels = _to_numpy(points), _to_numpy(labels)
+    symbols = ["circle", "diamond", "square", "x"]
+    # Dark outlines keep the points visible on the region of their own colour.
     scatter = [go.Scatter(x=points[labels == c, 0], y=points[labels == c, 1], mode="markers",
-                          name=f"class {c}", marker=dict(color=COLORS[c], size=6, line=dict(width=0.5, color="white")))
+                          name=f"class {c}", marker=dict(color=COLORS[c], size=7, symbol=symbols[c % 4],
+                                                         line=dict(width=1, color="#1a1a1a")))
                for c in np.unique(labels).astype(int)]
 
     def contour(probs):
-        return go.Contour(x=xs, y=ys, z=_to_numpy(probs), zmin=0, zmax=1, colorscale="RdBu_r", opacity=0.55,
+        # Probabilities that round to exactly 0 or 1 fall outside the outermost contour
+        # band and would be left unfilled; keep them just inside.
+        z = np.clip(_to_numpy(probs), 1e-4, 1 - 1e-4)
+        return go.Contour(x=xs, y=ys, z=z, zmin=0, zmax=1, colorscale="RdBu_r", opacity=0.45,
                           contours=dict(start=0, end=1, size=0.1), line=dict(width=0.5),
-                          colorbar=dict(title="p(class 1)", thickness=12),
+                          colorbar=dict(title=dict(text="p(class 1)", side="right"), thickness=12),
                           hovertemplate="x %{x:.2f}, y %{y:.2f}: p=%{z:.2f}<extra></extra>")
 
-    names = [name for name, _ in snapshots]
+    names = [str(name) for name, _ in snapshots]
     fig = go.Figure(data=[contour(snapshots[-1][1]), *scatter],
-                    frames=[go.Frame(data=[contour(p)], traces=[0], name=str(name)) for name, p in snapshots])
-    step = lambda name: dict(args=[[str(name)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
-                                                     transition=dict(duration=0))],
-                             label=str(name), method="animate")
+                    frames=[go.Frame(data=[contour(p)], traces=[0], name=n) for n, (_, p) in zip(names, snapshots)])
+    step = lambda name: dict(args=[[name], dict(mode="immediate", frame=dict(duration=0, redraw=True),
+                                                transition=dict(duration=0))],
+                             label=name, method="animate")
     fig.update_layout(
-        title=title, height=520, xaxis_title="x1", yaxis_title="x2",
-        sliders=[dict(active=len(names) - 1, currentvalue=dict(prefix="step "), pad=dict(t=40),
+        title=title, height=560, xaxis_title="x1", yaxis_title="x2",
+        legend=dict(orientation="h", x=0, y=1.02, xanchor="left", yanchor="bottom"),
+        # The usual plotly animation layout: buttons left of the slider, both under the plot.
+        sliders=[dict(active=len(names) - 1, currentvalue=dict(prefix=f"{slider_label} "),
+                      x=0.16, len=0.84, y=0, yanchor="top", pad=dict(t=50, b=10),
                       steps=[step(n) for n in names])],
-        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.12, xanchor="left", yanchor="top",
-                          pad=dict(t=30), showactive=False, buttons=[
-                              dict(label="▶ play", method="animate",
+        updatemenus=[dict(type="buttons", direction="left", x=0.14, y=0, xanchor="right", yanchor="top",
+                          pad=dict(t=60, r=10), showactive=False, buttons=[
+                              dict(label="▶", method="animate",
                                    args=[None, dict(frame=dict(duration=250, redraw=True), fromcurrent=False,
                                                     transition=dict(duration=0))]),
-                              dict(label="❚❚ pause", method="animate",
+                              dict(label="❚❚", method="animate",
                                    args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])])
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return fig
