@@ -152,14 +152,18 @@ def image_grid(images, titles=None, ncols: int = 8, title: str = "", cell: int =
         else:
             bound = np.abs(img).max() if symmetric else None
             fig.add_trace(go.Heatmap(
-                z=img, colorscale="RdBu" if symmetric else colorscale,
+                z=img, colorscale="RdBu_r" if symmetric else colorscale,  # positive red
                 zmid=0 if symmetric else None, zmin=-bound if symmetric else None, zmax=bound if symmetric else None,
                 showscale=False, hovertemplate=f"image {i}<br>row %{{y}}, col %{{x}}: %{{z:.3g}}<extra></extra>"),
                 row=r + 1, col=c + 1)
-    fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
-    for i in range(2, n + 1):  # keep every cell square
-        fig.layout[f"yaxis{i}"].scaleanchor = f"x{i}"
+    # One layout update for all cells (per-axis updates are slow for big grids):
+    # hidden axes, images upright, every cell square.
+    axes = {}
+    for i in range(1, n + 1):
+        k = "" if i == 1 else str(i)
+        axes[f"xaxis{k}"] = dict(visible=False, constrain="domain")
+        axes[f"yaxis{k}"] = dict(visible=False, autorange="reversed", scaleanchor=f"x{k}", constrain="domain")
+    fig.update_layout(**axes)
     fig.update_annotations(font_size=11)
     fig.update_layout(title=title, height=max(160, nrows * cell + 60), margin=dict(l=10, r=10, t=60, b=10))
     return fig

@@ -28,6 +28,7 @@ from torch import nn
 
 from . import distributed, progress
 from .config import Config, choice, describe, non_negative, positive
+from .history import Callback, EarlyStopping, History, State  # noqa: F401  (one set for both loops)
 from .utils import atomic_path, pick_device
 
 
@@ -46,67 +47,6 @@ class TrainConfig(Config):
         "clip the gradient's global norm to this (0 = off)"))
     resume: bool = field(default=True, metadata=describe("continue from run_dir's checkpoint if one exists"))
     num_workers: int = field(default=0, metadata=non_negative("DataLoader worker processes"))
-
-
-class History:
-    """Metrics of a run: one row per epoch, and the training loss of every step."""
-
-    def __init__(self, epochs=None, steps=None):
-        self.epochs: list[dict] = list(epochs or [])
-        self.steps: list[float] = list(steps or [])
-
-    def __getitem__(self, key: str) -> list:
-        return [row[key] for row in self.epochs if key in row]
-
-    def __len__(self):
-        return len(self.epochs)
-
-    @property
-    def last(self) -> dict:
-        return self.epochs[-1] if self.epochs else {}
-
-    def to_dict(self) -> dict:
-        return {"epochs": self.epochs, "steps": self.steps}
-
-
-@dataclass
-class State:
-    """What callbacks see and may change (``stop = True`` ends training)."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    config: TrainConfig
-    history: History
-    epoch: int = 0
-    step: int = 0
-    loss: float = math.nan
-    stop: bool = False
-
-
-class Callback:
-    """Override the hooks you need; every hook gets the :class:`State`."""
-
-    def on_fit_start(self, state: State): ...
-    def on_epoch_start(self, state: State): ...
-    def on_batch_end(self, state: State): ...
-    def on_epoch_end(self, state: State): ...
-    def on_fit_end(self, state: State): ...
-
-
-class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved for ``patience`` epochs."""
-
-    def __init__(self, monitor="val_loss", patience=3, mode="min"):
-        self.monitor, self.patience, self.sign = monitor, patience, (1 if mode == "min" else -1)
-        self.best, self.bad = math.inf, 0
-
-    def on_epoch_end(self, state):
-        value = self.sign * state.history.last[self.monitor]
-        if value < self.best:
-            self.best, self.bad = value, 0
-        else:
-            self.bad += 1
-            state.stop = self.bad >= self.patience
 
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:

@@ -27,10 +27,13 @@ def seed_everything(seed: int) -> None:
     if torch is None:
         return
     torch.manual_seed(seed)  # also seeds every CUDA device
-    # Deterministic kernels where PyTorch has them; warn (not fail) where it has none.
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if torch.cuda.is_available():
+        # CPU kernels are deterministic already; on a GPU ask for deterministic kernels
+        # where PyTorch has them (warn, not fail, where it has none). Not on the CPU:
+        # the call costs a second of imports, most of a tiny run.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
 
 
 def pick_device(name: str = "auto"):
