@@ -86,6 +86,16 @@ def test_help_lists_every_field_with_profiles(capsys):
     assert "tiny=1, small=1, full=30" in text  # epochs per profile
 
 
+def test_rules_on_tuples_hold_for_each_item():
+    @dataclass
+    class Sizes(Config):
+        sizes: tuple[int, ...] = field(default=(2, 8), metadata=positive("batch sizes"))
+
+    assert Sizes.parse_args(["--sizes=4,16"]).sizes == (4, 16)
+    with pytest.raises(ConfigError, match=r"sizes=\(4, -1\): must be > 0"):
+        Sizes.parse_args(["--sizes=4,-1"])
+
+
 def test_validate_hook_for_cross_field_rules():
     @dataclass
     class Pair(Config):

@@ -128,6 +128,10 @@ class Config:
     out_dir: str = field(default_factory=lambda: os.environ.get("SCRATCH_RUNS", "runs"), metadata=describe(
         "runs go to OUT_DIR/<chapter>/: checkpoints, metrics JSON, figures (default $SCRATCH_RUNS or ./runs)"))
 
+    threads: int = field(default=0, metadata=non_negative(
+        "CPU threads for NumPy's BLAS and PyTorch (0 = their default, one per core); small "
+        "matrices gain nothing from threads, and on a busy CPU threads stall each other"))
+
     NAME: ClassVar[str] = "run"  # the chapter's name: its outputs go to out_dir/NAME
     PROFILES: ClassVar[dict] = {}
 
@@ -141,7 +145,8 @@ class Config:
             value = _check_type(getattr(self, f.name), hints[f.name], f.name)
             object.__setattr__(self, f.name, value)
             check = f.metadata.get("check")
-            if check is not None and value is not None and not check(value):
+            items = value if isinstance(value, tuple) else (value,)  # a rule on a tuple holds for each item
+            if check is not None and value is not None and not all(check(v) for v in items):
                 raise ConfigError(f"{f.name}={value!r}: {f.metadata['rule']}")
         self.validate()
 
@@ -206,6 +211,8 @@ class Config:
             print(f"{prog}: error: {err}", file=sys.stderr)
             raise SystemExit(2)
         print(cfg.summary())
+        if cfg.threads:
+            set_threads(cfg.threads)
         return cfg
 
     # ---- presentation -------------------------------------------------------
@@ -241,6 +248,15 @@ class Config:
             lines.append(f"  --{f.name} ({kind}): {text}" + (f" [{rule}]" if rule else ""))
             lines.append(f"      {per}")
         return "\n".join(lines)
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` CPU threads in NumPy's BLAS (process-wide) and in PyTorch, if imported."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
 
 
 class _HelpRequested(Exception):

@@ -58,7 +58,8 @@ class _BookHTML:
     """Display object for the book: a div and the script that draws into it."""
 
     def __init__(self, fig: go.Figure):
-        self.html = fig.to_html(full_html=False, include_plotlyjs=False, config=CONFIG,
+        # auto_play=False: an animated figure opens on the frame its slider shows.
+        self.html = fig.to_html(full_html=False, include_plotlyjs=False, config=CONFIG, auto_play=False,
                                 div_id=f"fig-{uuid.uuid4().hex[:12]}")
 
     def _repr_html_(self):
@@ -80,7 +81,7 @@ def show(fig: go.Figure, path: str | os.PathLike | None = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         # "directory": plotly.min.js is written once beside the figures, not into each one.
-        fig.write_html(path, include_plotlyjs="directory", config=CONFIG)
+        fig.write_html(path, include_plotlyjs="directory", config=CONFIG, auto_play=False)
         print(f"figure saved: {path}")
 
 
@@ -253,5 +254,8 @@ def decision_boundary(snapshots, xs, ys, points, labels, title: str = "Decision 
                                                     transition=dict(duration=0))]),
                               dict(label="❚❚", method="animate",
                                    args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])])
+    if len(snapshots) == 1:  # nothing to animate
+        fig.layout.sliders, fig.layout.updatemenus = (), ()
+        fig.frames = []
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return fig

@@ -51,7 +51,7 @@ class TrainConfig(Config):
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
     """Fraction of examples whose highest-scoring class is the target."""
-    return (logits.argmax(dim=1) == targets).float().mean().item()
+    return (logits.argmax(dim=1) == targets).double().mean().item()  # exact: no float32 rounding
 
 
 @torch.no_grad()
@@ -166,6 +166,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, config
             cb.on_epoch_start(state)
         train_model.train()
         t0, total, count = time.perf_counter(), 0.0, 0
+        lr = optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
         optimizer.zero_grad(set_to_none=True)
         bar = progress.bar(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}",
                            disable=not distributed.is_main())
@@ -178,8 +179,10 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, config
                 # Average over the micro-batches so the step matches one large batch.
                 scaler.scale(loss / config.grad_accum).backward()
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, batch {i + 1}: "
+                err = FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, batch {i + 1}: "
                                          "lower the learning rate or use fp32")
+                err.history = history  # what was recorded up to the divergence
+                raise err
             total, count = total + loss.item() * len(y), count + len(y)
             if last_micro:
                 if config.clip_grad_norm:
@@ -196,11 +199,13 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, config
                 bar.set_postfix(loss=f"{state.loss:.4f}", refresh=False)
                 for cb in callbacks:
                     cb.on_batch_end(state)
+                if state.stop:  # a callback may end training mid-epoch
+                    break
         bar.close()
         if scheduler is not None and scheduler_interval == "epoch":
             scheduler.step()
         row = {"epoch": epoch + 1, "loss": total / max(count, 1),
-               "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
+               "lr": lr, "seconds": time.perf_counter() - t0}
         if val_loader is not None:
             row.update(evaluate(model, val_loader, loss_fn, metrics, device))
         history.epochs.append(row)

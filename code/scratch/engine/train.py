@@ -64,13 +64,16 @@ def fit(model, optimizer, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_si
         for cb in callbacks:
             cb.on_epoch_start(state)
         model.train()
-        t0, total = time.perf_counter(), 0.0
+        t0, total, count = time.perf_counter(), 0.0, 0
+        lr = optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
         order = rng.permutation(len(x))
         for i in range(0, len(x), batch_size):
             idx = order[i:i + batch_size]
             loss = loss_fn(model(Tensor(x[idx])), y[idx])
             if not np.isfinite(loss.item()):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}: lower the learning rate")
+                err = FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}: lower the learning rate")
+                err.history = history  # what was recorded up to the divergence
+                raise err
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -79,12 +82,14 @@ def fit(model, optimizer, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_si
             state.step += 1
             state.loss = loss.item()
             history.steps.append(state.loss)
-            total += state.loss * len(idx)
+            total, count = total + state.loss * len(idx), count + len(idx)
             for cb in callbacks:
                 cb.on_batch_end(state)
+            if state.stop:  # a callback may end training mid-epoch (e.g. a range test)
+                break
         if scheduler is not None and scheduler_interval == "epoch":
             scheduler.step()
-        row = {"epoch": epoch + 1, "loss": total / len(x), "lr": optimizer.param_groups[0]["lr"],
+        row = {"epoch": epoch + 1, "loss": total / max(count, 1), "lr": lr,
                "seconds": time.perf_counter() - t0}
         if val is not None:
             row.update(evaluate(model, val[0], val[1], loss_fn, metrics))

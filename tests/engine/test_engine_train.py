@@ -26,7 +26,7 @@ def test_fit_learns_and_records(capsys):
     h = fit(net, opt, x, y, epochs=3, batch_size=32, val=val, scheduler=sched)
     assert len(h) == 3 and len(h.steps) == 24
     assert h["val_acc"][-1] > 0.95 and h["loss"][-1] < h["loss"][0]
-    assert h["lr"] == [0.05, 0.025, 0.0125]  # the scheduler stepped once per batch
+    assert h["lr"] == [0.1, 0.05, 0.025]  # each epoch's starting rate; the scheduler steps per batch
     assert evaluate(net, *val)["val_acc"] == pytest.approx(h["val_acc"][-1])
     assert sum(l.startswith("epoch ") for l in capsys.readouterr().out.splitlines()) == 3
 
@@ -58,6 +58,20 @@ def test_callbacks_and_early_stopping():
 def test_diverging_run_is_reported():
     x, y = blobs(64, 0)
     net = model()
-    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="lower the learning rate"):
-        fit(net, optim.SGD(net.parameters(), lr=1e6), x, y * 0 + 1, epochs=50, batch_size=64, verbose=False,
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="lower the learning rate") as err:
+        fit(net, optim.SGD(net.parameters(), lr=1e6), x, y * 0 + 1, epochs=50, batch_size=16, verbose=False,
             loss_fn=lambda out, t: ((out - 1e3) ** 2).mean() * 1e30)
+    assert err.value.history.steps  # the steps before the divergence are kept
+
+
+def test_a_callback_can_stop_mid_epoch():
+    x, y = blobs(256, 0)
+
+    class StopAt(Callback):
+        def on_batch_end(self, state):
+            state.stop = state.step == 3
+
+    net = model()
+    h = fit(net, optim.SGD(net.parameters(), lr=0.1), x, y, epochs=5, batch_size=16, verbose=False,
+            callbacks=[StopAt()])
+    assert len(h.steps) == 3 and len(h) == 1
