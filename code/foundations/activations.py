@@ -40,7 +40,6 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy.special import log_ndtr, ndtr
-from threadpoolctl import threadpool_limits
 
 import scratch.engine.functional as F
 from scratch import data, plots, utils
@@ -147,8 +146,6 @@ class ActivationsConfig(Config):
 
 
 cfg = ActivationsConfig.from_cli()
-if cfg.threads:
-    threadpool_limits(cfg.threads)  # process-wide, for NumPy's BLAS
 utils.seed_everything(cfg.seed)
 run_started = time.perf_counter()
 

@@ -42,7 +42,6 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
-from threadpoolctl import threadpool_limits
 from torch.utils.data import DataLoader, TensorDataset
 
 import scratch.engine.functional as F
@@ -122,8 +121,7 @@ class CNNConfig(scratch.train.TrainConfig):
 
 cfg = CNNConfig.from_cli()
 utils.seed_everything(cfg.seed)
-threadpool_limits(cfg.threads)  # NumPy's BLAS (and any OpenMP pool) ...
-torch.set_num_threads(cfg.threads)  # ... and PyTorch's: the same threads for both engines
+# cfg.threads (NumPy's BLAS and PyTorch alike) was applied by from_cli above.
 
 # %% [markdown]
 # ## Motivation: what flattening throws away

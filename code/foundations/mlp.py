@@ -40,7 +40,6 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
-from threadpoolctl import threadpool_limits
 
 import scratch.engine.functional as F
 from scratch import plots, utils
@@ -116,8 +115,6 @@ class MLPConfig(Config):
 
 cfg = MLPConfig.from_cli()
 utils.seed_everything(cfg.seed)
-if cfg.threads:
-    threadpool_limits(cfg.threads)  # for the rest of the run
 run_started = time.perf_counter()
 
 

@@ -41,7 +41,6 @@ import plotly.graph_objects as go
 import torch
 import torch.nn.functional as TF
 from plotly.subplots import make_subplots
-from threadpoolctl import threadpool_limits
 
 import scratch.engine.functional as F
 from scratch import data, plots, utils
@@ -125,8 +124,6 @@ class NormalizationConfig(Config):
 cfg = NormalizationConfig.from_cli()
 utils.seed_everything(cfg.seed)
 torch.set_num_threads(1)  # PyTorch only checks small arrays here: threads would cost more than they save
-if cfg.threads:
-    threadpool_limits(cfg.threads)  # NumPy's BLAS, for the rest of the run
 run_started = time.perf_counter()
 
 # %% [markdown]

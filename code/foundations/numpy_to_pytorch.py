@@ -37,7 +37,6 @@ import torch
 from plotly.subplots import make_subplots
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
-from threadpoolctl import threadpool_limits
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 import scratch.engine.functional as F
@@ -80,9 +79,6 @@ class BridgeConfig(scratch.train.TrainConfig):
 
 cfg = BridgeConfig.from_cli()
 utils.seed_everything(cfg.seed)
-if cfg.threads:
-    threadpool_limits(cfg.threads)  # NumPy's BLAS
-    torch.set_num_threads(cfg.threads)
 run_started = time.perf_counter()
 
 # %% [markdown]

@@ -42,7 +42,6 @@ import numpy as np
 import plotly.graph_objects as go
 from contourpy import contour_generator
 from plotly.subplots import make_subplots
-from threadpoolctl import threadpool_limits
 
 from scratch import data, plots, utils
 from scratch.config import Config, ConfigError, non_negative, positive, unit_interval
@@ -122,8 +121,6 @@ class OptimizersConfig(Config):
 
 cfg = OptimizersConfig.from_cli()
 utils.seed_everything(cfg.seed)
-if cfg.threads:
-    threadpool_limits(cfg.threads)  # for the rest of the run
 run_started = time.perf_counter()
 
 # %% [markdown]

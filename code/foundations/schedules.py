@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from threadpoolctl import threadpool_limits
 
 from scratch import data, plots, utils
 from scratch.config import Config, ConfigError, non_negative, positive, unit_interval
@@ -124,8 +123,6 @@ class SchedulesConfig(Config):
 
 
 cfg = SchedulesConfig.from_cli()
-if cfg.threads:
-    threadpool_limits(cfg.threads)  # process-wide, for NumPy's BLAS
 utils.seed_everything(cfg.seed)
 run_started = time.perf_counter()
 

@@ -44,23 +44,23 @@ class ConfigError(ValueError):
 
 def positive(help: str = "") -> dict:
     """Field metadata: the value must be > 0."""
-    return {"help": help, "check": lambda v: v > 0, "rule": "must be > 0"}
+    return {"help": help, "check": lambda v: v > 0, "rule": "must be > 0", "elementwise": True}
 
 
 def non_negative(help: str = "") -> dict:
     """Field metadata: the value must be >= 0."""
-    return {"help": help, "check": lambda v: v >= 0, "rule": "must be >= 0"}
+    return {"help": help, "check": lambda v: v >= 0, "rule": "must be >= 0", "elementwise": True}
 
 
 def unit_interval(help: str = "") -> dict:
     """Field metadata: the value must lie in [0, 1)."""
-    return {"help": help, "check": lambda v: 0 <= v < 1, "rule": "must be in [0, 1)"}
+    return {"help": help, "check": lambda v: 0 <= v < 1, "rule": "must be in [0, 1)", "elementwise": True}
 
 
 def choice(*options, help: str = "") -> dict:
     """Field metadata: the value must be one of ``options``."""
     return {"help": help, "check": lambda v: v in options,
-            "rule": "must be one of " + ", ".join(map(str, options))}
+            "rule": "must be one of " + ", ".join(map(str, options)), "elementwise": True}
 
 
 def describe(help: str) -> dict:
@@ -145,7 +145,9 @@ class Config:
             value = _check_type(getattr(self, f.name), hints[f.name], f.name)
             object.__setattr__(self, f.name, value)
             check = f.metadata.get("check")
-            items = value if isinstance(value, tuple) else (value,)  # a rule on a tuple holds for each item
+            # The rules below (positive, ...) hold for each item of a tuple; a chapter's
+            # own check sees the whole value.
+            items = value if isinstance(value, tuple) and f.metadata.get("elementwise") else (value,)
             if check is not None and value is not None and not all(check(v) for v in items):
                 raise ConfigError(f"{f.name}={value!r}: {f.metadata['rule']}")
         self.validate()

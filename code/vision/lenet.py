@@ -110,8 +110,6 @@ class LeNetConfig(TrainConfig):
 
 cfg = LeNetConfig.from_cli()
 utils.seed_everything(cfg.seed)
-if cfg.threads:
-    torch.set_num_threads(cfg.threads)
 
 # %% [markdown]
 # ## Motivation
