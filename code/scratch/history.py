@@ -63,6 +63,9 @@ class EarlyStopping(Callback):
         self.monitor, self.patience, self.sign = monitor, patience, (1 if mode == "min" else -1)
         self.best, self.bad = math.inf, 0
 
+    def on_fit_start(self, state):  # one instance can serve several runs
+        self.best, self.bad = math.inf, 0
+
     def on_epoch_end(self, state):
         value = self.sign * state.history.last[self.monitor]
         if value < self.best:
