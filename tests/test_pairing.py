@@ -38,3 +38,19 @@ def test_no_notebooks_with_outputs_are_tracked():
 
     tracked = subprocess.run(["git", "ls-files", "*.ipynb"], cwd=ROOT, capture_output=True, text=True).stdout
     assert tracked.strip() == ""
+
+
+def test_notebooks_for_colab_and_binder(tmp_path):
+    """tools/make_notebooks.py (run by the deploy workflow) writes one notebook per
+    chapter: a Colab-only install cell, then the chapter's own cells."""
+    import runpy
+
+    import nbformat
+
+    written = runpy.run_path(str(ROOT / "tools" / "make_notebooks.py"))["main"](tmp_path)
+    assert len(written) == len(chapters())
+    nb = nbformat.read(tmp_path / "book" / "foundations" / "autograd.ipynb", as_version=4)
+    nbformat.validate(nb)
+    assert "google.colab" in nb.cells[0].source and "subdirectory=code" in nb.cells[0].source
+    page = jupytext.read(ROOT / "book" / "foundations" / "autograd.md")
+    assert [c.source for c in nb.cells[1:]] == [c.source for c in page.cells]

@@ -53,6 +53,25 @@ from .nn import Module, Parameter
 from .tensor import Tensor, _make
 
 
+def _recycle_large_blocks() -> None:
+    """Make the C allocator keep freed blocks of up to 31 MB for reuse (called once, at import).
+
+    By default glibc's ``malloc`` maps a large block straight from the operating
+    system and unmaps it on ``free``. The next large array then page-faults on
+    every 4 KB page as the kernel zeroes it, about 2.5 microseconds each: some
+    10 ms per training step of a small CNN, whose im2col matrices are tens of
+    MB, more than its largest GEMM. glibc adapts, though: freeing a mapped block
+    raises the size at which it maps to that block's size (up to 32 MB) and its
+    heap-trim threshold to twice that. Allocating and freeing one 31 MB block,
+    whose pages are never touched, does it now. (With another allocator or
+    another OS this is a harmless no-op.)
+    """
+    np.empty(31 * 2**20, dtype=np.uint8)
+
+
+_recycle_large_blocks()
+
+
 # ---- geometry ----------------------------------------------------------------------------
 def _pair(value, name: str = "value") -> tuple:
     """``3`` -> ``(3, 3)``; ``(3, 2)`` stays (height, width): PyTorch accepts either."""
