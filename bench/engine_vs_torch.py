@@ -110,7 +110,10 @@ def step_case(name, build, x_shape, batch):
     x = rng.standard_normal((batch, *x_shape)).astype(np.float32)
     y = rng.integers(0, 10, batch)
     e_model, t_model = build(nn), build(torch.nn)
+    for p in e_model.parameters():  # the engine's layers default to float64; compare float32 with float32
+        p.data = p.data.astype(np.float32)
     e_model.load_state_dict({k: v.detach().numpy() for k, v in t_model.state_dict().items()})
+    assert all(p.dtype == np.float32 for p in e_model.parameters())
     e_opt = optim.SGD(e_model.parameters(), lr=0.01, momentum=0.9)
     t_opt = torch.optim.SGD(t_model.parameters(), lr=0.01, momentum=0.9)
     xt, yt = torch.tensor(x), torch.tensor(y)
