@@ -57,14 +57,14 @@ def _recycle_large_blocks() -> None:
     """Make the C allocator keep freed blocks of up to 31 MB for reuse (called once, at import).
 
     By default glibc's ``malloc`` maps a large block straight from the operating
-    system and unmaps it on ``free``. The next large array then page-faults on
-    every 4 KB page as the kernel zeroes it, about 2.5 microseconds each: some
-    10 ms per training step of a small CNN, whose im2col matrices are tens of
-    MB, more than its largest GEMM. glibc adapts, though: freeing a mapped block
-    raises the size at which it maps to that block's size (up to 32 MB) and its
-    heap-trim threshold to twice that. Allocating and freeing one 31 MB block,
-    whose pages are never touched, does it now. (With another allocator or
-    another OS this is a harmless no-op.)
+    system and unmaps it on ``free`` (or trims the heap it came from). The next
+    large array then page-faults on every 4 KB page, each zeroed by the kernel
+    in a few microseconds; with im2col matrices of tens of MB, a small CNN's
+    training step spent more time there than in its largest GEMM. glibc
+    adapts, though (see ``man mallopt``): freeing a mapped block raises the size
+    from which it maps to that block's size (32 MB at most) and its heap-trim
+    threshold to twice that. Allocating and freeing one 31 MB block, whose pages
+    are never touched, does it now. (Elsewhere, this is a harmless no-op.)
     """
     np.empty(31 * 2**20, dtype=np.uint8)
 
