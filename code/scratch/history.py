@@ -32,6 +32,13 @@ class History:
         return {"epochs": self.epochs, "steps": self.steps}
 
 
+def epoch_line(row: dict, epochs: int) -> str:
+    """The one line a training loop prints per epoch: ``epoch 3/10  loss 0.12  ...  (1.0 s)``."""
+    return "  ".join([f"epoch {row['epoch']}/{epochs}"] +
+                     [f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "seconds")] +
+                     [f"({row['seconds']:.1f} s)"])
+
+
 @dataclass
 class State:
     """What callbacks see and may change (``stop = True`` ends training)."""

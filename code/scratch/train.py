@@ -28,7 +28,7 @@ from torch import nn
 
 from . import distributed, progress
 from .config import Config, choice, describe, non_negative, positive
-from .history import Callback, EarlyStopping, History, State  # noqa: F401  (one set for both loops)
+from .history import Callback, EarlyStopping, History, State, epoch_line  # noqa: F401  (shared by both loops)
 from .utils import atomic_path, pick_device
 
 
@@ -216,9 +216,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, config
                             scheduler=scheduler.state_dict() if scheduler is not None else None,
                             history=history.to_dict(), epoch=epoch + 1, rng=_rng_state())
         if verbose and distributed.is_main():
-            print("  ".join([f"epoch {epoch + 1}/{config.epochs}"] +
-                            [f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "seconds")] +
-                            [f"({row['seconds']:.1f} s)"]), flush=True)
+            print(epoch_line(row, config.epochs), flush=True)
         if state.stop:
             break
     for cb in callbacks:

@@ -13,7 +13,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..history import Callback, EarlyStopping, History, State  # noqa: F401
+from ..history import Callback, EarlyStopping, History, State, epoch_line  # noqa: F401
 from . import functional as F
 from .tensor import Tensor, no_grad
 
@@ -97,9 +97,7 @@ def fit(model, optimizer, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_si
         for cb in callbacks:
             cb.on_epoch_end(state)
         if verbose:
-            print("  ".join([f"epoch {epoch + 1}/{epochs}"] +
-                            [f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "seconds")] +
-                            [f"({row['seconds']:.1f} s)"]), flush=True)
+            print(epoch_line(row, epochs), flush=True)
         if state.stop:
             break
     for cb in callbacks:
