@@ -14,7 +14,6 @@ have seen.
 """
 from __future__ import annotations
 
-import math
 import os
 import random
 import time
