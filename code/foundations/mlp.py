@@ -167,7 +167,6 @@ print(f"linear model on XOR: accuracy {linear_history['val_acc'][-1]:.3f}, "
 # %%
 fig = plots.decision_boundary([("trained", linear_grid)], xs, ys, x_xor, y_xor,
                               title="A linear classifier on XOR: the best line is no better than a guess")
-fig.update_layout(sliders=[], updatemenus=[])  # one frame: nothing to play
 plots.show(fig, cfg.run_dir / "xor_linear.html")
 
 
@@ -588,17 +587,7 @@ def draw_network(snapshots, title: str, labels=None) -> go.Figure:
                     frames=[go.Frame(data=traces(ws, bs), traces=list(range(len(first))), name=n)
                             for n, (_, ws, bs) in zip(names, snapshots)])
     if len(snapshots) > 1:
-        step = lambda n: dict(args=[[n], dict(mode="immediate", frame=dict(duration=0, redraw=True))],
-                              label=n, method="animate")
-        fig.update_layout(
-            sliders=[dict(active=len(names) - 1, currentvalue=dict(prefix="step "), x=0.16, len=0.84, y=0,
-                          yanchor="top", pad=dict(t=30, b=10), steps=[step(n) for n in names])],
-            updatemenus=[dict(type="buttons", direction="left", x=0.14, y=0, xanchor="right", yanchor="top",
-                              pad=dict(t=40, r=10), showactive=False, buttons=[
-                                  dict(label="▶", method="animate",
-                                       args=[None, dict(frame=dict(duration=300, redraw=True), fromcurrent=False)]),
-                                  dict(label="❚❚", method="animate",
-                                       args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])])
+        fig.update_layout(**plots.animation_controls(names, frame_ms=300))
     fig.update_xaxes(visible=False, range=[-0.3, len(sizes) - 0.7])
     fig.update_yaxes(visible=False, range=[-(max(sizes) + 1) / 2, (max(sizes) + 1) / 2])
     fig.update_layout(title=title, height=480)

@@ -601,21 +601,11 @@ def trajectory_figure(land_name: str, land: Landscape, paths: dict, frames: int,
     # traces, which is why the level lines are drawn as a plain line trace.)
     fig = go.Figure(data=data + heads(frame_steps[-1]),
                     frames=[go.Frame(data=heads(s), traces=head_traces, name=str(s)) for s in frame_steps])
-    step = lambda s: dict(args=[[str(s)], dict(mode="immediate", frame=dict(duration=0, redraw=False),
-                                               transition=dict(duration=0))], label=str(s), method="animate")
     fig.update_layout(
         title=f"{land_name}: each optimizer at its best learning rate", height=620,
         xaxis=dict(title="x", range=[x0, x1], constrain="domain"),
         yaxis=dict(title="y", range=[y0, y1], scaleanchor="x", constrain="domain"),  # true proportions
-        sliders=[dict(active=len(frame_steps) - 1, currentvalue=dict(prefix="step "), x=0.16, len=0.84,
-                      y=0, yanchor="top", pad=dict(t=50, b=10), steps=[step(s) for s in frame_steps])],
-        updatemenus=[dict(type="buttons", direction="left", x=0.14, y=0, xanchor="right", yanchor="top",
-                          pad=dict(t=60, r=10), showactive=False, buttons=[
-                              dict(label="▶", method="animate",
-                                   args=[None, dict(frame=dict(duration=120, redraw=False), fromcurrent=False,
-                                                    transition=dict(duration=0))]),
-                              dict(label="❚❚", method="animate",
-                                   args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])])
+        **plots.animation_controls(frame_steps, frame_ms=120, redraw=False))  # only scatter dots move
     return fig
 
 

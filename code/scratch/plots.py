@@ -209,6 +209,31 @@ def histograms(named: dict, title: str = "", bins: int = 60, xlabel: str = "valu
     return fig
 
 
+# ---- animation -----------------------------------------------------------------------
+def animation_controls(names, prefix: str = "step", frame_ms: int = 250, redraw: bool = True) -> dict:
+    """Layout for a figure whose frames are named ``names``: a slider (starting on the
+    last frame) with play and pause buttons to its left, both under the plot.
+
+    Use as ``fig.update_layout(**animation_controls(names))``. ``redraw=False`` is
+    faster when the frames only move scatter traces.
+    """
+    names = [str(n) for n in names]
+    go_to = lambda name: dict(args=[[name], dict(mode="immediate", frame=dict(duration=0, redraw=redraw),
+                                                 transition=dict(duration=0))],
+                              label=name, method="animate")
+    return dict(
+        sliders=[dict(active=len(names) - 1, currentvalue=dict(prefix=f"{prefix} "),
+                      x=0.16, len=0.84, y=0, yanchor="top", pad=dict(t=50, b=10),
+                      steps=[go_to(n) for n in names])],
+        updatemenus=[dict(type="buttons", direction="left", x=0.14, y=0, xanchor="right", yanchor="top",
+                          pad=dict(t=60, r=10), showactive=False, buttons=[
+                              dict(label="▶", method="animate",
+                                   args=[None, dict(frame=dict(duration=frame_ms, redraw=redraw), fromcurrent=False,
+                                                    transition=dict(duration=0))]),
+                              dict(label="❚❚", method="animate",
+                                   args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])])
+
+
 # ---- 2-D classifiers ---------------------------------------------------------------
 def decision_boundary(snapshots, xs, ys, points, labels, title: str = "Decision boundary",
                       slider_label: str = "step") -> go.Figure:
@@ -237,23 +262,9 @@ def decision_boundary(snapshots, xs, ys, points, labels, title: str = "Decision 
     names = [str(name) for name, _ in snapshots]
     fig = go.Figure(data=[contour(snapshots[-1][1]), *scatter],
                     frames=[go.Frame(data=[contour(p)], traces=[0], name=n) for n, (_, p) in zip(names, snapshots)])
-    step = lambda name: dict(args=[[name], dict(mode="immediate", frame=dict(duration=0, redraw=True),
-                                                transition=dict(duration=0))],
-                             label=name, method="animate")
-    fig.update_layout(
-        title=title, height=560, xaxis_title="x1", yaxis_title="x2",
-        legend=dict(orientation="h", x=0, y=1.02, xanchor="left", yanchor="bottom"),
-        # The usual plotly animation layout: buttons left of the slider, both under the plot.
-        sliders=[dict(active=len(names) - 1, currentvalue=dict(prefix=f"{slider_label} "),
-                      x=0.16, len=0.84, y=0, yanchor="top", pad=dict(t=50, b=10),
-                      steps=[step(n) for n in names])],
-        updatemenus=[dict(type="buttons", direction="left", x=0.14, y=0, xanchor="right", yanchor="top",
-                          pad=dict(t=60, r=10), showactive=False, buttons=[
-                              dict(label="▶", method="animate",
-                                   args=[None, dict(frame=dict(duration=250, redraw=True), fromcurrent=False,
-                                                    transition=dict(duration=0))]),
-                              dict(label="❚❚", method="animate",
-                                   args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])])
+    fig.update_layout(title=title, height=560, xaxis_title="x1", yaxis_title="x2",
+                      legend=dict(orientation="h", x=0, y=1.02, xanchor="left", yanchor="bottom"),
+                      **animation_controls(names, prefix=slider_label))
     if len(snapshots) == 1:  # nothing to animate
         fig.layout.sliders, fig.layout.updatemenus = (), ()
         fig.frames = []
