@@ -449,3 +449,59 @@ def test_seeded_copies_load_without_network():
 
     assert len(data.tiny_shakespeare()) == 1115394
     assert len(data.names()) == 32033
+
+
+# ----------------------------------------------------------------------------- photographs
+
+def fake_imagenette_tar(per_class=2):
+    """A tiny imagenette2-160.tgz: JPEGs of different sizes in the official layout."""
+    from PIL import Image
+    buf = io.BytesIO()
+    rng = np.random.default_rng(0)
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for split in ("train", "val"):
+            for wnid in sorted(data.IMAGENETTE_CLASSES):
+                for k in range(per_class):
+                    h, w = (160, 213) if k % 2 else (240, 160)
+                    img = Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+                    jpg = io.BytesIO()
+                    img.save(jpg, format="JPEG")
+                    info = tarfile.TarInfo(f"imagenette2-160/{split}/{wnid}/{k}.JPEG")
+                    info.size = len(jpg.getvalue())
+                    tar.addfile(info, io.BytesIO(jpg.getvalue()))
+    return buf.getvalue()
+
+
+def test_imagenette_downloads_resizes_labels_and_caches(server, monkeypatch, tmp_path):
+    archive = fake_imagenette_tar()
+    server.files["/nette/imagenette2-160.tgz"] = archive
+    monkeypatch.setitem(data.CHECKSUMS, "imagenette2-160.tgz", f"md5:{md5(archive)}")
+    monkeypatch.setitem(data.MIRRORS, "imagenette", [server.url + "/nette/"])
+    images, labels = data.imagenette("train", size=64, root=tmp_path, variant="160")
+    assert images.shape == (20, 3, 64, 64) and images.dtype == np.uint8
+    np.testing.assert_array_equal(labels, np.repeat(np.arange(10), 2))
+    assert len(server.requests) == 1
+    assert list((tmp_path / "imagenette2-160").glob("cache-train-64-*.npy"))
+    again, _ = data.imagenette("train", size=64, root=tmp_path, variant="160", download=False)
+    np.testing.assert_array_equal(again, images)  # from the cache, no network
+    assert data.imagenette("test", size=32, root=tmp_path, variant="160")[0].shape == (20, 3, 32, 32)
+    assert len(server.requests) == 1
+    assert data.imagenette_classes()[0] == "tench" and len(data.imagenette_classes()) == 10
+    with pytest.raises(ValueError, match="variant"):
+        data.imagenette("train", variant="999", root=tmp_path)
+
+
+def test_channel_stats_and_normalize():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5000, 3, 4, 4), dtype=np.uint8)
+    images[:, 2] //= 2  # a darker, narrower blue channel
+    mean, std = data.channel_stats(images)
+    x = images.astype(np.float64) / 255
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(std, x.std(axis=(0, 2, 3)), rtol=1e-4)
+    z = data.normalize(images, mean, std)
+    assert z.dtype.is_floating_point and tuple(z.shape) == images.shape
+    np.testing.assert_allclose(z.mean(dim=(0, 2, 3)).numpy(), 0, atol=1e-4)
+    np.testing.assert_allclose(z.std(dim=(0, 2, 3)).numpy(), 1, atol=1e-3)
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        data.channel_stats(images[0])

@@ -197,3 +197,16 @@ def test_data_parallel_under_torchrun(tmp_path):
     assert ranks[0].split("checksum")[1] == ranks[1].split("checksum")[1]
     assert sum(l.startswith("epoch ") for l in run.stdout.splitlines()) == 2  # only rank 0 prints
     assert (tmp_path / "out" / "ddp" / "last.pt").exists()
+
+
+def test_batch_transform_runs_on_each_training_batch_only(tmp_path):
+    cfg, model, opt, train, val = setup(tmp_path, epochs=2, batch_size=32)
+    seen = []
+
+    def transform(x, y):
+        seen.append(len(y))
+        return x * 0, y  # erases the inputs: training can no longer learn anything
+
+    history = fit(model, opt, train, cfg, val_loader=val, checkpoint=None, batch_transform=transform)
+    assert sum(seen) == 2 * 256  # every training example, every epoch; not validation
+    assert history.last["val_acc"] < 0.8  # blobs are ~100% separable when inputs are kept

@@ -43,7 +43,7 @@ from scipy.special import log_ndtr, ndtr
 
 import scratch.engine.functional as F
 from scratch import data, plots, utils
-from scratch.config import Config, ConfigError, describe, non_negative, positive, unit_interval
+from scratch.config import Config, ConfigError, describe, positive, unit_interval
 from scratch.engine import Tensor, nn, no_grad, optim
 from scratch.engine.train import Callback, fit
 
@@ -118,18 +118,15 @@ class ActivationsConfig(Config):
         "epochs of the knock-out runs; the knock-out comes after the first"))
     shock_slopes: tuple[float, ...] = field(default=(0.01, 0.1), metadata=_all_positive(
         "negative slopes of the leaky ReLUs compared with ReLU after the knock-out"))
-    threads: int = field(default=1, metadata=non_negative(
-        "BLAS threads for NumPy (0 = its default, one per core): the matrices of a 64-unit MLP are too "
-        "small to gain from threads, and on a busy 2-core machine two threads stall each other"))
 
     PROFILES = {
-        "tiny": dict(n_train=600, n_test=200, flow_depth=6, flow_width=32, flow_batch=64, flow_inits=1,
+        "tiny": dict(threads=1, n_train=600, n_test=200, flow_depth=6, flow_width=32, flow_batch=64, flow_inits=1,
                      train_width=32, epochs=1, n_seeds=1, n_probe=200, dying_lrs=(0.05, 0.2),
                      dying_epochs=1, probe_every=5, shock_epochs=2),  # tests: seconds
-        "small": dict(),  # the book build: about half a minute of CPU
+        "small": dict(threads=1),  # the book build: about half a minute of CPU
         "full": dict(n_train=60000, n_test=10000, flow_depth=50, flow_width=256, flow_inits=10,
                      train_width=128, epochs=20, n_seeds=5, dying_epochs=5, probe_every=100,
-                     shock_epochs=10, threads=0),  # all of MNIST; NumPy on a CPU, an hour or so
+                     shock_epochs=10),  # all of MNIST; NumPy on a CPU, an hour or so
     }
 
     def validate(self):

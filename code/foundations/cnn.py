@@ -95,16 +95,13 @@ class CNNConfig(scratch.train.TrainConfig):
         "repetitions of each fast timing; the best one counts (other processes only ever add time)"))
     bench_steps: int = field(default=30, metadata=positive(
         "training steps timed per engine for the speed ratio: the median of 30 ignores a few slow ones"))
-    threads: int = field(default=1, metadata=positive(
-        "CPU threads for NumPy's BLAS and for PyTorch, the same for both: on a small, busy machine "
-        "one thread is fastest and the comparison fair"))
     device: str = field(default="cpu", metadata=choice(
         "cpu", "auto", "cuda", help="PyTorch's device: cpu, to compare with the NumPy engine on equal terms"))
 
     PROFILES = {
-        "tiny": dict(train_size=600, val_size=100, test_size=500, epochs=1, seeds=1,  # tests: seconds
+        "tiny": dict(threads=1, train_size=600, val_size=100, test_size=500, epochs=1, seeds=1,  # tests: seconds
                      mlp_hidden=32, max_shift=2, naive_batch=1, repeats=2, bench_steps=5),
-        "small": dict(),  # the book build: well under a minute on 2 CPU cores
+        "small": dict(threads=1),  # the book build: well under a minute on 2 CPU cores
         "full": dict(train_size=60_000, val_size=5_000, epochs=10, naive_batch=32),  # all of MNIST,
         # still NumPy on a CPU: about ten minutes per training
     }
@@ -975,7 +972,7 @@ for i in range(warmup + cfg.bench_steps):
         if i >= warmup:
             step_times[name].append(time.perf_counter() - started)
 engine_step_ms, torch_step_ms = (1e3 * float(np.median(step_times[k])) for k in ("engine", "torch"))
-print(f"median step on a batch of {cfg.batch_size}, {cfg.threads} CPU thread(s), {cfg.bench_steps} steps each: "
+print(f"median step on a batch of {cfg.batch_size}, {torch.get_num_threads()} CPU thread(s), {cfg.bench_steps} steps each: "
       f"engine {engine_step_ms:.2f} ms, PyTorch {torch_step_ms:.2f} ms")
 print(f"step time engine / PyTorch: {engine_step_ms / torch_step_ms:.2f}")
 

@@ -43,7 +43,7 @@ from sklearn.model_selection import train_test_split
 
 import scratch.engine.functional as F
 from scratch import plots, utils
-from scratch.config import Config, ConfigError, non_negative, positive, unit_interval
+from scratch.config import Config, ConfigError, positive, unit_interval
 from scratch.engine import Tensor, gradcheck, nn, no_grad, optim
 from scratch.engine.tensor import _make
 from scratch.engine.train import Callback, evaluate, fit
@@ -96,14 +96,11 @@ class MLPConfig(Config):
         "grid points per axis of the loss-landscape slice: 25 x 25 forward passes"))
     landscape_span: float = field(default=1.0, metadata=positive(
         "half-width of the slice, in units of the filter-normalized directions (1 = each neuron's own norm)"))
-    threads: int = field(default=1, metadata=non_negative(
-        "BLAS threads for NumPy (0 = its default, one per core): products this small gain nothing "
-        "from more, and on a busy machine spinning threads made them ten times slower"))
 
     PROFILES = {
-        "tiny": dict(xor_per_corner=10, xor_steps=150, xor_study_widths=(2, 4), xor_study_seeds=2,
+        "tiny": dict(threads=1, xor_per_corner=10, xor_steps=150, xor_study_widths=(2, 4), xor_study_seeds=2,
                      snapshots=4, grid=15, gradcheck_batch=4, epochs=2, landscape_points=5),  # tests: seconds
-        "small": dict(),  # the book build: a NumPy engine on a laptop CPU
+        "small": dict(threads=1),  # the book build: a NumPy engine on a laptop CPU
         "full": dict(xor_study_seeds=200, xor_steps=3000, hidden=256, epochs=100, snapshots=40,
                      grid=120, landscape_points=61),  # still NumPy on a CPU, minutes
     }

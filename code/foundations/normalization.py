@@ -44,7 +44,7 @@ from plotly.subplots import make_subplots
 
 import scratch.engine.functional as F
 from scratch import data, plots, utils
-from scratch.config import Config, ConfigError, describe, non_negative, positive, unit_interval
+from scratch.config import Config, ConfigError, describe, positive, unit_interval
 from scratch.engine import Tensor, gradcheck, nn, no_grad, optim
 from scratch.engine.train import Callback, evaluate, fit
 
@@ -94,20 +94,17 @@ class NormalizationConfig(Config):
         "test accuracy whose first crossing times a run: every network here gets there at a good step size"))
     eval_every: int = field(default=10, metadata=positive(
         "steps between test evaluations: the resolution of the time to target"))
-    threads: int = field(default=1, metadata=non_negative(
-        "BLAS threads for NumPy (0 = its default, one per core): these products are too small to gain "
-        "from threads, and on a busy machine spinning threads made the run several times slower"))
 
     PROFILES = {
-        "tiny": dict(depth=6, width=32, probe_batch=64, bs_train=200, bs_epochs=1, bs_hidden=16,
+        "tiny": dict(threads=1, depth=6, width=32, probe_batch=64, bs_train=200, bs_epochs=1, bs_hidden=16,
                      groups=4, seeds=1, n_train=300, n_test=200, deep_layers=3, deep_hidden=32,
                      epochs=1, lrs=(0.03, 1.0), target_acc=0.5, eval_every=2),  # tests: seconds
-        "small": dict(),  # the book build: about 30 s of CPU
+        "small": dict(threads=1),  # the book build: about 30 s of CPU
         "full": dict(depth=50, width=512, probe_batch=1000, bs_train=10000, bs_epochs=5,
                      batch_sizes=(2, 4, 8, 16, 32), bs_hidden=128, seeds=5, n_train=20000,
                      n_test=5000, deep_layers=16, deep_hidden=256, epochs=10,
                      lrs=(0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0), target_acc=0.95,
-                     eval_every=25, threads=0),  # NumPy on a CPU: minutes; larger with the real MNIST
+                     eval_every=25),  # NumPy on a CPU: minutes; larger with the real MNIST
     }
 
     def validate(self):

@@ -43,7 +43,7 @@ import scratch.engine.functional as F
 import scratch.engine.train
 import scratch.train
 from scratch import plots, utils
-from scratch.config import describe, non_negative, positive, unit_interval
+from scratch.config import describe, positive, unit_interval
 from scratch.engine import Tensor, nn, optim
 
 
@@ -66,13 +66,10 @@ class BridgeConfig(scratch.train.TrainConfig):
         "plain SGD step (no momentum: one update rule): of 0.05, 0.1, 0.2, 0.05 is slow and 0.2 oscillates"))
     device: str = field(default="cpu", metadata=describe(
         "PyTorch's device: cpu, because the point is a float64 comparison with NumPy, not speed"))
-    threads: int = field(default=1, metadata=non_negative(
-        "BLAS and PyTorch threads (0 = their defaults): products this small gain nothing from more, "
-        "and on a busy machine spinning threads slow them down several times"))
 
     PROFILES = {
-        "tiny": dict(hidden=16, epochs=1),  # tests: seconds
-        "small": dict(),  # the book build on a CPU
+        "tiny": dict(threads=1, hidden=16, epochs=1),  # tests: seconds
+        "small": dict(threads=1),  # the book build on a CPU
         "full": dict(hidden=256, epochs=50),  # longer: does rounding ever make the runs drift apart?
     }
 

@@ -97,14 +97,11 @@ class OptimizersConfig(Config):
         "learning rates per optimizer, log-spaced: 9 from 1e-4 to 1 is two per decade"))
     smooth: int = field(default=20, metadata=positive(
         "steps in the running mean of the plotted training loss (one step's loss is noisy)"))
-    threads: int = field(default=1, metadata=non_negative(
-        "BLAS threads for NumPy (0 = its default, one per core): products this small gain nothing "
-        "from more, and on a busy machine spinning threads made them many times slower"))
 
     PROFILES = {
-        "tiny": dict(toy_steps=40, toy_lr_count=4, frames=5, contour_grid=30, n_train=300, n_val=100,
+        "tiny": dict(threads=1, toy_steps=40, toy_lr_count=4, frames=5, contour_grid=30, n_train=300, n_val=100,
                      n_test=200, hidden=16, epochs=1, lr_count=3, smooth=5),  # tests: seconds
-        "small": dict(),  # the book build: NumPy on a laptop CPU
+        "small": dict(threads=1),  # the book build: NumPy on a laptop CPU
         "full": dict(toy_steps=3000, toy_lr_count=31, frames=100, contour_grid=200, n_train=55000,
                      n_val=5000, n_test=10000, hidden=128, epochs=10, lr_count=13,
                      smooth=100),  # the real MNIST, still NumPy on a CPU: about half an hour

@@ -100,15 +100,12 @@ class RegularizationConfig(Config):
         "the error is also measured on [0, curve_extent]: half as far again as the data"))
     curve_grid: int = field(default=3001, metadata=positive(
         "points of the dense evaluation grid on [0, curve_extent]: about 30 per period at x = 1.5"))
-    threads: int = field(default=1, metadata=non_negative(
-        "BLAS threads for NumPy (0 = its default, one per core): these matrices are too small to gain "
-        "from more, and on a busy 2-core machine two spinning threads made every training many times slower"))
 
     PROFILES = {
-        "tiny": dict(n_train=200, n_val=200, hidden=32, epochs=3, patience=2, adam_epochs=2,
+        "tiny": dict(threads=1, n_train=200, n_val=200, hidden=32, epochs=3, patience=2, adam_epochs=2,
                      decays=(1e-2, 1.0), curve_seeds=2, curve_sizes=4, curve_n_max=100, curve_steps=30,
                      curve_grid=601),  # tests: a few seconds
-        "small": dict(),  # the book build: well under a minute of CPU
+        "small": dict(threads=1),  # the book build: well under a minute of CPU
         "full": dict(hidden=256, epochs=100, patience=20, adam_epochs=60,
                      decays=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0),
                      curve_steps=10000),  # same data, longer training: still NumPy on a CPU

@@ -41,7 +41,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from scratch import data, plots, utils
-from scratch.config import Config, ConfigError, non_negative, positive, unit_interval
+from scratch.config import Config, ConfigError, positive, unit_interval
 from scratch.engine import Tensor, nn, optim
 from scratch.engine.train import Callback, fit
 
@@ -103,16 +103,13 @@ class SchedulesConfig(Config):
         "independent SGD runs on the 1-D toy problem, averaged to estimate the expected loss"))
     toy_steps: int = field(default=400, metadata=positive(
         "steps of the toy runs: long enough for the large constant lr to reach its noise floor"))
-    threads: int = field(default=1, metadata=non_negative(
-        "BLAS threads for NumPy (0 = its default, one per core): the matrices of a 128-unit MLP are too "
-        "small to gain from threads, and on a busy 2-core machine two threads stall each other"))
 
     PROFILES = {
-        "tiny": dict(n_train=500, n_test=300, hidden=32, epochs=2, seeds=1, range_steps=30,
+        "tiny": dict(threads=1, n_train=500, n_test=300, hidden=32, epochs=2, seeds=1, range_steps=30,
                      lr_multipliers=(0.5, 1.0), toy_chains=200, toy_steps=100),  # tests: seconds
-        "small": dict(),  # the book build: under a minute of CPU
+        "small": dict(threads=1),  # the book build: under a minute of CPU
         "full": dict(n_train=60000, n_test=10000, hidden=256, epochs=10, seeds=5, range_steps=400,
-                     lr_multipliers=(0.125, 0.25, 0.5, 1.0, 2.0, 4.0), threads=0),  # all of MNIST, CPU hours
+                     lr_multipliers=(0.125, 0.25, 0.5, 1.0, 2.0, 4.0)),  # all of MNIST, CPU hours
     }
 
     def validate(self):

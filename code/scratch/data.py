@@ -38,7 +38,8 @@ import numpy as np
 __all__ = [
     "DatasetNotFoundError", "data_root", "download", "read_idx",
     "mnist", "cifar10", "cifar10_classes", "tiny_shakespeare", "names",
-    "as_float", "subsample",
+    "imagenette", "imagenette_classes", "oxford_pets",
+    "as_float", "subsample", "channel_stats", "normalize",
 ]
 
 # Base URLs of each data set, tried in order. Tests (and users behind a proxy)
@@ -50,6 +51,7 @@ MIRRORS = {
     "tinyshakespeare": [
         "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/"],
     "names": ["https://raw.githubusercontent.com/karpathy/makemore/master/"],
+    "imagenette": ["https://s3.amazonaws.com/fast-ai-imageclas/"],
 }
 
 # Checksums of the official files ("algorithm:hexdigest"), keyed by file name.
@@ -60,6 +62,10 @@ CHECKSUMS = {
     "t10k-labels-idx1-ubyte.gz": "md5:ec29112dd5afa0611ce80d1b7f02629c",
     "cifar-10-binary.tar.gz": "md5:c32a1d4ab5d03f1284b67883e8d87530",
     "input.txt": "sha256:86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+    # fast.ai's Imagenette (the md5s torchvision.datasets.Imagenette checks too)
+    "imagenette2.tgz": "md5:fe2fc210e6bb7c5664d602c3cd71e612",
+    "imagenette2-320.tgz": "md5:3df6f0d01a2c9592104656642f5e78a3",
+    "imagenette2-160.tgz": "md5:e793b78cc4c9e9a4ccc0c1155377a412",
     "names.txt": "sha256:0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d",
 }
 
@@ -352,6 +358,123 @@ def cifar10_classes(root=None, download=True):
         return [line.strip() for line in f if line.strip()]
 
 
+# ----------------------------------------------------------------------------- photographs
+# Imagenette and Oxford-IIIT Pet are folders of JPEGs of many sizes. They are used by
+# the `full` profiles only (on a GPU), so they are decoded once, resized to one square
+# size and cached as a .npy file next to the images: later runs load them in seconds.
+
+IMAGENETTE_CLASSES = {  # WordNet id -> name, in the (sorted-id) label order
+    "n01440764": "tench", "n02102040": "English springer", "n02979186": "cassette player",
+    "n03000684": "chain saw", "n03028079": "church", "n03394916": "French horn",
+    "n03417042": "garbage truck", "n03425413": "gas pump", "n03445777": "golf ball",
+    "n03888257": "parachute",
+}
+
+
+def _square(image, size, resample):
+    """Resize the shorter side to ``size`` and crop the centre: a ``size`` x ``size`` image."""
+    from PIL import Image
+    w, h = image.size
+    scale = size / min(w, h)
+    image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), resample)
+    w, h = image.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def _cached(path, build):
+    """``np.load(path)`` if it exists, else ``build()`` saved atomically to ``path``."""
+    if os.path.exists(path):
+        return np.load(path)
+    array = build()
+    tmp = path + ".part.npy"
+    np.save(tmp, array)
+    os.replace(tmp, path)
+    return array
+
+
+def imagenette(split="train", size=160, root=None, download=True, variant="320"):
+    """Imagenette (fast.ai's ten easy ImageNet classes): ``(images, labels)``.
+
+    ``images`` are uint8 ``(N, 3, size, size)``: each photo's shorter side resized to
+    ``size``, then centre-cropped. ``split`` is ``"train"`` (9,469 images in the
+    official release) or ``"test"`` (the 3,925 of its ``val`` folder). ``variant``
+    picks the archive: ``"160"``, ``"320"`` (shorter side in pixels) or ``"full"``.
+    """
+    from PIL import Image
+    _check_split(split)
+    if variant not in ("160", "320", "full"):
+        raise ValueError(f"variant must be '160', '320' or 'full', not {variant!r}")
+    top = "imagenette2" if variant == "full" else f"imagenette2-{variant}"
+    root = _root(root)
+    folder = os.path.join(root, top, "train" if split == "train" else "val")
+    if not os.path.isdir(folder):
+        archive = os.path.join(root, top + ".tgz")
+        _get("imagenette", top + ".tgz", archive, download)
+        _extract(archive, root, top)
+    wnids = sorted(IMAGENETTE_CLASSES)
+
+    def build():
+        files = [(os.path.join(folder, w, f), label) for label, w in enumerate(wnids)
+                 for f in sorted(os.listdir(os.path.join(folder, w)))]
+        images = np.empty((len(files), 3, size, size), np.uint8)
+        for i, (path, _) in enumerate(files):
+            with Image.open(path) as im:
+                images[i] = np.asarray(_square(im.convert("RGB"), size, Image.BILINEAR)).transpose(2, 0, 1)
+        return images, np.array([label for _, label in files], np.int64)
+
+    images_path = os.path.join(root, top, f"cache-{split}-{size}-images.npy")
+    labels_path = os.path.join(root, top, f"cache-{split}-{size}-labels.npy")
+    if not (os.path.exists(images_path) and os.path.exists(labels_path)):
+        images, labels = build()
+        _cached(labels_path, lambda: labels)
+        _cached(images_path, lambda: images)
+    return np.load(images_path), np.load(labels_path)
+
+
+def imagenette_classes():
+    """The ten Imagenette class names, in label order."""
+    return [IMAGENETTE_CLASSES[w] for w in sorted(IMAGENETTE_CLASSES)]
+
+
+def oxford_pets(split="train", size=128, root=None, download=True):
+    """Oxford-IIIT Pet foreground segmentation: ``(images, masks)``.
+
+    uint8 ``(N, 3, size, size)`` photos and uint8 ``(N, size, size)`` masks, 1 on
+    the pet (the trimap's "foreground" and "boundary" classes), 0 on the background.
+    ``split`` ``"train"`` is the official ``trainval`` list (3,680 images), ``"test"``
+    its ``test`` list (3,669). Files come from torchvision's ``OxfordIIITPet``
+    (downloaded by it into ``ROOT/oxford-iiit-pet``).
+    """
+    from PIL import Image
+    _check_split(split)
+    root = _root(root)
+    images_path = os.path.join(root, "oxford-iiit-pet", f"cache-{split}-{size}-images.npy")
+    masks_path = os.path.join(root, "oxford-iiit-pet", f"cache-{split}-{size}-masks.npy")
+    if not (os.path.exists(images_path) and os.path.exists(masks_path)):
+        try:
+            from torchvision.datasets import OxfordIIITPet
+            pets = OxfordIIITPet(root, split="trainval" if split == "train" else "test",
+                                 target_types="segmentation", download=download)
+        except RuntimeError as e:  # torchvision's "Dataset not found" when download=False
+            raise DatasetNotFoundError(f"Oxford-IIIT Pet not found under {root}/oxford-iiit-pet "
+                                       f"({_one_line(e)})") from None
+        except OSError as e:
+            raise DatasetNotFoundError(f"Oxford-IIIT Pet: could not download it into {root} "
+                                       f"({_one_line(e)})") from None
+        images = np.empty((len(pets), 3, size, size), np.uint8)
+        masks = np.empty((len(pets), size, size), np.uint8)
+        for i in range(len(pets)):
+            photo, trimap = pets[i]
+            images[i] = np.asarray(_square(photo.convert("RGB"), size, Image.BILINEAR)).transpose(2, 0, 1)
+            # Trimap: 1 pet, 2 background, 3 the border between them (part of the outline).
+            t = np.asarray(_square(trimap, size, Image.NEAREST))
+            masks[i] = (t == 1) | (t == 3)
+        _cached(masks_path, lambda: masks)
+        _cached(images_path, lambda: images)
+    return np.load(images_path), np.load(masks_path)
+
+
 # ----------------------------------------------------------------------------- text
 
 def _text(dataset, filename, root, download_allowed):
@@ -378,6 +501,40 @@ def names(root=None, download=True):
 def as_float(images):
     """uint8 pixels -> float32 in [0, 1]."""
     return np.asarray(images, dtype=np.float32) / 255.0
+
+
+def channel_stats(images):
+    """Per-channel mean and standard deviation of uint8 ``(N, C, H, W)`` images.
+
+    In [0, 1] units, float32 arrays of shape ``(C,)``: computed from the training
+    images a chapter actually uses (never pasted from elsewhere), in chunks so that
+    50,000 CIFAR images need no float copy of the whole set.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"expected (N, C, H, W) images, got shape {images.shape}")
+    sums, squares = np.zeros(images.shape[1]), np.zeros(images.shape[1])
+    for i in range(0, len(images), 4096):
+        chunk = images[i:i + 4096].astype(np.float64) / 255.0
+        sums += chunk.sum(axis=(0, 2, 3))
+        squares += (chunk ** 2).sum(axis=(0, 2, 3))
+    count = images.shape[0] * images.shape[2] * images.shape[3]
+    mean = sums / count
+    std = np.sqrt(np.maximum(squares / count - mean ** 2, 0.0))
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def normalize(images, mean, std):
+    """uint8 ``(N, C, H, W)`` images -> standardised float32 ``torch`` tensor.
+
+    ``(x / 255 - mean) / std`` per channel. The only function here that needs torch
+    (imported on use, so the NumPy-only chapters never load it).
+    """
+    import torch
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255)
+    mean = torch.as_tensor(np.asarray(mean, np.float32)).view(1, -1, 1, 1)
+    std = torch.as_tensor(np.asarray(std, np.float32)).view(1, -1, 1, 1)
+    return (x - mean) / std
 
 
 def subsample(x, y, n, seed=0):

@@ -120,13 +120,15 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, config
         loss_fn: Callable = nn.functional.cross_entropy, val_loader=None,
         metrics: Optional[dict] = None, scheduler=None, scheduler_interval: str = "step",
         callbacks: tuple = (), checkpoint: str | os.PathLike | None = "last.pt",
-        verbose: bool = True) -> History:
+        batch_transform: Optional[Callable] = None, verbose: bool = True) -> History:
     """Train ``model`` for ``config.epochs`` epochs and return its :class:`History`.
 
     ``scheduler`` steps after every optimizer step (``scheduler_interval="step"``)
     or every epoch (``"epoch"``). ``checkpoint`` is a file name inside
     ``config.run_dir`` (None: no checkpoints). The model is moved to the config's
-    device; under ``torchrun`` it is wrapped in DistributedDataParallel and each
+    device; ``batch_transform(x, y) -> (x, y)`` (e.g. ``scratch.augment.Augment``)
+    transforms each training batch once it is on that device. Under ``torchrun``
+    the model is wrapped in DistributedDataParallel and each
     process trains on its shard of the data.
     """
     device = distributed.device() if distributed.is_enabled() else pick_device(config.device)
@@ -171,6 +173,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, config
                            disable=not distributed.is_main())
         for i, (x, y) in enumerate(bar):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if batch_transform is not None:
+                x, y = batch_transform(x, y)
             last_micro = (i + 1) % config.grad_accum == 0 or i + 1 == len(train_loader)
             with distributed.no_sync_unless(train_model, last_micro), \
                     torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):

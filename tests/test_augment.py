@@ -1,0 +1,78 @@
+"""Batched augmentation: every image gets its own transform, nothing else changes."""
+import pytest
+import torch
+
+from scratch.augment import Augment, MixUp, cutout, random_crop, random_flip
+
+
+def numbered(b=64, c=3, h=8, w=8):
+    """Images whose pixels are all different, so a crop's offset can be read off."""
+    return torch.arange(b * c * h * w, dtype=torch.float32).view(b, c, h, w)
+
+
+def test_random_crop_is_a_shifted_window_of_the_reflect_padded_image():
+    torch.manual_seed(0)
+    x = numbered()
+    out = random_crop(x, padding=2)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="reflect")
+    offsets = set()
+    for i in range(len(x)):
+        hits = [(t, l) for t in range(5) for l in range(5)
+                if torch.equal(padded[i, :, t:t + 8, l:l + 8], out[i])]
+        assert len(hits) == 1
+        offsets.add(hits[0])
+    assert len(offsets) > 10  # independent offsets per image, not one per batch
+
+
+def test_random_crop_to_a_smaller_size_and_errors():
+    x = numbered(4, 3, 10, 10)
+    assert random_crop(x, padding=0, size=6).shape == (4, 3, 6, 6)
+    with pytest.raises(ValueError, match="larger"):
+        random_crop(x, padding=0, size=12)
+
+
+def test_random_flip_mirrors_about_half_of_the_images():
+    torch.manual_seed(0)
+    x = numbered(400)
+    out = random_flip(x)
+    flipped = torch.tensor([torch.equal(o, i.flip(2)) for o, i in zip(out, x)])
+    kept = torch.tensor([torch.equal(o, i) for o, i in zip(out, x)])
+    assert (flipped ^ kept).all()
+    assert 150 < flipped.sum() < 250
+
+
+def test_cutout_blanks_one_square_per_image_with_the_fill_value():
+    torch.manual_seed(0)
+    x = torch.rand(32, 3, 16, 16) + 1  # no pixel equals the fill 0
+    out = cutout(x, size=4, fill=0.0)
+    blank = (out == 0).all(dim=1)  # (B, H, W)
+    for m in blank:
+        rows, cols = m.any(1).nonzero().flatten(), m.any(0).nonzero().flatten()
+        assert m.sum() == len(rows) * len(cols)  # a rectangle ...
+        assert len(rows) <= 4 and len(cols) <= 4  # ... at most 4x4 (clipped at borders)
+    assert (blank.sum((1, 2)) == 16).float().mean() > 0.5  # mostly whole squares
+    assert torch.equal(out[~blank[:, None].expand_as(out)], x[~blank[:, None].expand_as(x)])
+
+
+def test_mixup_mixes_images_and_targets_with_the_same_weight():
+    torch.manual_seed(0)
+    x, y = torch.rand(8, 3, 4, 4), torch.arange(8) % 4
+    mx, my = MixUp(alpha=1.0, num_classes=4)(x, y)
+    assert my.shape == (8, 4) and torch.allclose(my.sum(1), torch.ones(8))
+    lam = my[0, y[0]].item() if y[0] != y[-1] else None
+    if lam is not None:  # torchvision pairs image i with image i - 1 (rolled batch)
+        assert torch.allclose(mx[0], lam * x[0] + (1 - lam) * x[-1], atol=1e-6)
+
+
+def test_augment_is_reproducible_and_keeps_shape_dtype_device():
+    x, y = torch.rand(16, 3, 32, 32), torch.arange(16) % 10
+    aug = Augment(crop=4, flip=True, cutout=8)
+    torch.manual_seed(1)
+    a, ya = aug(x, y)
+    torch.manual_seed(1)
+    b, _ = aug(x, y)
+    assert torch.equal(a, b) and torch.equal(ya, y)
+    assert a.shape == x.shape and a.dtype == x.dtype
+    assert not torch.equal(a, x)
+    _, soft = Augment(mixup=0.2)(x, y)
+    assert soft.shape == (16, 10)
