@@ -505,3 +505,32 @@ def test_channel_stats_and_normalize():
     np.testing.assert_allclose(z.std(dim=(0, 2, 3)).numpy(), 1, atol=1e-3)
     with pytest.raises(ValueError, match="N, C, H, W"):
         data.channel_stats(images[0])
+
+
+def test_oxford_pets_masks_from_trimaps_and_cache(tmp_path):
+    """torchvision's layout, already unpacked: read without network, masks = pet pixels."""
+    from PIL import Image
+    base = tmp_path / "oxford-iiit-pet"
+    (base / "images").mkdir(parents=True)
+    (base / "annotations" / "trimaps").mkdir(parents=True)
+    lines = []
+    for i in range(3):
+        name = f"Abyssinian_{i + 1}"
+        Image.fromarray(np.full((60, 80, 3), 40 * i, np.uint8)).save(base / "images" / f"{name}.jpg")
+        trimap = np.full((60, 80), 2, np.uint8)  # background ...
+        trimap[15:45, 30:50] = 1                 # ... a pet in the middle ...
+        trimap[15, 30:50] = 3                    # ... with a border row
+        Image.fromarray(trimap).save(base / "annotations" / "trimaps" / f"{name}.png")
+        lines.append(f"{name} 1 1 1")
+    for split in ("trainval", "test"):
+        (base / "annotations" / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    images, masks = data.oxford_pets("train", size=30, root=tmp_path, download=False)
+    assert images.shape == (3, 3, 30, 30) and masks.shape == (3, 30, 30) and masks.dtype == np.uint8
+    # 80x60 -> shorter side 30 (x0.5): 40x30, centre crop drops 5 columns each side.
+    expected = np.zeros((30, 30), np.uint8)
+    expected[7:22, 10:20] = 1
+    assert (masks[0] != expected).sum() <= 30 * 2  # nearest-neighbour resizing may move an edge by a pixel
+    assert set(np.unique(masks)) == {0, 1}
+    assert list(base.glob("cache-train-30-*.npy"))
+    with pytest.raises(data.DatasetNotFoundError, match="Oxford-IIIT Pet"):
+        data.oxford_pets("train", root=tmp_path / "empty", download=False)
