@@ -127,12 +127,13 @@ def lines(series: dict, x=None, title: str = "", xlabel: str = "", ylabel: str =
 
 # ---- images ----------------------------------------------------------------------
 def image_grid(images, titles=None, ncols: int = 8, title: str = "", cell: int = 90,
-               colorscale: str = "gray_r", symmetric: bool = False) -> go.Figure:
+               colorscale: str = "gray_r", symmetric: bool = False, caption_px: int = 11) -> go.Figure:
     """A grid of images with a caption each; hover tells which image and pixel value.
 
     ``images``: (N, H, W) greyscale or (N, 3, H, W) / (N, H, W, 3) colour, any range
     (each image is shown with its own scale; ``symmetric`` centres a diverging scale
-    on zero, for filters and gradients).
+    on zero, for filters and gradients). Captions may hold several lines
+    (``"<br>"``); rows are spaced so that they fit, in ``caption_px`` font.
     """
     imgs = _to_numpy(images).astype(np.float64)
     if imgs.ndim == 4 and imgs.shape[1] in (1, 3) and imgs.shape[-1] not in (1, 3):
@@ -142,8 +143,13 @@ def image_grid(images, titles=None, ncols: int = 8, title: str = "", cell: int =
     n = len(imgs)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
+    # Room above each row for its captions, in pixels: make_subplots wants the gap
+    # between rows as a fraction of the plotting area's height.
+    lines = max((str(t).count("<br>") + 1 for t in titles), default=1) if titles is not None else 0
+    cap = int(lines * caption_px * 1.3) + 6
+    area = nrows * cell + (nrows - 1) * cap
     fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=[str(t) for t in titles] if titles is not None else None,
-                        horizontal_spacing=0.01, vertical_spacing=0.3 / nrows if titles is not None else 0.01)
+                        horizontal_spacing=0.01, vertical_spacing=cap / area if nrows > 1 else 0.0)
     for i, img in enumerate(imgs):
         r, c = divmod(i, ncols)
         if img.ndim == 3:  # colour: rescale to 0..255 for go.Image
@@ -165,8 +171,10 @@ def image_grid(images, titles=None, ncols: int = 8, title: str = "", cell: int =
         axes[f"xaxis{k}"] = dict(visible=False, constrain="domain")
         axes[f"yaxis{k}"] = dict(visible=False, autorange="reversed", scaleanchor=f"x{k}", constrain="domain")
     fig.update_layout(**axes)
-    fig.update_annotations(font_size=11)
-    fig.update_layout(title=title, height=max(160, nrows * cell + 60), margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_annotations(font_size=caption_px)
+    top = (45 if title else 10) + cap
+    fig.update_layout(title=dict(text=title, y=1.0, yanchor="top", pad=dict(t=10)),
+                      height=max(160, area + top + 10), margin=dict(l=10, r=10, t=top, b=10))
     return fig
 
 

@@ -176,9 +176,5 @@ def topk_grid(images, probs, class_names, k: int = 3, targets=None, ncols: int =
             t = int(targets[i])
             lines.insert(0, f"<b>{class_names[t]}</b> {'✓' if cs[0] == t else '✗'}")
         captions.append("<br>".join(lines))
-    fig = plots.image_grid(_as_unit_rgb(images), titles=captions, ncols=ncols, title=title, cell=cell)
-    fig.update_annotations(font_size=10)
-    # Multi-line captions need more room above each row than one-line titles.
-    rows = -(-len(captions) // min(ncols, len(captions)))
-    fig.update_layout(height=rows * (cell + 16 * (len(captions[0].split("<br>")))) + 80)
-    return fig
+    return plots.image_grid(_as_unit_rgb(images), titles=captions, ncols=ncols, title=title, cell=cell,
+                            caption_px=10)
