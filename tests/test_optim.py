@@ -74,3 +74,14 @@ def test_label_smoothing_matches_the_smoothed_target_formula():
     with pytest.raises(ValueError):
         cross_entropy(1.0)
     assert math.isfinite(cross_entropy(0.2)(logits * 100, y).item())
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("pct", [0.1, 0.25, 0.5, 0.9])
+def test_one_cycle_survives_very_short_runs(steps, pct):
+    opt = torch.optim.SGD(net().parameters(), lr=1.0)
+    sched = one_cycle(opt, max_lr=0.1, total_steps=steps, pct_start=pct)
+    for _ in range(steps):
+        opt.step()
+        sched.step()
+    assert 0 < opt.param_groups[0]["lr"] <= 0.1

@@ -5,6 +5,8 @@ keep the recipe identical wherever it is used.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -46,8 +48,12 @@ def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int,
     the opposite way. Pass ``total_steps = epochs * len(train_loader)`` (divided by
     ``grad_accum``) and ``fit(..., scheduler_interval="step")``.
     """
+    # PyTorch divides by (pct_start * total_steps - 1) and by the steps of the
+    # second phase: both must be at least one step, which very short (test) runs
+    # are not. Those get a longer schedule than they will use.
+    shortest = math.ceil(2 / min(pct_start, 1 - pct_start)) + 1
     return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=max_lr, total_steps=max(total_steps, 2), pct_start=pct_start,
+        optimizer, max_lr=max_lr, total_steps=max(total_steps, shortest), pct_start=pct_start,
         div_factor=div_factor, final_div_factor=final_div_factor)
 
 
