@@ -14,7 +14,11 @@
    ``notebooks`` branch, which the deploy workflow generates with jupytext (Colab
    cannot open a MyST ``.md``).
 5. Any warning fails the build, also when ``-W`` is not given.
-6. A ``{bench-table} NAME`` directive shows ``bench/results/NAME.json`` (written
+6. Chapters are read, and so executed, in the order of the table of contents
+   (Sphinx's default is alphabetical), so a chapter that reuses an earlier
+   chapter's trained model (adversarial examples attack the ResNet chapter's
+   network) finds it in this build's runs folder.
+7. A ``{bench-table} NAME`` directive shows ``bench/results/NAME.json`` (written
    by the scripts in ``bench/``) as a table, with its summary and machine.
 """
 from __future__ import annotations
@@ -154,12 +158,23 @@ class BenchTable(SphinxDirective):
         return container.children
 
 
+def _toc_order(app: Sphinx, env, docnames: list) -> None:
+    """Reorder ``docnames`` (in place) as they appear in ``_toc.yml``; others go last."""
+    toc = Path(app.srcdir) / "_toc.yml"
+    if not toc.exists():
+        return
+    files = re.findall(r"^\s*-?\s*(?:file|root):\s*(\S+)", toc.read_text(encoding="utf-8"), re.M)
+    rank = {re.sub(r"\.(md|ipynb|rst)$", "", f): i for i, f in enumerate(files)}
+    docnames.sort(key=lambda d: (rank.get(d, len(rank)), d))
+
+
 def setup(app: Sphinx) -> dict:
     app.add_config_value("scratch_package_dir", str(PACKAGE), "env")
     app.add_config_value("scratch_package_name", "scratch", "env")
     app.connect("config-inited", _set_environment)
     app.connect("builder-inited", _serve_plotly)
     app.connect("env-get-outdated", _outdated_by_package)
+    app.connect("env-before-read-docs", _toc_order)
     app.connect("html-page-context", _launch_from_notebooks_branch, priority=600)
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.connect("build-finished", _fail_on_warnings)

@@ -103,3 +103,26 @@ def test_a_warning_fails_the_build(mini_book):
     result = build()
     assert result.returncode != 0
     assert "no-such-page" in result.stdout + result.stderr
+
+
+def test_chapters_are_read_in_table_of_contents_order(tmp_path, monkeypatch):
+    """Sphinx reads (and myst-nb executes) alphabetically unless the extension reorders."""
+    import importlib.util
+    from types import SimpleNamespace
+    spec = importlib.util.spec_from_file_location("scratch_book", ROOT / "_ext" / "scratch_book.py")
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    (tmp_path / "_toc.yml").write_text(textwrap.dedent("""\
+        format: jb-book
+        root: book/intro
+        parts:
+          - chapters:
+              - file: book/vision/index
+                sections:
+                  - file: book/vision/resnet.md
+                  - file: book/vision/adversarial
+        """))
+    docs = ["book/vision/adversarial", "book/zz_orphan", "book/intro", "book/vision/resnet", "book/vision/index"]
+    ext._toc_order(SimpleNamespace(srcdir=str(tmp_path)), None, docs)
+    assert docs == ["book/intro", "book/vision/index", "book/vision/resnet", "book/vision/adversarial",
+                    "book/zz_orphan"]
