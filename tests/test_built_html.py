@@ -1,4 +1,4 @@
-"""After a build: the pilot chapters' plotly figures render in headless Chromium,
+"""After a build: the pilot chapters' and the vision chapters' plotly figures render in headless Chromium,
 in light and dark mode, without JavaScript errors.
 
 Needs `_build/html` (from `make book`) and Debian's chromium (installed by
@@ -16,7 +16,8 @@ import pytest
 from conftest import ROOT
 
 HTML = ROOT / "_build" / "html"
-PILOTS = ["book/foundations/autograd.html", "book/vision/lenet.html"]
+PILOTS = ["book/foundations/autograd.html", "book/vision/lenet.html"] + [
+    f"book/vision/{name}.html" for name in ("features", "alexnet", "resnet", "unet", "adversarial")]
 REQUIRED = os.environ.get("SCRATCH_REQUIRE_BUILD") == "1"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

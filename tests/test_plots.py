@@ -66,3 +66,15 @@ def test_histograms_one_panel_each():
     assert [t.type for t in fig.data] == ["histogram", "histogram"]
     with pytest.raises(Exception):
         plots.histograms({})
+
+
+def test_image_grid_captions_fit_narrow_cells():
+    """Long captions over many columns get a smaller font, then break at spaces and arrows."""
+    fig = plots.image_grid(np.zeros((12, 4, 4)), titles=["automobile→ship"] * 6 + ["mask: 12% of pixels"] * 6,
+                           ncols=12)
+    texts = [a.text for a in fig.layout.annotations]
+    assert texts[0] == "automobile→<br>ship" and texts[6] == "mask: 12% of<br>pixels"
+    assert fig.layout.annotations[0].font.size < 11
+    short = plots.image_grid(np.zeros((4, 4, 4)), titles=["a", "b", "c", "d"], ncols=4)
+    assert [a.text for a in short.layout.annotations] == ["a", "b", "c", "d"]
+    assert short.layout.annotations[0].font.size == 11

@@ -210,3 +210,13 @@ def test_batch_transform_runs_on_each_training_batch_only(tmp_path):
     history = fit(model, opt, train, cfg, val_loader=val, checkpoint=None, batch_transform=transform)
     assert sum(seen) == 2 * 256  # every training example, every epoch; not validation
     assert history.last["val_acc"] < 0.8  # blobs are ~100% separable when inputs are kept
+
+
+def test_evaluate_in_bf16_is_close_to_fp32(tmp_path):
+    cfg, model, opt, train, val = setup(tmp_path, epochs=2, precision="bf16")
+    fit(model, opt, train, cfg, val_loader=val, checkpoint=None, verbose=False)
+    full = evaluate(model, val, precision="fp32")
+    half = evaluate(model, val, precision="bf16")
+    assert half["val_acc"] == pytest.approx(full["val_acc"], abs=0.02)
+    assert half["val_loss"] == pytest.approx(full["val_loss"], rel=0.05, abs=0.01)
+    assert half["val_loss"] != full["val_loss"]  # bf16 really was used

@@ -15,6 +15,7 @@ dark mode, so one figure serves both themes.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -145,10 +146,12 @@ def image_grid(images, titles=None, ncols: int = 8, title: str = "", cell: int =
     nrows = -(-n // ncols)
     # Room above each row for its captions, in pixels: make_subplots wants the gap
     # between rows as a fraction of the plotting area's height.
-    lines = max((str(t).count("<br>") + 1 for t in titles), default=1) if titles is not None else 0
+    if titles is not None:
+        titles, caption_px = _fit_captions([str(t) for t in titles], ncols, caption_px)
+    lines = max((t.count("<br>") + 1 for t in titles), default=1) if titles is not None else 0
     cap = int(lines * caption_px * 1.3) + 6
     area = nrows * cell + (nrows - 1) * cap
-    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=[str(t) for t in titles] if titles is not None else None,
+    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=titles,
                         horizontal_spacing=0.01, vertical_spacing=cap / area if nrows > 1 else 0.0)
     for i, img in enumerate(imgs):
         r, c = divmod(i, ncols)
@@ -176,6 +179,34 @@ def image_grid(images, titles=None, ncols: int = 8, title: str = "", cell: int =
     fig.update_layout(title=dict(text=title, y=1.0, yanchor="top", pad=dict(t=10)),
                       height=max(160, area + top + 10), margin=dict(l=10, r=10, t=top, b=10))
     return fig
+
+
+TEXT_WIDTH_PX = 720  # the book's text column: figures are responsive and get about this wide
+
+
+def _fit_captions(titles: list[str], ncols: int, font_px: int, smallest: int = 8) -> tuple[list[str], int]:
+    """Captions that fit their grid cell: a smaller font first, then lines broken at spaces.
+
+    Plotly neither shrinks nor wraps subplot titles, so long captions over narrow
+    cells run into each other. Widths are estimated (0.6 em per character).
+    """
+    cell = TEXT_WIDTH_PX / max(ncols, 1)
+    plain = [re.sub(r"<[^>]+>", "", line) for t in titles for line in t.split("<br>")]
+    longest = max((len(line) for line in plain), default=1) or 1
+    font = max(smallest, min(font_px, int(cell / (0.6 * longest))))
+    capacity = max(4, int(cell / (0.6 * font)))
+
+    def wrap(line: str) -> str:  # greedy, breaking after spaces and arrows
+        out, current = [], ""
+        for token in re.split(r"(?<=[ →])", line):
+            if current and len(re.sub(r"<[^>]+>", "", current + token).rstrip()) > capacity:
+                out.append(current.rstrip())
+                current = token
+            else:
+                current += token
+        return "<br>".join(out + [current.rstrip()])
+
+    return ["<br>".join(wrap(line) for line in t.split("<br>")) for t in titles], font
 
 
 def heatmap(z, x=None, y=None, title: str = "", xlabel: str = "", ylabel: str = "",

@@ -53,18 +53,29 @@ def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return (logits.argmax(dim=1) == targets).double().mean().item()  # exact: no float32 rounding
 
 
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, loss_fn: Callable = nn.functional.cross_entropy,
-             metrics: Optional[dict] = None, device=None, prefix: str = "val_") -> dict:
-    """Mean loss and metrics over ``loader`` (weighted by batch size)."""
+             metrics: Optional[dict] = None, device=None, prefix: str = "val_",
+             precision: str = "fp32") -> dict:
+    """Mean loss and metrics over ``loader`` (weighted by batch size).
+
+    ``precision`` as in :class:`TrainConfig`: ``fit`` evaluates in the precision it
+    trains in (bf16 is also faster on CPUs that support it).
+    """
     metrics = {"acc": accuracy} if metrics is None else metrics
     device = device or next(model.parameters()).device
+    dtype = AUTOCAST[precision]
     was_training = model.training
     model.eval()
     totals, count = {"loss": 0.0, **{k: 0.0 for k in metrics}}, 0
     for x, y in loader:
         x, y = x.to(device), y.to(device)
-        out = model(x)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            out = model(x)
+        out = out.float()  # losses and metrics in full precision
         n = len(y)
         totals["loss"] += loss_fn(out, y).item() * n
         for name, fn in metrics.items():
@@ -152,7 +163,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, config
     train_model = distributed.wrap(model)
     train_loader = distributed.shard(train_loader)
     val_loader = distributed.shard(val_loader, shuffle=False) if val_loader is not None else None
-    autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[config.precision]
+    autocast_dtype = AUTOCAST[config.precision]
     # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
     scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
     state = State(model, optimizer, config, history, epoch=start_epoch, step=len(history.steps))
@@ -210,7 +221,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, config
         row = {"epoch": epoch + 1, "loss": total / max(count, 1),
                "lr": lr, "seconds": time.perf_counter() - t0}
         if val_loader is not None:
-            row.update(evaluate(model, val_loader, loss_fn, metrics, device))
+            row.update(evaluate(model, val_loader, loss_fn, metrics, device, precision=config.precision))
         history.epochs.append(row)
         for cb in callbacks:
             cb.on_epoch_end(state)

@@ -698,14 +698,7 @@ print(f"{'':<20}{'test error':>11}{'train images':>14}{'epochs':>8}"
 for name, error, n_train, epochs, n_test in rows:
     print(f"{name:<20}{error:>11.2%}{n_train:>14,}{epochs:>8}{n_test:>13,}")
 print()
-if record is None:
-    print("recorded full run: none recorded yet. Run `python code/vision/"
-          "lenet.py\n--profile full` on a GPU and copy "
-          "runs/lenet/metrics.json to results/lenet.json.")
-else:
-    machine = record.get("machine", {})
-    where = machine.get("gpu") or machine.get("processor", "?")
-    print(f"recorded full run: {record['seconds']:.0f} s on {where}")
+print(utils.recorded_run_note("lenet", record, "code/vision/lenet.py"))
 print(f"this run: {seconds:.0f} s; the MNIST training split found here has "
       f"{len(train_images):,} images")
 
