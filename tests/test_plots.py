@@ -78,3 +78,15 @@ def test_image_grid_captions_fit_narrow_cells():
     short = plots.image_grid(np.zeros((4, 4, 4)), titles=["a", "b", "c", "d"], ncols=4)
     assert [a.text for a in short.layout.annotations] == ["a", "b", "c", "d"]
     assert short.layout.annotations[0].font.size == 11
+
+
+def test_long_titles_are_wrapped_with_room_above_the_plot():
+    fig = plots.image_grid(np.zeros((2, 4, 4)), title="Clean images, FGSM and PGD-7 at eps = 8/255 "
+                           "(predicted class and probability) for six test images")
+    height, top = fig.layout.height, fig.layout.margin.t
+    plots._wrap_title(fig)
+    assert fig.layout.title.text.count("<br>") == 1
+    assert fig.layout.height == height + 22 and fig.layout.margin.t == top + 22
+    short = plots.lines({"a": [1, 2]}, title="Short")
+    plots._wrap_title(short)
+    assert short.layout.title.text == "Short"

@@ -67,11 +67,34 @@ class _BookHTML:
         return self.html
 
 
+def _wrap_title(fig: go.Figure, width_chars: int = 72, line_px: int = 22) -> None:
+    """Break a title too long for the text column over several lines (plotly would cut
+    it off), and make room for the extra lines above the plot."""
+    text = fig.layout.title.text
+    if not text or "<br>" in text or len(re.sub(r"<[^>]+>", "", text)) <= width_chars:
+        return
+    lines, current = [], ""
+    for word in text.split(" "):
+        if current and len(re.sub(r"<[^>]+>", "", f"{current} {word}")) > width_chars:
+            lines.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    lines.append(current)
+    extra = line_px * (len(lines) - 1)
+    fig.update_layout(title_text="<br>".join(lines), margin_t=(fig.layout.margin.t or 80) + extra)
+    if fig.layout.title.yanchor == "bottom":  # plotly anchors the first line: lift it over the others
+        fig.update_layout(title_pad_b=(fig.layout.title.pad.b or 0) + extra)
+    if fig.layout.height:
+        fig.update_layout(height=fig.layout.height + extra)
+
+
 def show(fig: go.Figure, path: str | os.PathLike | None = None) -> None:
     """Show ``fig`` in the book or a notebook; in a script, save it to ``path`` (.html).
 
     Returns None, so that ``show(fig)`` as a cell's last line does not display it twice.
     """
+    _wrap_title(fig)
     if in_book_build():
         from IPython.display import display
 
@@ -175,8 +198,10 @@ def image_grid(images, titles=None, ncols: int = 8, title: str = "", cell: int =
         axes[f"yaxis{k}"] = dict(visible=False, autorange="reversed", scaleanchor=f"x{k}", constrain="domain")
     fig.update_layout(**axes)
     fig.update_annotations(font_size=caption_px)
-    top = (45 if title else 10) + cap
-    fig.update_layout(title=dict(text=title, y=1.0, yanchor="top", pad=dict(t=10)),
+    top = (40 if title else 10) + cap
+    # The title sits just above the first row's captions (its bottom anchored to the
+    # top of the plots), so a title wrapped over more lines grows upwards.
+    fig.update_layout(title=dict(text=title, yref="paper", y=1, yanchor="bottom", pad=dict(b=cap + 4)),
                       height=max(160, area + top + 10), margin=dict(l=10, r=10, t=top, b=10))
     return fig
 
