@@ -31,6 +31,17 @@ def test_random_crop_to_a_smaller_size_and_errors():
         random_crop(x, padding=0, size=12)
 
 
+def test_unpadded_random_crops_are_windows_of_each_image():
+    """AlexNet's 227 windows of 256 images: padding=0 and a smaller output size."""
+    torch.manual_seed(0)
+    x = torch.arange(4 * 10 * 10, dtype=torch.float32).view(4, 1, 10, 10).repeat(1, 3, 1, 1)
+    crops = random_crop(x, padding=0, size=7)
+    assert crops.shape == (4, 3, 7, 7)
+    for i in range(4):
+        top, left = divmod(int(crops[i, 0, 0, 0].item()) - i * 100, 10)
+        assert torch.equal(crops[i], x[i, :, top:top + 7, left:left + 7])
+
+
 def test_random_flip_mirrors_about_half_of_the_images():
     torch.manual_seed(0)
     x = numbered(400)

@@ -52,7 +52,7 @@ from scratch.config import ConfigError, choice, describe, non_negative, positive
 from scratch.models.alexnet import (LAYOUTS, PAPER_PARAMETERS, AlexNet,
                                     LocalResponseNorm, center_crop,
                                     multiply_adds, parameter_counts,
-                                    pca_lighting, random_crops, rgb_pca)
+                                    pca_lighting, rgb_pca)
 from scratch.models.layers import Normalize
 from scratch.train import (TrainConfig, fit, load_checkpoint,
                            pick_device, predict)
@@ -746,7 +746,7 @@ class TrainTransform:
     def __call__(self, x, y):
         x = x.float().div_(255)
         if LAYOUT == "imagenet":  # random 227 windows of the 256 images
-            x = random_crops(x, INPUT)
+            x = augment.random_crop(x, padding=0, size=INPUT)
         elif self.cfg.crop_padding:  # CIFAR: shifts of up to crop_padding
             x = augment.random_crop(x, self.cfg.crop_padding)
         if self.cfg.flip:

@@ -6,7 +6,7 @@ import torchvision
 from torch import nn
 
 from scratch.models.alexnet import (PAPER_PARAMETERS, AlexNet, LocalResponseNorm, center_crop,
-                                    multiply_adds, parameter_counts, pca_lighting, random_crops,
+                                    multiply_adds, parameter_counts, pca_lighting,
                                     rgb_pca)
 from scratch.train import load_checkpoint, predict, save_checkpoint
 
@@ -231,14 +231,8 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
 
 
 # ---- augmentation helpers --------------------------------------------------------------------
-def test_random_crops_are_windows_of_each_image():
-    torch.manual_seed(0)
+def test_center_crop_is_the_middle_window():
     x = torch.arange(4 * 10 * 10, dtype=torch.float32).view(4, 1, 10, 10).repeat(1, 3, 1, 1)
-    crops = random_crops(x, 7)
-    assert crops.shape == (4, 3, 7, 7)
-    for i in range(4):
-        top, left = divmod(int(crops[i, 0, 0, 0].item()) - i * 100, 10)
-        assert torch.equal(crops[i], x[i, :, top:top + 7, left:left + 7])
     assert torch.equal(center_crop(x, 6), x[..., 2:8, 2:8])
 
 

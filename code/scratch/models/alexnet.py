@@ -228,18 +228,6 @@ def multiply_adds(model: nn.Module, input_size: int | None = None) -> dict[str, 
 
 
 # ---- data helpers for the 224-pixel layout ------------------------------------------
-def random_crops(x: torch.Tensor, size: int) -> torch.Tensor:
-    """A random ``size`` x ``size`` window of each image of a batch (no padding):
-    the paper's 224 crops of its 256x256 images."""
-    b, _, h, w = x.shape
-    top = torch.randint(0, h - size + 1, (b,), device=x.device)
-    left = torch.randint(0, w - size + 1, (b,), device=x.device)
-    rows = (top[:, None] + torch.arange(size, device=x.device))[:, :, None]   # (B, size, 1)
-    cols = (left[:, None] + torch.arange(size, device=x.device))[:, None, :]  # (B, 1, size)
-    batch = torch.arange(b, device=x.device)[:, None, None]
-    return x.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
-
-
 def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     """The central ``size`` x ``size`` window of every image: for testing."""
     h, w = x.shape[-2:]
