@@ -46,6 +46,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from scratch import data, optim, plots, utils, vis
+from scratch.augment import random_flip
 from scratch.config import ConfigError, choice, describe, non_negative, positive
 from scratch.models.layers import count_parameters
 from scratch.models.unet import (LOSSES, PAPER_PARAMETERS, UNet, UNet2015,
@@ -679,10 +680,9 @@ def loader(images, masks, training=False):
 
 def augment(x, y):
     """fit's batch_transform, on the batch's device: joint flips, NHWC."""
-    if cfg.flip:
-        flip = (torch.rand(len(x), device=x.device) < 0.5)[:, None, None, None]
-        x = torch.where(flip, x.flip(-1), x)
-        y = torch.where(flip, y.flip(-1), y)
+    if cfg.flip:  # the mask rides along as a fourth channel: one flip for both
+        both = random_flip(torch.cat([x, y], dim=1))
+        x, y = both[:, :-1], both[:, -1:]
     if cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x, y
