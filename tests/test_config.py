@@ -6,7 +6,7 @@ from typing import Optional
 
 import pytest
 
-from scratch.config import Config, ConfigError, choice, positive, unit_interval
+from scratch.config import Config, ConfigError, choice, describe, positive, unit_interval
 from scratch.train import TrainConfig
 
 
@@ -92,7 +92,7 @@ def test_rules_on_tuples_hold_for_each_item():
         sizes: tuple[int, ...] = field(default=(2, 8), metadata=positive("batch sizes"))
 
     assert Sizes.parse_args(["--sizes=4,16"]).sizes == (4, 16)
-    with pytest.raises(ConfigError, match=r"sizes=\(4, -1\): must be > 0"):
+    with pytest.raises(ConfigError, match=r"sizes=4,-1: each item must be > 0"):
         Sizes.parse_args(["--sizes=4,-1"])
 
 
@@ -119,3 +119,50 @@ def test_in_a_script_errors_have_no_traceback(tmp_path):
     run = subprocess.run([sys.executable, str(script), "--epochs=-2"], capture_output=True, text=True)
     assert run.returncode == 2
     assert run.stderr.strip() == "chapter.py: error: epochs=-2: must be > 0"
+
+
+# ---- bad input found in review: one line each, never a traceback or a silent default ----
+@dataclass
+class Typed(Config):
+    limit: int | None = field(default=None, metadata=describe("PEP 604 optional"))
+    old_style: Optional[float] = field(default=None, metadata=describe("typing.Optional"))
+    pair: tuple[int, float] = field(default=(1, 0.5), metadata=describe("a mixed tuple"))
+    widths: tuple[int, ...] = field(default=(8, 16), metadata=positive("one or more widths"))
+    lr: float = field(default=0.1, metadata=positive("step size"))
+
+
+def test_optional_fields_parse_their_inner_type():
+    assert Typed.parse_args(["--limit=5"]).limit == 5  # was the string '5'
+    assert Typed.parse_args(["--limit=none"]).limit is None
+    assert Typed.parse_args(["--old_style=0.5"]).old_style == 0.5
+    with pytest.raises(ConfigError, match=r"--limit: expected int, got 'five'"):
+        Typed.parse_args(["--limit=five"])
+
+
+def test_mixed_tuples_parse_each_position():
+    assert Typed.parse_args(["--pair=3,0.25"]).pair == (3, 0.25)
+    with pytest.raises(ConfigError, match=r"--pair: expected 2 comma-separated values \(int, float\)"):
+        Typed.parse_args(["--pair=3"])
+    with pytest.raises(ConfigError, match=r"--pair: expected int, got '0.5'"):
+        Typed.parse_args(["--pair=0.5,3"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--widths="], "widths='': needs one or more values (each must be > 0)"),
+    (["--widths=8,,16"], "--widths: empty item in '8,,16'"),
+    (["--lr=inf"], "--lr: expected a finite number, got 'inf'"),
+    (["--lr=nan"], "--lr: expected a finite number, got 'nan'"),
+    (["--profile="], "unknown profile ''"),
+    (["--seed=-1"], "seed=-1: must be in [0, 2**32 - 1]"),
+    (["--seed=5000000000"], "seed=5000000000: must be in [0, 2**32 - 1]"),
+])
+def test_values_that_used_to_slip_through(argv, message, monkeypatch):
+    monkeypatch.delenv("SCRATCH_PROFILE", raising=False)
+    with pytest.raises(ConfigError) as err:
+        Typed.parse_args(argv)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_non_finite_values_from_code_are_rejected_too():
+    with pytest.raises(ConfigError, match="lr: expected a finite number"):
+        Typed.create("tiny", lr=float("inf"))

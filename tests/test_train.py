@@ -179,6 +179,21 @@ DDP_SCRIPT = textwrap.dedent("""
     flat = torch.cat([p.detach().flatten() for p in model.parameters()])
     print(f"rank {distributed.rank()} of {distributed.world_size()}: steps {len(h.steps)} "
           f"acc {h['val_acc'][-1]:.3f} checksum {flat.sum().item():.6f}")
+
+    # Step-based, on randomly drawn batches (each process draws its own), with
+    # accumulation, bf16 and evaluation every 4 steps.
+    from scratch.train import sampled_loader
+    cfg = C.create("tiny", out_dir=sys.argv[1] + "/steps", max_steps=10, batch_size=8, grad_accum=2,
+                   eval_every=4, precision="bf16")
+    model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen = []
+    h = fit(model, opt, sampled_loader(data, batch_size=8, steps_per_epoch=6), cfg,
+            val_loader=DataLoader(data, batch_size=32),
+            batch_transform=lambda x, y: (seen.append(y.clone()) or x, y), verbose=False)
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+    print(f"steps-rank {distributed.rank()}: steps {len(h.steps)} evals {[r['step'] for r in h.evals]} "
+          f"first {seen[0].tolist()} checksum {flat.sum().item():.6f}")
 """)
 
 
@@ -197,6 +212,10 @@ def test_data_parallel_under_torchrun(tmp_path):
     assert ranks[0].split("checksum")[1] == ranks[1].split("checksum")[1]
     assert sum(l.startswith("epoch ") for l in run.stdout.splitlines()) == 2  # only rank 0 prints
     assert (tmp_path / "out" / "ddp" / "last.pt").exists()
+    steps = sorted(l for l in run.stdout.splitlines() if l.startswith("steps-rank "))
+    assert len(steps) == 2 and all("steps 10 evals [4, 8, 10]" in l for l in steps)
+    assert steps[0].split("checksum")[1] == steps[1].split("checksum")[1]  # gradients averaged
+    assert steps[0].split("first")[1] != steps[1].split("first")[1]  # each process drew its own batch
 
 
 def test_batch_transform_runs_on_each_training_batch_only(tmp_path):
@@ -220,3 +239,293 @@ def test_evaluate_in_bf16_is_close_to_fp32(tmp_path):
     assert half["val_acc"] == pytest.approx(full["val_acc"], abs=0.02)
     assert half["val_loss"] == pytest.approx(full["val_loss"], rel=0.05, abs=0.01)
     assert half["val_loss"] != full["val_loss"]  # bf16 really was used
+
+
+# ---- step budgets, exact mid-epoch resume, general steps, several optimizers, EMA ----
+KILL_SCRIPT = textwrap.dedent("""
+    import os, sys, torch
+    from dataclasses import dataclass
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+    from scratch.train import Callback, EMA, TrainConfig, fit
+    from scratch.utils import seed_everything
+
+    @dataclass
+    class C(TrainConfig):
+        NAME = "kill"
+
+    out, kill_at = sys.argv[1], int(sys.argv[2])
+    cfg = C.create("tiny", out_dir=out, epochs=3, batch_size=16, checkpoint_every=1, device="cpu")
+    seed_everything(0)
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (200,), generator=g)   # 13 batches an epoch, the last one short
+    x = torch.randn(200, 2, generator=g) + (y[:, None] * 2 - 1)
+    model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 2))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 0.05, total_steps=39)
+
+    class Kill(Callback):  # a hard kill: no cleanup, no flush, like a power cut
+        def on_batch_end(self, state):
+            if state.step == kill_at:
+                os._exit(17)
+
+    noise = lambda x, y: (x + 0.1 * torch.randn_like(x), y)  # random, on the global RNG
+    ema = EMA(decay=0.9)
+    h = fit(model, opt, DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True), cfg,
+            scheduler=sched, batch_transform=noise, callbacks=[ema, Kill()], verbose=False)
+    torch.save({"model": model.state_dict(), "ema": ema.module.state_dict(), "steps": h.steps,
+                "epochs": h.epochs}, os.path.join(out, "final.pt"))
+""")
+
+
+def _kill_script(tmp, out, kill_at):
+    script = tmp / "kill.py"
+    script.write_text(KILL_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(script), str(out), str(kill_at)],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("straight")
+    run = _kill_script(tmp, tmp / "out", 0)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return torch.load(tmp / "out" / "final.pt")
+
+
+@pytest.mark.parametrize("kill_at", [5, 13, 20])  # mid-epoch 1, at an epoch's end, mid-epoch 2
+def test_killed_mid_epoch_and_resumed_equals_uninterrupted(tmp_path, kill_at, uninterrupted):
+    """Shuffled batches, dropout, random augmentation, Adam, one-cycle and an EMA: after a
+    hard kill at step k, the resumed run ends with the same weights bit for bit."""
+    killed = _kill_script(tmp_path, tmp_path / "killed", kill_at)
+    assert killed.returncode == 17, killed.stderr[-2000:]
+    assert not (tmp_path / "killed" / "final.pt").exists()
+    resumed = _kill_script(tmp_path, tmp_path / "killed", 0)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = uninterrupted
+    b = torch.load(tmp_path / "killed" / "final.pt")
+    assert a["steps"] == b["steps"] and len(a["steps"]) == 39
+    for part in ("model", "ema"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+    assert [r["loss"] for r in a["epochs"]] == [r["loss"] for r in b["epochs"]]  # epoch means too
+
+
+def test_step_budget_with_random_batches(tmp_path, capsys):
+    """nanoGPT style: max_steps optimizer steps on randomly drawn batches, evaluation and
+    checkpoints every N steps; an 'epoch' is a nominal interval."""
+    from scratch.train import sampled_loader
+
+    cfg, model, opt, _, val = setup(tmp_path, max_steps=25, eval_every=10, checkpoint_every=5,
+                                    log_every=5, batch_size=16)
+    train = sampled_loader(blobs(), batch_size=16, steps_per_epoch=8)
+    saved = []
+
+    class Spy(Callback):
+        def on_batch_end(self, state):
+            if state.step % 5 == 0:  # the checkpoint of step 5k is written after the callbacks
+                saved.append(state.step)
+
+    history = fit(model, opt, train, cfg, val_loader=val, callbacks=[Spy()])
+    assert len(history.steps) == 25 and [r["step"] for r in history.log] == list(range(1, 26))
+    assert [r["step"] for r in history.evals] == [10, 20, 25]  # and once at the end
+    assert history.evals[-1]["val_acc"] > 0.9
+    assert [r["epoch"] for r in history.epochs] == [1, 2, 3, 4]  # 8 + 8 + 8 + 1 steps
+    assert load_checkpoint(tmp_path / "toy" / "last.pt")["step"] == 25
+    out = capsys.readouterr().out
+    assert sum(l.startswith("step ") for l in out.splitlines()) == 5 + 3  # logs and evaluations
+    # More steps continue the run: the schedule (none) does not depend on the run's length.
+    cfg2, model2, opt2, _, _ = setup(tmp_path, max_steps=30, batch_size=16)
+    more = fit(model2, opt2, sampled_loader(blobs(), batch_size=16, steps_per_epoch=8), cfg2,
+               verbose=False)
+    assert len(more.steps) == 30 and more.steps[:25] == history.steps
+
+
+def test_each_step_logs_losses_lr_grad_norm_and_throughput(tmp_path):
+    cfg, model, opt, train, _ = setup(tmp_path, epochs=1, batch_size=32, clip_grad_norm=0.5)
+    history = fit(model, opt, train, cfg, checkpoint=None, verbose=False)
+    row = history.log[0]
+    assert {"step", "epoch", "loss", "lr", "grad_norm", "examples_per_s"} <= set(row)
+    assert row["lr"] == 0.1 and row["examples_per_s"] > 0
+    # The logged norm is the norm before clipping, computed independently here:
+    cfg, model, opt, train, _ = setup(tmp_path / "b", epochs=1, batch_size=32)
+    x, y = next(iter(train))
+    nn.functional.cross_entropy(model(x), y).backward()
+    expected = torch.cat([p.grad.flatten() for p in model.parameters()]).norm().item()
+    seed_everything(0)
+    cfg, model, opt, train, _ = setup(tmp_path / "c", epochs=1, batch_size=32)
+    first = fit(model, opt, train, cfg, checkpoint=None, verbose=False).log[0]
+    assert first["grad_norm"] == pytest.approx(expected, rel=1e-5)
+    epoch = history.epochs[0]
+    assert {"loss", "lr", "grad_norm", "examples_per_s", "seconds"} <= set(epoch)
+
+
+def test_clipping_bounds_the_update(tmp_path):
+    weights = {}
+    for clip in (0.0, 1e-3):
+        cfg, model, _, train, _ = setup(tmp_path / str(clip), epochs=1, batch_size=256, clip_grad_norm=clip)
+        before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+        fit(model, torch.optim.SGD(model.parameters(), lr=1.0), train, cfg, checkpoint=None, verbose=False)
+        weights[clip] = (torch.cat([p.detach().flatten() for p in model.parameters()]) - before).norm()
+    assert weights[1e-3] == pytest.approx(1e-3, rel=1e-4)  # one step of lr 1 with |g| clipped to 1e-3
+    assert weights[0.0] > 10 * weights[1e-3]
+
+
+def test_tokens_per_second_for_token_inputs(tmp_path):
+    tokens = torch.randint(0, 10, (64, 9))
+    data = TensorDataset(tokens[:, :-1], tokens[:, 1:])  # (B, T) inputs and targets
+    model = nn.Sequential(nn.Embedding(10, 8), nn.Linear(8, 10))
+    cfg = Cfg.create("tiny", out_dir=str(tmp_path), device="cpu", epochs=1, batch_size=16)
+    step = lambda m, b: nn.functional.cross_entropy(m(b[0]).flatten(0, 1), b[1].flatten())
+    history = fit(model, torch.optim.Adam(model.parameters()), DataLoader(data, batch_size=16), cfg,
+                  step=step, checkpoint=None, verbose=False)
+    row = history.log[0]
+    assert row["tokens_per_s"] == pytest.approx(row["examples_per_s"] * 8)
+
+
+def test_a_general_step_with_named_losses(tmp_path):
+    """A step returning several named losses (as an ELBO's terms): all logged, "loss" minimised."""
+    cfg, model, opt, train, val = setup(tmp_path, epochs=3, batch_size=32)
+
+    def step(model, batch):
+        x, y = batch
+        out = model(x)
+        ce = nn.functional.cross_entropy(out, y)
+        l2 = 1e-3 * sum((p ** 2).sum() for p in model.parameters())
+        return {"loss": ce + l2, "ce": ce, "l2": l2}
+
+    history = fit(model, opt, train, cfg, step=step, val_loader=val, verbose=False)
+    assert {"loss", "ce", "l2"} <= set(history.log[-1]) and {"ce", "l2"} <= set(history.last)
+    row = history.log[-1]
+    assert row["loss"] == pytest.approx(row["ce"] + row["l2"], rel=1e-5)
+    assert history.last["val_ce"] < history.epochs[0]["ce"]  # evaluated with the same step
+    with pytest.raises(TypeError, match="dict with a 'loss' tensor"):
+        fit(model, opt, train, cfg, step=lambda m, b: {"ce": m(b[0]).sum()}, checkpoint=None)
+
+
+def test_a_gan_trains_through_fit_with_two_optimizers(tmp_path):
+    """A toy GAN: the generator learns a 1-D Gaussian N(3, 0.5^2) from noise. Two optimizers,
+    two schedules, two named steps, one loop."""
+    seed_everything(0)
+    real = TensorDataset(3 + 0.5 * torch.randn(2048, 1))
+    gan = nn.ModuleDict({"generator": nn.Linear(1, 1),
+                         "discriminator": nn.Sequential(nn.Linear(1, 16), nn.ReLU(), nn.Linear(16, 1))})
+    bce = nn.functional.binary_cross_entropy_with_logits
+
+    def d_step(model, batch):
+        (x,) = batch
+        with torch.no_grad():  # the discriminator's turn: the generator's output is fixed
+            fake = model.generator(torch.randn_like(x))
+        real_logit, fake_logit = model.discriminator(x), model.discriminator(fake)
+        return {"loss": bce(real_logit, torch.ones_like(real_logit)) + bce(fake_logit, torch.zeros_like(fake_logit)),
+                "real": torch.sigmoid(real_logit).mean()}
+
+    def g_step(model, batch):
+        (x,) = batch
+        logit = model.discriminator(model.generator(torch.randn_like(x)))
+        return bce(logit, torch.ones_like(logit))  # non-saturating loss
+
+    opts = {"discriminator": torch.optim.Adam(gan.discriminator.parameters(), lr=0.01, betas=(0.5, 0.999)),
+            "generator": torch.optim.Adam(gan.generator.parameters(), lr=0.02, betas=(0.5, 0.999))}
+    scheds = {"generator": torch.optim.lr_scheduler.StepLR(opts["generator"], step_size=150, gamma=0.5)}
+    cfg = Cfg.create("tiny", out_dir=str(tmp_path), device="cpu", max_steps=400, batch_size=64)
+    history = fit(gan, opts, DataLoader(real, batch_size=64, shuffle=True), cfg,
+                  step={"discriminator": d_step, "generator": g_step}, scheduler=scheds, verbose=False)
+    row = history.log[-1]
+    assert {"discriminator_loss", "discriminator_real", "generator_loss",
+            "discriminator_lr", "generator_lr", "generator_grad_norm"} <= set(row)
+    assert row["discriminator_lr"] == 0.01 and row["generator_lr"] == 0.02 * 0.25  # own schedules
+    with torch.no_grad():
+        samples = gan.generator(torch.randn(4096, 1))
+    assert abs(samples.mean().item() - 3) < 0.3  # it starts near 0
+    assert 0.2 < samples.std().item() < 1.0
+    state = load_checkpoint(tmp_path / "toy" / "last.pt")
+    assert set(state["optimizer"]) == {"discriminator", "generator"}
+
+
+def test_ema_averages_the_weights(tmp_path):
+    """EMA(decay) equals the average computed by hand after every step; it is checkpointed."""
+    from scratch.train import EMA
+
+    cfg, model, opt, train, _ = setup(tmp_path, epochs=2, batch_size=32)
+    trail = []
+
+    class Record(Callback):
+        def on_batch_end(self, state):
+            trail.append([p.detach().clone() for p in state.model.parameters()])
+
+    ema = EMA(decay=0.8)
+    fit(model, opt, train, cfg, callbacks=[Record(), ema], verbose=False)
+    expected = [w.clone() for w in trail[0]]  # the average starts at the first step's weights
+    for weights in trail[1:]:
+        expected = [0.8 * e + 0.2 * w for e, w in zip(expected, weights)]
+    for e, p in zip(expected, ema.module.module.parameters()):
+        torch.testing.assert_close(p, e, rtol=1e-6, atol=1e-7)
+    assert not torch.allclose(expected[0], trail[-1][0])  # really an average, not the last weights
+    state = load_checkpoint(tmp_path / "toy" / "last.pt")
+    restored = EMA(decay=0.8)
+    restored.module = torch.optim.swa_utils.AveragedModel(model)
+    restored.load_state_dict(state["callbacks"][1])
+    for a, b in zip(restored.module.parameters(), ema.module.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_mixed_precision_and_accumulation_in_a_step_based_run(tmp_path):
+    weights = []
+    for accum, batch in ((1, 32), (4, 8)):
+        cfg, model, _, _, _ = setup(tmp_path / str(accum), max_steps=3, batch_size=batch, grad_accum=accum)
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        fit(model, opt, DataLoader(blobs(96), batch_size=batch), cfg, checkpoint=None, verbose=False)
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    torch.testing.assert_close(weights[0], weights[1], rtol=1e-5, atol=1e-6)
+    cfg, model, opt, train, val = setup(tmp_path / "bf16", max_steps=20, precision="bf16", grad_accum=2,
+                                        eval_every=10)
+    history = fit(model, opt, train, cfg, val_loader=val, checkpoint=None, verbose=False)
+    assert len(history.steps) == 20 and history.evals[-1]["val_acc"] > 0.9
+
+
+# ---- a checkpoint is resumed only by the config that made it ----
+def test_resume_refuses_another_config(tmp_path):
+    from scratch.config import ConfigError
+
+    cfg, model, opt, train, _ = setup(tmp_path, epochs=1)
+    fit(model, opt, train, cfg, verbose=False)
+    before = (tmp_path / "toy" / "last.pt").read_bytes()
+    cfg, model, opt, train, _ = setup(tmp_path, epochs=1, batch_size=32)
+    with pytest.raises(ConfigError, match=r"batch_size 64 -> 32.*--resume=false.*--out_dir"):
+        cfg.check_run_dir()  # what from_cli runs before a chapter writes anything
+    with pytest.raises(ConfigError, match=r"batch_size 64 -> 32"):
+        fit(model, opt, train, cfg, verbose=False)
+    assert (tmp_path / "toy" / "last.pt").read_bytes() == before  # nothing overwritten
+    # Fields that cannot change the result do not count:
+    cfg, model, opt, train, _ = setup(tmp_path, epochs=1, threads=1, num_workers=0, log_every=3)
+    cfg.check_run_dir()
+    assert len(fit(model, opt, train, cfg, verbose=False)) == 1
+
+
+def test_more_epochs_continue_only_where_the_schedule_allows(tmp_path):
+    from scratch.config import ConfigError
+
+    for name, make in (("step", lambda o, n: torch.optim.lr_scheduler.StepLR(o, 4)),
+                       ("onecycle", lambda o, n: torch.optim.lr_scheduler.OneCycleLR(o, 0.1, total_steps=n))):
+        cfg, model, opt, train, _ = setup(tmp_path / name, epochs=1)
+        fit(model, opt, train, cfg, scheduler=make(opt, 4), verbose=False)
+        cfg, model, opt, train, _ = setup(tmp_path / name, epochs=2)
+        if name == "step":
+            assert len(fit(model, opt, train, cfg, scheduler=make(opt, 8), verbose=False)) == 2
+        else:
+            with pytest.raises(ConfigError, match=r"epochs 1 -> 2 \(the schedule depends on the run's length\)"):
+                cfg.check_run_dir()
+        cfg, *_ = setup(tmp_path / name, epochs=1 if name == "onecycle" else 1)
+        if name == "step":  # fewer epochs than were trained: never a resume
+            with pytest.raises(ConfigError, match="epochs 2 -> 1"):
+                cfg.check_run_dir()
+
+
+def test_device_must_exist_on_this_machine():
+    from scratch.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"device='gpu': must be one of this machine's devices: auto, cpu"):
+        Cfg.create("tiny", device="gpu")
+    assert Cfg.create("tiny", device="cpu").device == "cpu"

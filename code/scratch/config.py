@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import sys
+import types
 import typing
 from dataclasses import dataclass, field  # noqa: F401  (re-exported for chapters)
 from pathlib import Path
@@ -42,25 +44,30 @@ class ConfigError(ValueError):
     """A config mistake a user can fix: the message is one line."""
 
 
+def _rule(check, rule: str, help: str) -> dict:
+    """Field metadata for a per-value rule; on a tuple it holds for every item, and
+    the tuple may not be empty (an empty list of widths or rates is never meant)."""
+    return {"help": help, "check": check, "rule": rule, "elementwise": True}
+
+
 def positive(help: str = "") -> dict:
     """Field metadata: the value must be > 0."""
-    return {"help": help, "check": lambda v: v > 0, "rule": "must be > 0", "elementwise": True}
+    return _rule(lambda v: v > 0, "must be > 0", help)
 
 
 def non_negative(help: str = "") -> dict:
     """Field metadata: the value must be >= 0."""
-    return {"help": help, "check": lambda v: v >= 0, "rule": "must be >= 0", "elementwise": True}
+    return _rule(lambda v: v >= 0, "must be >= 0", help)
 
 
 def unit_interval(help: str = "") -> dict:
     """Field metadata: the value must lie in [0, 1)."""
-    return {"help": help, "check": lambda v: 0 <= v < 1, "rule": "must be in [0, 1)", "elementwise": True}
+    return _rule(lambda v: 0 <= v < 1, "must be in [0, 1)", help)
 
 
 def choice(*options, help: str = "") -> dict:
     """Field metadata: the value must be one of ``options``."""
-    return {"help": help, "check": lambda v: v in options,
-            "rule": "must be one of " + ", ".join(map(str, options)), "elementwise": True}
+    return _rule(lambda v: v in options, "must be one of " + ", ".join(map(str, options)), help)
 
 
 def describe(help: str) -> dict:
@@ -68,14 +75,44 @@ def describe(help: str) -> dict:
     return {"help": help}
 
 
+def _is_union(kind) -> bool:
+    """``Optional[X]`` and ``X | None`` (PEP 604) are both unions."""
+    return typing.get_origin(kind) in (typing.Union, types.UnionType)
+
+
+def _optional_inner(kind):
+    """``X`` for ``X | None``; a union of two real types is not supported in a config."""
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if len(args) != 1:
+        raise TypeError(f"config fields may be X or X | None, not {kind}")
+    return args[0]
+
+
+def _kind_name(kind) -> str:
+    return getattr(kind, "__name__", str(kind).replace("typing.", ""))
+
+
 def _parse(text: str, kind: Any, name: str):
-    """Convert command-line text to the field's declared type."""
-    origin = typing.get_origin(kind)
-    if origin is typing.Union:  # Optional[X]
-        args = [a for a in typing.get_args(kind) if a is not type(None)]
-        if text.lower() in ("none", "null"):
+    """Convert command-line text to the field's declared type, or raise ConfigError."""
+    if _is_union(kind):  # X | None
+        if text.strip().lower() in ("none", "null"):
             return None
-        return _parse(text, args[0], name)
+        return _parse(text, _optional_inner(kind), name)
+    origin = typing.get_origin(kind)
+    if origin in (tuple, list):
+        args = typing.get_args(kind)
+        parts = [p.strip() for p in text.strip().strip("()[]").split(",")]
+        parts = [] if parts == [""] else parts
+        if "" in parts:
+            raise ConfigError(f"--{name}: empty item in {text!r}; write items separated by commas")
+        if not args or args[-1] is Ellipsis:  # tuple[int, ...]: any length, one type
+            item = args[0] if args else str
+            return tuple(_parse(p, item, name) for p in parts)
+        if len(parts) != len(args):  # tuple[int, float]: one item per declared type
+            raise ConfigError(f"--{name}: expected {len(args)} comma-separated values "
+                              f"({', '.join(map(_kind_name, args))}), got {text!r}")
+        return tuple(_parse(p, a, name) for p, a in zip(parts, args))
+    text = text.strip()
     if kind is bool:
         lowered = text.lower()
         if lowered in ("1", "true", "yes", "on"):
@@ -83,37 +120,49 @@ def _parse(text: str, kind: Any, name: str):
         if lowered in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"--{name}: expected true or false, got {text!r}")
-    if origin in (tuple, list):
-        (item,) = {a for a in typing.get_args(kind) if a is not Ellipsis} or {str}
-        parts = [p for p in text.strip("()[] ").split(",") if p.strip()]
-        return tuple(_parse(p.strip(), item, name) for p in parts)
-    try:
-        if kind is int:
+    if kind is int:
+        try:
             return int(text)
-        if kind is float:
-            return float(text)
-    except ValueError:
-        raise ConfigError(f"--{name}: expected {kind.__name__}, got {text!r}") from None
-    return text
+        except ValueError:
+            raise ConfigError(f"--{name}: expected int, got {text!r}") from None
+    if kind is float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(f"--{name}: expected float, got {text!r}") from None
+        if not math.isfinite(value):  # inf and nan parse as floats, and poison a run
+            raise ConfigError(f"--{name}: expected a finite number, got {text!r}")
+        return value
+    if kind is str:
+        return text
+    raise TypeError(f"config field {name!r} has a type the command line cannot parse: {kind}")
 
 
 def _check_type(value, kind, name):
     """Reject a value of the wrong type (ints are fine where floats are expected)."""
-    origin = typing.get_origin(kind)
-    if origin is typing.Union:
-        if value is None and type(None) in typing.get_args(kind):
+    if _is_union(kind):
+        if value is None:
             return value
-        kind = next(a for a in typing.get_args(kind) if a is not type(None))
-        origin = typing.get_origin(kind)
+        kind = _optional_inner(kind)
+    origin = typing.get_origin(kind)
     if origin in (tuple, list):
         if not isinstance(value, (tuple, list)):
             raise ConfigError(f"{name}: expected a sequence, got {value!r}")
-        return tuple(value)
+        args = typing.get_args(kind)
+        if not args:
+            return tuple(value)
+        if args[-1] is Ellipsis:
+            return tuple(_check_type(v, args[0], name) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{name}: expected {len(args)} values, got {value!r}")
+        return tuple(_check_type(v, a, name) for v, a in zip(value, args))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
     if kind in (int, float, str, bool) and (
             not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
         raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{name}: expected a finite number, got {value!r}")
     return value
 
 
@@ -124,7 +173,10 @@ class Config:
     profile: str = field(default=DEFAULT_PROFILE,
                          metadata=choice(*PROFILES, help="tiny: tests, small: CPU, full: GPU"))
 
-    seed: int = field(default=0, metadata=describe("seeds Python, NumPy and PyTorch: runs repeat exactly"))
+    seed: int = field(default=0, metadata={
+        "help": "seeds Python, NumPy and PyTorch: runs repeat exactly",
+        # NumPy's legacy seeding takes 32-bit unsigned seeds only.
+        "check": lambda v: 0 <= v < 2**32, "rule": "must be in [0, 2**32 - 1]"})
     out_dir: str = field(default_factory=lambda: os.environ.get("SCRATCH_RUNS", "runs"), metadata=describe(
         "runs go to OUT_DIR/<chapter>/: checkpoints, metrics JSON, figures (default $SCRATCH_RUNS or ./runs)"))
 
@@ -147,20 +199,34 @@ class Config:
             check = f.metadata.get("check")
             # The rules below (positive, ...) hold for each item of a tuple; a chapter's
             # own check sees the whole value.
-            items = value if isinstance(value, tuple) and f.metadata.get("elementwise") else (value,)
-            if check is not None and value is not None and not all(check(v) for v in items):
-                raise ConfigError(f"{f.name}={value!r}: {f.metadata['rule']}")
+            each = isinstance(value, tuple) and f.metadata.get("elementwise")
+            items = value if each else (value,)
+            if check is not None and value is not None and (
+                    (each and not value) or not all(check(v) for v in items)):
+                rule = f.metadata["rule"]
+                rule = rule() if callable(rule) else rule  # a rule may depend on the machine
+                if each:
+                    rule = f"each item {rule}" if value else f"needs one or more values (each {rule})"
+                raise ConfigError(f"{f.name}={_show(value)}: {rule}")
         self.validate()
 
     def validate(self) -> None:
         """Cross-field checks; raise ConfigError. Chapters may override."""
 
+    def check_run_dir(self) -> None:
+        """Raise ConfigError if ``run_dir`` holds a run this config must not touch.
+
+        Nothing to check for a run that is not resumable; :class:`scratch.train.TrainConfig`
+        compares the config stored in its checkpoints with this one.
+        """
+
     # ---- construction -------------------------------------------------------
     @classmethod
     def create(cls, profile: str | None = None, **overrides):
         """The config of ``profile`` (default: $SCRATCH_PROFILE or small) with overrides."""
-        profile = profile or os.environ.get("SCRATCH_PROFILE") or DEFAULT_PROFILE
-        if profile not in PROFILES:
+        if profile is None:  # not given: the environment, then the default
+            profile = os.environ.get("SCRATCH_PROFILE") or DEFAULT_PROFILE
+        if profile not in PROFILES:  # also --profile= (empty): never a silent default
             raise ConfigError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
         names = {f.name for f in dataclasses.fields(cls)}
         values = {**cls.PROFILES.get(profile, {}), **overrides}
@@ -212,6 +278,14 @@ class Config:
             prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "chapter"
             print(f"{prog}: error: {err}", file=sys.stderr)
             raise SystemExit(2)
+        try:
+            # A run folder left by another config must not be resumed or overwritten
+            # silently; checked before the chapter writes anything there.
+            cfg.check_run_dir()
+        except ConfigError as err:
+            prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "chapter"
+            print(f"{prog}: error: {err}", file=sys.stderr)
+            raise SystemExit(2)
         print(cfg.summary())
         if cfg.threads:
             set_threads(cfg.threads)
@@ -247,9 +321,17 @@ class Config:
                             for p in PROFILES)
             text = f.metadata.get("help", "")
             rule = f.metadata.get("rule", "")
+            rule = rule() if callable(rule) else rule
             lines.append(f"  --{f.name} ({kind}): {text}" + (f" [{rule}]" if rule else ""))
             lines.append(f"      {per}")
         return "\n".join(lines)
+
+
+def _show(value) -> str:
+    """A value as the user would type it: ``3,4`` for a tuple, ``''`` for nothing."""
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) if value else "''"
+    return repr(value)
 
 
 def set_threads(n: int) -> None:

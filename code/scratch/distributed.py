@@ -72,12 +72,34 @@ def shard(loader, shuffle: bool | None = None):
     from torch.utils.data import DataLoader, RandomSampler
     from torch.utils.data.distributed import DistributedSampler
 
-    if shuffle is None:
-        shuffle = isinstance(loader.sampler, RandomSampler)
-    sampler = DistributedSampler(loader.dataset, shuffle=shuffle)
+    if isinstance(loader.sampler, RandomSampler) and loader.sampler.replacement:
+        # Batches drawn at random (scratch.train.sampled_loader): each process draws its own.
+        sampler = RankRandomSampler(loader.dataset, -(-loader.sampler.num_samples // world_size()))
+    else:
+        if shuffle is None:
+            shuffle = isinstance(loader.sampler, RandomSampler)
+        sampler = DistributedSampler(loader.dataset, shuffle=shuffle)
     return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler,
                       num_workers=loader.num_workers, collate_fn=loader.collate_fn,
                       pin_memory=loader.pin_memory, drop_last=loader.drop_last)
+
+
+class RankRandomSampler(torch.utils.data.Sampler):
+    """``num_samples`` indices drawn with replacement, different in every process.
+
+    The seed comes from the global RNG, which every process seeded alike, plus the
+    rank; so the draw repeats exactly when a resumed run restores the RNG."""
+
+    def __init__(self, dataset, num_samples: int):
+        self.n, self.num_samples = len(dataset), num_samples
+
+    def __iter__(self):
+        seed = int(torch.empty((), dtype=torch.int64).random_().item()) + rank()
+        g = torch.Generator().manual_seed(seed)
+        return iter(torch.randint(self.n, (self.num_samples,), generator=g).tolist())
+
+    def __len__(self):
+        return self.num_samples
 
 
 def no_sync_unless(model, sync: bool):

@@ -90,19 +90,37 @@ def machine_info() -> dict:
     return info
 
 
-def git_commit() -> str | None:
+def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+        out = subprocess.run(["git", *args], capture_output=True, text=True,
                              cwd=Path(__file__).parent, timeout=5)
-        return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    """The commit the code ran at (None outside a git checkout)."""
+    out = _git("rev-parse", "--short", "HEAD")
+    return out.strip() or None if out is not None else None
+
+
+def git_dirty() -> bool | None:
+    """True if tracked files differ from that commit: the code that ran is not the commit's."""
+    out = _git("status", "--porcelain", "--untracked-files=no")
+    return bool(out.strip()) if out is not None else None
 
 
 def save_run(path, cfg, metrics: dict, seconds: float, **extra) -> dict:
-    """Write a run's final metrics with its config, profile, time and machine as JSON."""
+    """Write a run's final metrics with its config, profile, time and machine as JSON.
+
+    ``config`` is the config that produced the metrics: a chapter whose checkpoint
+    was made by another config stops before training (see ``TrainConfig.check_run_dir``).
+    ``commit`` and ``dirty`` say which code ran: a dirty tree ran uncommitted changes.
+    """
     record = {"metrics": metrics, "profile": cfg.profile, "config": cfg.to_dict(),
               "seconds": round(seconds, 2), "machine": machine_info(), "commit": git_commit(),
+              "dirty": git_dirty(),
               "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), **extra}
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return record
