@@ -12,6 +12,7 @@ import socket
 import struct
 import tarfile
 import threading
+import zlib
 
 import numpy as np
 import pytest
@@ -534,3 +535,337 @@ def test_oxford_pets_masks_from_trimaps_and_cache(tmp_path):
     assert list(base.glob("cache-train-30-*.npy"))
     with pytest.raises(data.DatasetNotFoundError, match="Oxford-IIIT Pet"):
         data.oxford_pets("train", root=tmp_path / "empty", download=False)
+
+
+# ----------------------------------------------------------------------------- bad input: one clear line
+
+
+def one_line(info):
+    """The message of a ``pytest.raises`` result, checked to be a single line."""
+    message = str(info.value)
+    assert message and "\n" not in message
+    return message
+
+
+def corrupt_gzip(blob):
+    """``blob`` gzipped, with one byte flipped so that zlib itself fails (``zlib.error``)."""
+    gz = gzip.compress(blob, mtime=0)
+    for offset in range(len(gz) // 3, len(gz) - 8):
+        bad = gz[:offset] + bytes([gz[offset] ^ 0xFF]) + gz[offset + 1:]
+        try:
+            gzip.decompress(bad)
+        except zlib.error:
+            return bad
+        except (OSError, EOFError):
+            pass
+    raise AssertionError("no corruption found that zlib rejects")
+
+
+def corrupt_tar(archive, want):
+    """``archive`` (a .tar.gz) with one byte flipped past its first header.
+
+    ``want="zlib"``: reading the members raises zlib.error; ``want="silent"``: every
+    member reads without error, only the gzip CRC at the very end is wrong.
+    """
+    for offset in range(600, len(archive) - 8, 7):
+        bad = archive[:offset] + bytes([archive[offset] ^ 0xFF]) + archive[offset + 1:]
+        try:
+            with tarfile.open(fileobj=io.BytesIO(bad), mode="r:gz") as tar:
+                for member in tar:
+                    if member.isfile():
+                        tar.extractfile(member).read()
+        except zlib.error:
+            if want == "zlib":
+                return bad
+            continue
+        except (tarfile.TarError, OSError, EOFError):
+            continue
+        if want == "silent":
+            return bad
+    raise AssertionError(f"no {want} corruption found")
+
+
+def mnist_arrays_gz(n=30, seed=0):
+    images, labels = fake_mnist(n, seed)
+    images[:, :14] = 0  # compressible, so that a flipped byte lands in deflate codes
+    return images, labels, idx(images, 0x803), idx(labels, 0x801)
+
+
+def test_read_idx_of_a_corrupted_gz_is_one_clear_line(tmp_path):
+    _, _, blob, _ = mnist_arrays_gz()
+    path = tmp_path / "x-idx3-ubyte.gz"
+    path.write_bytes(corrupt_gzip(blob))
+    with pytest.raises(data.DatasetDamagedError) as info:  # was a raw zlib.error
+        data.read_idx(path, 0x803)
+    message = one_line(info)
+    assert message.startswith(f"{path}: damaged gzip file (")
+    assert "delete it and re-run to download it again" in message
+    assert isinstance(info.value, ValueError)
+    path.write_bytes(gzip.compress(blob)[:200])  # truncated: EOFError inside gzip
+    with pytest.raises(data.DatasetDamagedError, match="damaged gzip file"):
+        data.read_idx(path)
+
+
+def test_mnist_corrupted_gz_is_fetched_again_or_explained(server, monkeypatch, tmp_path, capsys):
+    arrays = serve_mnist(server, monkeypatch)
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    gz = raw / "train-images-idx3-ubyte.gz"
+    gz.write_bytes(corrupt_gzip(mnist_arrays_gz()[2]))
+
+    with pytest.raises(data.DatasetDamagedError) as info:  # download=False: told what to do
+        data.mnist("train", root=tmp_path, download=False)
+    message = one_line(info)
+    assert message.startswith(f"{gz}: damaged gzip file (")
+    assert "download=True" in message
+    assert f"{server.url}/mnist/train-images-idx3-ubyte.gz as {gz}" in message
+    assert server.requests == [] and gz.exists()
+
+    images, labels = data.mnist("train", root=tmp_path)  # download=True: like a bad checksum
+    np.testing.assert_array_equal(images, arrays["train"][0])
+    np.testing.assert_array_equal(labels, arrays["train"][1])
+    assert "/mnist/train-images-idx3-ubyte.gz" in server.requests
+    assert f"{gz}: damaged gzip file" in capsys.readouterr().err
+
+
+def test_cifar10_corrupted_tar_gz_is_one_clear_line(server, monkeypatch, tmp_path):
+    rng = np.random.default_rng(0)
+    records = rng.integers(0, 4, (40, 3073), dtype=np.uint8)  # compressible
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name in ("test_batch.bin", "batches.meta.txt"):
+            blob = records.tobytes() if name.endswith(".bin") else b"a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n"
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    for kind in ("zlib", "silent"):  # a raw zlib.error / silently wrong pixels before
+        root = tmp_path / kind
+        serve_cifar(server, monkeypatch, corrupt_tar(buf.getvalue(), kind))  # checksum matches it
+        with pytest.raises(data.DatasetDamagedError) as info:
+            data.cifar10("test", root=root)
+        message = one_line(info)
+        archive = root / "cifar-10-binary.tar.gz"
+        assert message.startswith(f"{archive}: cannot unpack (")
+        assert message.endswith("delete it and re-run to download it again")
+        assert kind == "zlib" or "CRC check failed" in message
+        assert not (root / "cifar-10-batches-bin").exists()
+        assert [p.name for p in root.iterdir()] == ["cifar-10-binary.tar.gz"]  # no temp folder
+
+
+def test_unwritable_data_folder_is_one_clear_line(server, monkeypatch, tmp_path):
+    for name in data.MIRRORS:  # a live server: any request would be a bug
+        monkeypatch.setitem(data.MIRRORS, name, [server.url + "/"])
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for scratch_data, loader in ((blocker / "data", data.names),  # a path under a file
+                                 (blocker, data.tiny_shakespeare),  # the variable names a file
+                                 (blocker / "data", lambda: data.mnist("test")),
+                                 (blocker / "data", lambda: data.cifar10("test"))):
+        monkeypatch.setenv("SCRATCH_DATA", str(scratch_data))
+        with pytest.raises(data.DataFolderNotWritableError) as info:  # was NotADirectoryError
+            loader()
+        message = one_line(info)
+        assert message.startswith(f"cannot write to {scratch_data}")
+        assert f"({blocker} is a file, not a folder)" in message
+        assert "set SCRATCH_DATA to a writable folder" in message
+        assert isinstance(info.value, data.DatasetNotFoundError)
+    assert server.requests == []
+    with pytest.raises(data.DataFolderNotWritableError, match=f"cannot write to {blocker}/x"):
+        data.download(server.url + "/f.bin", blocker / "x" / "f.bin")
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root can write a read-only folder")
+def test_read_only_data_folder_is_one_clear_line(server, monkeypatch, tmp_path):
+    monkeypatch.setitem(data.MIRRORS, "names", [server.url + "/"])
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        monkeypatch.setenv("SCRATCH_DATA", str(folder))
+        with pytest.raises(data.DataFolderNotWritableError) as info:
+            data.names()
+        assert one_line(info).startswith(f"cannot write to {folder / 'names'} (Permission denied)")
+        assert server.requests == []
+    finally:
+        folder.chmod(0o755)
+
+
+def test_local_archive_is_verified_before_unpacking_with_download_false(tmp_path, offline):
+    archive, _ = fake_cifar_tar(CIFAR_COUNTS)
+    path = tmp_path / "cifar-10-binary.tar.gz"
+    path.write_bytes(archive)
+    data.CHECKSUMS["cifar-10-binary.tar.gz"] = f"md5:{md5(b'the official archive')}"
+    with pytest.raises(data.DatasetDamagedError) as info:  # was unpacked as is
+        data.cifar10("test", root=tmp_path, download=False)
+    message = one_line(info)
+    assert message.startswith(f"{path}: md5 mismatch: got {md5(archive)}, expected ")
+    assert f"download=True" in message and f"{offline}cifar-10-binary.tar.gz as {path}" in message
+    assert not (tmp_path / "cifar-10-batches-bin").exists()
+
+    data.CHECKSUMS["cifar-10-binary.tar.gz"] = f"md5:{md5(archive)}"  # the right one: unpacked
+    assert data.cifar10("test", root=tmp_path, download=False)[0].shape == (4, 3, 32, 32)
+
+
+def test_subsample_rejects_bad_n_and_keeps_all_for_large_n():
+    y = np.arange(100) % 10
+    x = np.arange(100)
+    for bad in (-10, -1, 2.5, None, "10"):
+        with pytest.raises(ValueError, match="n must be a whole number >= 0") as info:
+            data.subsample(x, y, bad)  # -10 silently kept 90 of 100 items
+        one_line(info)
+    with pytest.raises(ValueError, match="x has 100 items but y has 50"):
+        data.subsample(x, y[:50], 10)
+    assert data.subsample(x, y, 100)[0] is x and data.subsample(x, None, 10**6)[0] is x
+    assert len(data.subsample(x, y, 0)[0]) == 0
+    np.testing.assert_array_equal(data.subsample(x, y, 30.0)[0], data.subsample(x, y, np.int64(30))[0])
+
+
+def unpack_imagenette(root, per_class=1):
+    archive = fake_imagenette_tar(per_class)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(root, filter="data")
+    data.CHECKSUMS["imagenette2-160.tgz"] = f"md5:{md5(archive)}"
+    return archive
+
+
+def test_imagenette_missing_class_folder_is_one_clear_line(tmp_path):
+    archive = unpack_imagenette(tmp_path)
+    missing = tmp_path / "imagenette2-160" / "train" / "n01440764"
+    for f in missing.iterdir():
+        f.unlink()
+    missing.rmdir()
+    with pytest.raises(data.DatasetDamagedError) as info:  # was a raw FileNotFoundError
+        data.imagenette("train", size=16, root=tmp_path, download=False, variant="160")
+    message = one_line(info)
+    assert message.startswith(f"{missing}: class folder missing, so the unpacked Imagenette "
+                              f"archive looks incomplete; delete {tmp_path / 'imagenette2-160'} ")
+    assert "download=True" in message and str(tmp_path / "imagenette2-160.tgz") in message
+
+    # With the (verified) archive there, the folder is unpacked again, also with download=False.
+    (tmp_path / "imagenette2-160.tgz").write_bytes(archive)
+    images, labels = data.imagenette("train", size=16, root=tmp_path, download=False, variant="160")
+    assert images.shape == (10, 3, 16, 16) and labels.tolist() == list(range(10))
+    assert missing.is_dir()
+
+
+def test_imagenette_archive_without_a_class_folder_is_one_clear_line(server, monkeypatch, tmp_path):
+    from PIL import Image
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for wnid in sorted(data.IMAGENETTE_CLASSES)[1:]:
+            jpg = io.BytesIO()
+            Image.new("RGB", (20, 20)).save(jpg, format="JPEG")
+            info = tarfile.TarInfo(f"imagenette2-160/val/{wnid}/0.JPEG")
+            info.size = len(jpg.getvalue())
+            tar.addfile(info, io.BytesIO(jpg.getvalue()))
+    server.files["/nette/imagenette2-160.tgz"] = buf.getvalue()
+    monkeypatch.setitem(data.CHECKSUMS, "imagenette2-160.tgz", f"md5:{md5(buf.getvalue())}")
+    monkeypatch.setitem(data.MIRRORS, "imagenette", [server.url + "/nette/"])
+    with pytest.raises(data.DatasetDamagedError) as info:
+        data.imagenette("test", size=16, root=tmp_path, variant="160")
+    assert one_line(info) == (f"{tmp_path / 'imagenette2-160.tgz'}: archive has no imagenette2-160/val/"
+                              f"n01440764/ class folder, so it looks incomplete; "
+                              f"delete it and re-run to download it again")
+
+
+def test_imagenette_damaged_image_and_cache(tmp_path, capsys):
+    unpack_imagenette(tmp_path)
+    base = tmp_path / "imagenette2-160"
+    bad = base / "val" / "n01440764" / "1.JPEG"
+    for blob in (b"not a jpeg", (base / "val" / "n01440764" / "0.JPEG").read_bytes()[:300]):
+        bad.write_bytes(blob)  # garbage, then a truncated JPEG: raw PIL errors before
+        with pytest.raises(data.DatasetDamagedError) as info:
+            data.imagenette("test", size=16, root=tmp_path, download=False, variant="160")
+        message = one_line(info)
+        assert message.startswith(f"{bad}: cannot decode the image (")
+        assert message.endswith(f"delete {base} and re-run to unpack it again")
+    bad.unlink()
+    (base / "val" / "n01440764" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # not an image: skipped
+
+    images, labels = data.imagenette("test", size=16, root=tmp_path, download=False, variant="160")
+    assert images.shape == (10, 3, 16, 16)
+    cache = base / "cache-test-16-images.npy"
+    cache.write_bytes(b"garbage")  # a damaged cache is rebuilt (was a raw ValueError)
+    again, again_labels = data.imagenette("test", size=16, root=tmp_path, download=False, variant="160")
+    np.testing.assert_array_equal(again, images)
+    np.testing.assert_array_equal(again_labels, labels)
+    assert f"{cache}: damaged cache" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(cache), images)  # and saved again
+
+    # A cache that cannot be written only costs speed: the arrays still come back.
+    (base / "cache-test-8-images.npy.part.npy").mkdir()
+    assert data.imagenette("test", size=8, root=tmp_path, download=False, variant="160")[0].shape == (10, 3, 8, 8)
+    assert "cannot cache" in capsys.readouterr().err
+    for size in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="size must be a positive whole number"):
+            data.imagenette("test", size=size, root=tmp_path, variant="160")
+
+
+def test_damaged_text_files(server, monkeypatch, tmp_path, capsys):
+    text = "First Citizen:\nSpeak.\n"
+    server.files["/t/input.txt"] = text.encode()
+    monkeypatch.setitem(data.MIRRORS, "tinyshakespeare", [server.url + "/t/"])
+    monkeypatch.setitem(data.CHECKSUMS, "input.txt", "sha256:" + hashlib.sha256(text.encode()).hexdigest())
+    path = tmp_path / "tinyshakespeare" / "input.txt"
+    path.parent.mkdir()
+    for blob, problem in ((b"\xff\xfe garbage", "not UTF-8 text (invalid start byte at byte 0)"),
+                          (b"", "empty file")):  # a raw UnicodeDecodeError / a silent "" before
+        path.write_bytes(blob)
+        with pytest.raises(data.DatasetDamagedError) as info:
+            data.tiny_shakespeare(root=tmp_path, download=False)
+        assert one_line(info).startswith(f"{path}: {problem}; delete it and re-run with download=True")
+    assert server.requests == []
+    assert data.tiny_shakespeare(root=tmp_path) == text  # download=True: fetched again
+    assert path.read_text() == text and server.requests == ["/t/input.txt"]
+    assert f"{path}: empty file; downloading it again" in capsys.readouterr().err
+
+    (tmp_path / "names").mkdir()
+    (tmp_path / "names" / "names.txt").write_bytes(b"\n\n")
+    with pytest.raises(data.DatasetDamagedError, match="names.txt: empty file"):
+        data.names(root=tmp_path, download=False)
+
+
+def test_damaged_cifar10_files(tmp_path):
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    (folder / "test_batch.bin").write_bytes(b"")  # silently 0 images before
+    with pytest.raises(data.DatasetDamagedError) as info:
+        data.cifar10("test", root=tmp_path, download=False)
+    assert one_line(info) == (f"{folder / 'test_batch.bin'}: empty file; "
+                              f"delete it and re-run to unpack it again from the archive")
+    for blob, problem in ((b"\x89PNG\r\n\x1a\n\xff", "not UTF-8 text"),  # raw UnicodeDecodeError
+                          (b"cat\ndog\n", "2 class names, expected 10")):
+        (folder / "batches.meta.txt").write_bytes(blob)
+        with pytest.raises(data.DatasetDamagedError, match=problem) as info:
+            data.cifar10_classes(root=tmp_path, download=False)
+        one_line(info)
+
+
+def test_archive_missing_a_needed_file_is_one_clear_line(server, monkeypatch, tmp_path):
+    archive, _ = fake_cifar_tar({"test_batch.bin": 2})  # no data_batch_*.bin
+    serve_cifar(server, monkeypatch, archive)
+    with pytest.raises(data.DatasetDamagedError) as info:  # was a raw FileNotFoundError
+        data.cifar10("train", root=tmp_path)
+    assert one_line(info) == (f"{tmp_path / 'cifar-10-binary.tar.gz'}: archive has no "
+                              f"cifar-10-batches-bin/data_batch_1.bin, so it looks incomplete; "
+                              f"delete it and re-run to download it again")
+
+
+def test_oxford_pets_damaged_folder_is_one_clear_line(tmp_path):
+    from PIL import Image
+    base = tmp_path / "oxford-iiit-pet"
+    (base / "images").mkdir(parents=True)
+    (base / "annotations" / "trimaps").mkdir(parents=True)
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(base / "annotations" / "trimaps" / "Abyssinian_1.png")
+    (base / "images" / "Abyssinian_1.jpg").write_bytes(b"not a jpeg")
+    (base / "annotations" / "trainval.txt").write_text("Abyssinian_1 1 1 1\n")
+    with pytest.raises(data.DatasetDamagedError) as info:  # was a raw PIL.UnidentifiedImageError
+        data.oxford_pets("train", size=8, root=tmp_path, download=False)
+    assert one_line(info).startswith(f"{base}: photo 0 of the train split cannot be read (")
+    (base / "annotations" / "trainval.txt").write_text("garbled\n")
+    with pytest.raises(data.DatasetDamagedError, match="incomplete or garbled") as info:
+        data.oxford_pets("train", size=8, root=tmp_path, download=False)  # was a raw ValueError
+    one_line(info)
+    with pytest.raises(data.DatasetDamagedError, match="incomplete or garbled") as info:
+        data.oxford_pets("test", size=8, root=tmp_path, download=False)  # no test.txt
+    one_line(info)

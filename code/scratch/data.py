@@ -20,10 +20,19 @@ file is written to ``PATH.part`` and renamed into place only once it is complete
 and its checksum matches, so an interrupted run never leaves a broken file behind.
 When no mirror can be reached it raises :class:`DatasetNotFoundError`, whose
 message says which file to fetch and exactly where to put it.
+
+Bad input gives one clear line, never a raw traceback: a file that is there but
+truncated, corrupted or not what it should be raises :class:`DatasetDamagedError`
+(a ``ValueError``) naming the file and what to do; a data folder that cannot be
+written raises :class:`DataFolderNotWritableError` naming the folder and
+``SCRATCH_DATA``. Where a loader may download (``download=True``), a damaged
+official file is replaced like one whose checksum does not match. Archives are
+checked against their checksums before they are unpacked, also with ``download=False``.
 """
 import gzip
 import hashlib
 import http.client
+import operator
 import os
 import shutil
 import struct
@@ -31,12 +40,14 @@ import sys
 import tarfile
 import tempfile
 import urllib.request
+import zlib
 from pathlib import PurePosixPath
 
 import numpy as np
 
 __all__ = [
-    "DatasetNotFoundError", "data_root", "download", "read_idx",
+    "DatasetNotFoundError", "DatasetDamagedError", "DataFolderNotWritableError",
+    "data_root", "download", "read_idx",
     "mnist", "cifar10", "cifar10_classes", "tiny_shakespeare", "names",
     "imagenette", "imagenette_classes", "oxford_pets",
     "as_float", "subsample", "channel_stats", "normalize",
@@ -76,6 +87,14 @@ class DatasetNotFoundError(RuntimeError):
     """A data set file is missing and could not be downloaded."""
 
 
+class DatasetDamagedError(ValueError):
+    """A data set file is there but damaged: truncated, corrupted or not the file it should be."""
+
+
+class DataFolderNotWritableError(DatasetNotFoundError):
+    """The data folder cannot be created or written (read-only, under a file, disk full)."""
+
+
 def data_root():
     """The folder that holds the data sets.
 
@@ -102,11 +121,16 @@ def download(url, path, md5=None, sha256=None):
     if os.path.exists(path):
         if _checksum_problem(path, md5, sha256) is None:
             return path
-        os.remove(path)  # a damaged copy must not be mistaken for the data set later
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        _remove(path)  # a damaged copy must not be mistaken for the data set later
+    folder = os.path.dirname(path) or "."
+    _makedirs(folder)
     part = path + ".part"  # same folder, so os.replace is an atomic rename
     problems = []
     try:
+        try:
+            open(part, "wb").close()  # an unwritable folder is not a network problem
+        except OSError as e:
+            raise _unwritable(folder, e) from None
         for u in urls:
             for _ in range(2):  # a damaged copy gets one retry; a network error does not
                 print(f"downloading {u} -> {path}", file=sys.stderr)
@@ -160,6 +184,51 @@ def _one_line(error):
     return " ".join(str(error).split()) or type(error).__name__
 
 
+def _damaged(path, problem, advice="delete it and re-run to download it again"):
+    """The one-line :class:`DatasetDamagedError` for ``path``."""
+    error = DatasetDamagedError(" ".join(f"{path}: {problem}; {advice}".split()))
+    error.path, error.problem = path, problem
+    return error
+
+
+def _replace_advice(path, url, download_allowed):
+    """What to do about a damaged official file ``path`` that a loader found."""
+    if download_allowed:
+        return "delete it and re-run to download it again"
+    return (f"delete it and re-run with download=True to download it again, "
+            f"or save the official file from {url} as {path}")
+
+
+def _unwritable(folder, error):
+    """The one-line :class:`DataFolderNotWritableError` for ``folder`` (an OSError's cause)."""
+    why = getattr(error, "strerror", None) or _one_line(error)
+    parent = os.path.abspath(folder)
+    while parent != os.path.dirname(parent):  # name the file that is in the way, if one is
+        if os.path.exists(parent) and not os.path.isdir(parent):
+            why = f"{parent} is a file, not a folder"
+            break
+        parent = os.path.dirname(parent)
+    return DataFolderNotWritableError(" ".join(
+        f"cannot write to {folder} ({why}); set SCRATCH_DATA to a writable folder with room "
+        f"for the data sets (or pass root=)".split()))
+
+
+def _makedirs(folder):
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise _unwritable(folder, e) from None
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise _unwritable(os.path.dirname(path) or ".", e) from None
+
+
 def _missing_message(path, url, why):
     # One line, so it reads well at the bottom of a notebook traceback.
     return (f"{os.path.basename(path)}: {why}; download {url} yourself and save it as {path}"
@@ -172,19 +241,43 @@ def _urls(dataset, filename):
     return [base.rstrip("/") + "/" + filename for base in bases]
 
 
+def _checksum(filename):
+    algorithm, digest = CHECKSUMS[filename].split(":")
+    return {algorithm: digest}
+
+
 def _get(dataset, filename, path, download_allowed):
     """Fetch an official file of ``dataset`` to ``path`` (or explain where to put it)."""
     urls = _urls(dataset, filename)
     if not download_allowed:
         raise DatasetNotFoundError(_missing_message(path, urls[0], "not found and download=False"))
-    algorithm, digest = CHECKSUMS[filename].split(":")
-    return download(urls, path, **{algorithm: digest})
+    return download(urls, path, **_checksum(filename))
+
+
+def _archive(dataset, filename, root, download_allowed):
+    """``ROOT/filename``, an official archive whose checksum matches, ready to unpack.
+
+    With ``download=True`` this is :func:`download` (an intact copy is kept, a damaged
+    one fetched again); with ``download=False`` a copy found there is verified.
+    """
+    path = os.path.join(root, filename)
+    if download_allowed or not os.path.exists(path):
+        return _get(dataset, filename, path, download_allowed)
+    problem = _checksum_problem(path, **_checksum(filename))
+    if problem is not None:
+        raise _damaged(path, problem, _replace_advice(path, _urls(dataset, filename)[0], False))
+    return path
 
 
 def _write_atomic(path, data):
-    with open(path + ".part", "wb") as f:
-        f.write(data)
-    os.replace(path + ".part", path)
+    try:
+        with open(path + ".part", "wb") as f:
+            f.write(data)
+        os.replace(path + ".part", path)
+    except OSError as e:
+        if os.path.isfile(path + ".part"):
+            os.remove(path + ".part")
+        raise _unwritable(os.path.dirname(path) or ".", e) from None
 
 
 def _root(root):
@@ -206,13 +299,16 @@ def read_idx(path, magic=None):
     an error.
     """
     path = os.fspath(path)
+    return _parse_idx(_read_bytes(path), path, magic)
+
+
+def _read_bytes(path):
+    """The bytes of ``path``, gunzipped if it ends in ``.gz``; a bytearray, so writable."""
     try:
         with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
-            data = bytearray(f.read())  # bytearray: the returned array is writable
-    except (EOFError, gzip.BadGzipFile) as e:
-        raise ValueError(f"{path}: damaged gzip file ({_one_line(e)}); "
-                         f"delete it to download it again") from None
-    return _parse_idx(data, path, magic)
+            return bytearray(f.read())
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:  # truncated, not gzip, corrupted
+        raise _damaged(path, f"damaged gzip file ({_one_line(e)})") from None
 
 
 def _parse_idx(data, source, magic=None):
@@ -222,17 +318,15 @@ def _parse_idx(data, source, magic=None):
     if got is None or got >> 8 != 0x08 or (magic is not None and got != magic):
         want = f"0x{magic:08x}" if magic is not None else "an IDX uint8 magic (0x000008NN)"
         shown = "none (file too short)" if got is None else f"0x{got:08x}"
-        raise ValueError(f"{source}: bad IDX magic number {shown}, expected {want}; "
-                         f"delete the file to download it again")
+        raise _damaged(source, f"bad IDX magic number {shown}, expected {want}")
     ndim = got & 0xFF
     offset = 4 + 4 * ndim
     if len(data) < offset:
-        raise ValueError(f"{source}: IDX header truncated ({len(data)} bytes)")
+        raise _damaged(source, f"IDX header truncated ({len(data)} bytes)")
     shape = struct.unpack(f">{ndim}I", data[4:offset])
     if len(data) - offset != int(np.prod(shape)):
-        raise ValueError(f"{source}: IDX header says shape {shape} ({int(np.prod(shape))} bytes) "
-                         f"but the file holds {len(data) - offset} bytes; "
-                         f"delete it to download it again")
+        raise _damaged(source, f"IDX header says shape {shape} ({int(np.prod(shape))} bytes) "
+                               f"but the file holds {len(data) - offset} bytes")
     return np.frombuffer(data, np.uint8, offset=offset).reshape(shape)
 
 
@@ -242,10 +336,17 @@ def _mnist_file(folder, name, magic, download_allowed):
         return read_idx(raw, magic)
     gz = raw + ".gz"
     if os.path.exists(gz):  # e.g. a cache where only the archives were kept
-        return read_idx(gz, magic)
+        try:
+            return read_idx(gz, magic)
+        except DatasetDamagedError as e:  # like a checksum mismatch: fetched again if allowed
+            problem = e.problem
+            if not download_allowed:
+                url = _urls("mnist", name + ".gz")[0]
+                raise _damaged(gz, problem, _replace_advice(gz, url, False)) from None
+            print(f"{gz}: {problem}; downloading it again", file=sys.stderr)
+            _remove(gz)
     _get("mnist", name + ".gz", gz, download_allowed)
-    with gzip.open(gz, "rb") as f:
-        data = bytearray(f.read())
+    data = _read_bytes(gz)
     array = _parse_idx(data, gz, magic)
     _write_atomic(raw, data)  # unpack once, so later loads skip the decompression
     return array
@@ -263,8 +364,8 @@ def mnist(split="train", root=None, download=True):
     images = _mnist_file(folder, f"{prefix}-images-idx3-ubyte", 0x803, download)
     labels = _mnist_file(folder, f"{prefix}-labels-idx1-ubyte", 0x801, download)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(f"{folder}: {prefix} images {images.shape} "
-                         f"do not match labels {labels.shape}")
+        raise _damaged(folder, f"{prefix} images {images.shape} do not match labels {labels.shape}",
+                       f"delete the {prefix} files there and re-run to download them again")
     return images, labels.astype(np.int64)
 
 
@@ -282,10 +383,11 @@ def _cifar10_folder(root, download_allowed, needed):
     folder = os.path.join(root, CIFAR10_FOLDER)
     if all(os.path.exists(os.path.join(folder, name)) for name in needed):
         return folder
-    archive = os.path.join(root, CIFAR10_ARCHIVE)
-    if download_allowed or not os.path.exists(archive):
-        _get("cifar10", CIFAR10_ARCHIVE, archive, download_allowed)  # no network if it is intact
+    archive = _archive("cifar10", CIFAR10_ARCHIVE, root, download_allowed)  # no network if intact
     _extract(archive, root, CIFAR10_FOLDER)
+    missing = [name for name in needed if not os.path.exists(os.path.join(folder, name))]
+    if missing:
+        raise _damaged(archive, f"archive has no {CIFAR10_FOLDER}/{missing[0]}, so it looks incomplete")
     return folder
 
 
@@ -297,43 +399,54 @@ def _extract(archive, root, top):
     ``root`` that is renamed into place at the end, so a half-unpacked folder is
     never mistaken for the data set.
     """
-    tmp = tempfile.mkdtemp(prefix=f".{top}-", dir=root)
+    try:
+        tmp = tempfile.mkdtemp(prefix=f".{top}-", dir=root)
+    except OSError as e:
+        raise _unwritable(root, e) from None
     try:
         with tarfile.open(archive, "r:*") as tar:
             for member in tar:
                 parts = PurePosixPath(member.name).parts
                 if PurePosixPath(member.name).is_absolute() or ".." in parts:
-                    raise ValueError(f"{archive}: unsafe path {member.name!r} in archive")
+                    raise _damaged(archive, f"unsafe path {member.name!r} in archive")
                 if not parts or parts[0] != top or member.isdir():
                     continue
                 if not member.isfile():
-                    raise ValueError(f"{archive}: unexpected link or device {member.name!r}")
+                    raise _damaged(archive, f"unexpected link or device {member.name!r}")
                 target = os.path.join(tmp, *parts)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 with tar.extractfile(member) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst)
+            while tar.fileobj.read(1 << 20):  # to the end, so that gzip checks its CRC
+                pass
         if not os.path.isdir(os.path.join(tmp, top)):
-            raise ValueError(f"{archive}: no {top}/ folder in archive")
+            raise _damaged(archive, f"no {top}/ folder in archive")
         final = os.path.join(root, top)
         if os.path.isdir(final):  # an incomplete earlier copy: move it aside, deleted below
             os.rename(final, os.path.join(tmp, "old"))
         os.rename(os.path.join(tmp, top), final)
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise ValueError(f"{archive}: cannot unpack ({_one_line(e)}); "
-                         f"delete it to download it again") from None
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        if isinstance(e, OSError) and e.errno is not None and e.filename != archive:
+            raise _unwritable(root, e) from None  # writing failed (read-only, disk full)
+        raise _damaged(archive, f"cannot unpack ({_one_line(e)})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+_REUNPACK = "delete it and re-run to unpack it again from the archive"
+
+
 def _read_cifar10_batch(path):
     size = os.path.getsize(path)
+    if size == 0:
+        raise _damaged(path, "empty file", _REUNPACK)
     if size % _CIFAR10_RECORD:
-        raise ValueError(f"{path}: {size} bytes is not a whole number of "
-                         f"{_CIFAR10_RECORD}-byte CIFAR-10 records")
+        raise _damaged(path, f"{size} bytes is not a whole number of "
+                             f"{_CIFAR10_RECORD}-byte CIFAR-10 records", _REUNPACK)
     records = np.fromfile(path, np.uint8).reshape(-1, _CIFAR10_RECORD)
-    if records.size and records[:, 0].max() > 9:
-        raise ValueError(f"{path}: label {records[:, 0].max()} out of range 0-9; "
-                         f"not a CIFAR-10 batch")
+    if records[:, 0].max() > 9:
+        raise _damaged(path, f"label {records[:, 0].max()} out of range 0-9; "
+                             f"not a CIFAR-10 batch", _REUNPACK)
     return records[:, 1:].reshape(-1, 3, 32, 32), records[:, 0]
 
 
@@ -353,9 +466,14 @@ def cifar10(split="train", root=None, download=True):
 
 def cifar10_classes(root=None, download=True):
     """The ten CIFAR-10 class names, in label order (from ``batches.meta.txt``)."""
-    folder = _cifar10_folder(root, download, ["batches.meta.txt"])
-    with open(os.path.join(folder, "batches.meta.txt"), encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+    path = os.path.join(_cifar10_folder(root, download, ["batches.meta.txt"]), "batches.meta.txt")
+    text, problem = _read_text(path)
+    classes = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if problem is None and len(classes) != 10:
+        problem = f"{len(classes)} class names, expected 10"
+    if problem is not None:
+        raise _damaged(path, problem, _REUNPACK)
+    return classes
 
 
 # ----------------------------------------------------------------------------- photographs
@@ -382,15 +500,57 @@ def _square(image, size, resample):
     return image.crop((left, top, left + size, top + size))
 
 
-def _cached(path, build):
-    """``np.load(path)`` if it exists, else ``build()`` saved atomically to ``path``."""
-    if os.path.exists(path):
-        return np.load(path)
-    array = build()
+def _load_cache(*paths):
+    """The arrays saved at ``paths`` (all of the same length), or None to rebuild them.
+
+    A damaged cache is only a slow start: it is reported and rebuilt.
+    """
+    if not all(os.path.exists(path) for path in paths):
+        return None
+    arrays = []
+    for path in paths:
+        try:
+            arrays.append(np.load(path))
+        except (ValueError, OSError, EOFError) as e:
+            print(f"{path}: damaged cache ({_one_line(e)}); building it again", file=sys.stderr)
+            return None
+    if len({len(a) for a in arrays}) != 1:
+        print(f"{paths[0]}: cache files of different lengths; building them again", file=sys.stderr)
+        return None
+    return tuple(arrays)
+
+
+def _save_cache(path, array):
+    """Save ``array`` atomically to ``path``; a folder that cannot be written only costs speed."""
     tmp = path + ".part.npy"
-    np.save(tmp, array)
-    os.replace(tmp, path)
-    return array
+    try:
+        np.save(tmp, array)
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.isfile(tmp):
+            os.remove(tmp)
+        print(f"cannot cache {path} ({e.strerror or _one_line(e)}); later runs decode the images "
+              f"again (set SCRATCH_DATA to a writable folder to keep the cache)", file=sys.stderr)
+
+
+def _check_size(size):
+    try:
+        whole = operator.index(size)
+    except TypeError:
+        whole = 0
+    if whole < 1:
+        raise ValueError(f"size must be a positive whole number of pixels, not {size!r}")
+    return whole
+
+
+def _decode(path, size, resample, advice):
+    """``path`` as a ``size`` x ``size`` RGB array; one clear line if it cannot be decoded."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return np.asarray(_square(im.convert("RGB"), size, resample))
+    except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for unreadable images
+        raise _damaged(path, f"cannot decode the image ({_one_line(e)})", advice) from None
 
 
 def imagenette(split="train", size=160, root=None, download=True, variant="320"):
@@ -403,33 +563,46 @@ def imagenette(split="train", size=160, root=None, download=True, variant="320")
     """
     from PIL import Image
     _check_split(split)
+    size = _check_size(size)
     if variant not in ("160", "320", "full"):
         raise ValueError(f"variant must be '160', '320' or 'full', not {variant!r}")
     top = "imagenette2" if variant == "full" else f"imagenette2-{variant}"
     root = _root(root)
-    folder = os.path.join(root, top, "train" if split == "train" else "val")
-    if not os.path.isdir(folder):
-        archive = os.path.join(root, top + ".tgz")
-        _get("imagenette", top + ".tgz", archive, download)
-        _extract(archive, root, top)
+    base = os.path.join(root, top)
+    folder = os.path.join(base, "train" if split == "train" else "val")
+    images_path = os.path.join(base, f"cache-{split}-{size}-images.npy")
+    labels_path = os.path.join(base, f"cache-{split}-{size}-labels.npy")
+    cached = _load_cache(images_path, labels_path)
+    if cached is not None:
+        return cached
+
     wnids = sorted(IMAGENETTE_CLASSES)
+    missing = [w for w in wnids if not os.path.isdir(os.path.join(folder, w))]
+    if missing:  # not unpacked, or unpacked only in part: unpack the archive (again)
+        archive = os.path.join(root, top + ".tgz")
+        if os.path.isdir(folder) and not download and not os.path.exists(archive):
+            url = _urls("imagenette", top + ".tgz")[0]
+            raise _damaged(os.path.join(folder, missing[0]),
+                           "class folder missing, so the unpacked Imagenette archive looks incomplete",
+                           f"delete {base} and re-run with download=True to download and unpack "
+                           f"it again, or save the official {url} as {archive} to unpack it again")
+        archive = _archive("imagenette", top + ".tgz", root, download)  # no network if intact
+        _extract(archive, root, top)
+        missing = [w for w in wnids if not os.path.isdir(os.path.join(folder, w))]
+        if missing:
+            raise _damaged(archive, f"archive has no {os.path.relpath(folder, root)}/{missing[0]}/ "
+                                    f"class folder, so it looks incomplete")
 
-    def build():
-        files = [(os.path.join(folder, w, f), label) for label, w in enumerate(wnids)
-                 for f in sorted(os.listdir(os.path.join(folder, w)))]
-        images = np.empty((len(files), 3, size, size), np.uint8)
-        for i, (path, _) in enumerate(files):
-            with Image.open(path) as im:
-                images[i] = np.asarray(_square(im.convert("RGB"), size, Image.BILINEAR)).transpose(2, 0, 1)
-        return images, np.array([label for _, label in files], np.int64)
-
-    images_path = os.path.join(root, top, f"cache-{split}-{size}-images.npy")
-    labels_path = os.path.join(root, top, f"cache-{split}-{size}-labels.npy")
-    if not (os.path.exists(images_path) and os.path.exists(labels_path)):
-        images, labels = build()
-        _cached(labels_path, lambda: labels)
-        _cached(images_path, lambda: images)
-    return np.load(images_path), np.load(labels_path)
+    files = [(os.path.join(folder, w, f), label) for label, w in enumerate(wnids)
+             for f in sorted(os.listdir(os.path.join(folder, w))) if not f.startswith(".")]
+    images = np.empty((len(files), 3, size, size), np.uint8)
+    advice = f"the unpacked archive looks damaged: delete {base} and re-run to unpack it again"
+    for i, (path, _) in enumerate(files):
+        images[i] = _decode(path, size, Image.BILINEAR, advice).transpose(2, 0, 1)
+    labels = np.array([label for _, label in files], np.int64)
+    _save_cache(labels_path, labels)
+    _save_cache(images_path, images)
+    return images, labels
 
 
 def imagenette_classes():
@@ -448,41 +621,76 @@ def oxford_pets(split="train", size=128, root=None, download=True):
     """
     from PIL import Image
     _check_split(split)
+    size = _check_size(size)
     root = _root(root)
-    images_path = os.path.join(root, "oxford-iiit-pet", f"cache-{split}-{size}-images.npy")
-    masks_path = os.path.join(root, "oxford-iiit-pet", f"cache-{split}-{size}-masks.npy")
-    if not (os.path.exists(images_path) and os.path.exists(masks_path)):
+    base = os.path.join(root, "oxford-iiit-pet")
+    images_path = os.path.join(base, f"cache-{split}-{size}-images.npy")
+    masks_path = os.path.join(base, f"cache-{split}-{size}-masks.npy")
+    cached = _load_cache(images_path, masks_path)
+    if cached is not None:
+        return cached
+    try:
+        from torchvision.datasets import OxfordIIITPet
+        pets = OxfordIIITPet(root, split="trainval" if split == "train" else "test",
+                             target_types="segmentation", download=download)
+    except RuntimeError as e:  # torchvision's "Dataset not found" when download=False
+        raise DatasetNotFoundError(f"Oxford-IIIT Pet not found under {base} "
+                                   f"({_one_line(e)})") from None
+    except (OSError, ValueError) as e:  # ValueError: a garbled list of a split
+        in_copy = isinstance(e, FileNotFoundError) and os.fspath(e.filename or "").startswith(base)
+        if isinstance(e, ValueError) or not download or in_copy:  # a copy there, incomplete
+            raise _damaged(base, f"incomplete or garbled Oxford-IIIT Pet folder ({_one_line(e)})",
+                           "delete it and re-run with download=True to download it again") from None
+        raise DatasetNotFoundError(f"Oxford-IIIT Pet: could not download it into {root} "
+                                   f"({_one_line(e)}); set SCRATCH_DATA to a writable folder that "
+                                   f"can reach the internet, or put torchvision's oxford-iiit-pet "
+                                   f"folder there") from None
+    images = np.empty((len(pets), 3, size, size), np.uint8)
+    masks = np.empty((len(pets), size, size), np.uint8)
+    advice = f"the folder looks damaged: delete {base} and re-run with download=True"
+    for i in range(len(pets)):
         try:
-            from torchvision.datasets import OxfordIIITPet
-            pets = OxfordIIITPet(root, split="trainval" if split == "train" else "test",
-                                 target_types="segmentation", download=download)
-        except RuntimeError as e:  # torchvision's "Dataset not found" when download=False
-            raise DatasetNotFoundError(f"Oxford-IIIT Pet not found under {root}/oxford-iiit-pet "
-                                       f"({_one_line(e)})") from None
-        except OSError as e:
-            raise DatasetNotFoundError(f"Oxford-IIIT Pet: could not download it into {root} "
-                                       f"({_one_line(e)})") from None
-        images = np.empty((len(pets), 3, size, size), np.uint8)
-        masks = np.empty((len(pets), size, size), np.uint8)
-        for i in range(len(pets)):
             photo, trimap = pets[i]
-            images[i] = np.asarray(_square(photo.convert("RGB"), size, Image.BILINEAR)).transpose(2, 0, 1)
+            photo = np.asarray(_square(photo.convert("RGB"), size, Image.BILINEAR))
             # Trimap: 1 pet, 2 background, 3 the border between them (part of the outline).
             t = np.asarray(_square(trimap, size, Image.NEAREST))
-            masks[i] = (t == 1) | (t == 3)
-        _cached(masks_path, lambda: masks)
-        _cached(images_path, lambda: images)
-    return np.load(images_path), np.load(masks_path)
+        except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for unreadable images
+            raise _damaged(base, f"photo {i} of the {split} split cannot be read ({_one_line(e)})",
+                           advice) from None
+        images[i] = photo.transpose(2, 0, 1)
+        masks[i] = (t == 1) | (t == 3)
+    _save_cache(masks_path, masks)
+    _save_cache(images_path, images)
+    return images, masks
 
 
 # ----------------------------------------------------------------------------- text
 
+def _read_text(path):
+    """``(text, None)``, or ``(None, problem)`` for a file that is empty or not UTF-8."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        return None, f"not UTF-8 text ({e.reason} at byte {e.start})"
+    return (text, None) if text.strip() else (None, "empty file")
+
+
 def _text(dataset, filename, root, download_allowed):
     path = os.path.join(_root(root), dataset, filename)
-    if not os.path.exists(path):
-        _get(dataset, filename, path, download_allowed)
-    with open(path, encoding="utf-8") as f:
-        return f.read()
+    if os.path.exists(path):
+        text, problem = _read_text(path)
+        if problem is None:
+            return text
+        if not download_allowed:  # like a checksum mismatch: fetched again if allowed
+            raise _damaged(path, problem, _replace_advice(path, _urls(dataset, filename)[0], False))
+        print(f"{path}: {problem}; downloading it again", file=sys.stderr)
+        _remove(path)
+    _get(dataset, filename, path, download_allowed)
+    text, problem = _read_text(path)
+    if problem is not None:
+        raise _damaged(path, problem)
+    return text
 
 
 def tiny_shakespeare(root=None, download=True):
@@ -544,8 +752,18 @@ def subsample(x, y, n, seed=0):
     see the same class balance as the full data set. Items stay in their original
     order. ``y=None`` draws a plain random subset. Returns ``(x_sub, y_sub)``.
     """
+    try:
+        count = operator.index(n)
+    except TypeError:  # a whole float such as 1e4 is fine
+        count = int(n) if isinstance(n, float) and n.is_integer() else None
+    if count is None or count < 0:
+        raise ValueError(f"subsample: n must be a whole number >= 0 (how many items to keep), "
+                         f"not {n!r}")
+    n = count
     total = len(x)
-    if n >= total:
+    if y is not None and len(y) != total:
+        raise ValueError(f"subsample: x has {total} items but y has {len(y)}; they must pair up")
+    if n >= total:  # callers pass the configured size, which may exceed a small copy: keep all
         return x, y
     order = np.random.default_rng(seed).permutation(total)
     if y is None:
