@@ -122,7 +122,10 @@ def training_curves(history, title: str = "Training curves") -> go.Figure:
     ``history`` is a :class:`scratch.train.History` or a list of per-epoch dicts.
     """
     rows = history.epochs if hasattr(history, "epochs") else list(history)
-    keys = [k for k in rows[0] if k not in ("epoch", "seconds", "lr")]
+    # Bookkeeping that fit() also logs per epoch (rates, norms, throughput) has its
+    # own scale and would flatten the metrics; plot it from history.log if wanted.
+    skip = ("epoch", "step", "seconds", "grad_norm", "examples_per_s", "tokens_per_s")
+    keys = [k for k in rows[0] if k not in skip and not k.endswith("lr") and not k.endswith("grad_norm")]
     losses = [k for k in keys if k.endswith("loss")]
     others = [k for k in keys if k not in losses]
     fig = make_subplots(rows=1, cols=2 if others else 1, subplot_titles=["loss"] + (["metrics"] if others else []))
