@@ -271,17 +271,12 @@ class Config:
             argv = [] if _in_notebook() else sys.argv[1:]
         try:
             cfg = cls.parse_args(argv)
-        except _HelpRequested:
-            print(cls.help())
-            raise SystemExit(0)
-        except ConfigError as err:
-            prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "chapter"
-            print(f"{prog}: error: {err}", file=sys.stderr)
-            raise SystemExit(2)
-        try:
             # A run folder left by another config must not be resumed or overwritten
             # silently; checked before the chapter writes anything there.
             cfg.check_run_dir()
+        except _HelpRequested:
+            print(cls.help())
+            raise SystemExit(0)
         except ConfigError as err:
             prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "chapter"
             print(f"{prog}: error: {err}", file=sys.stderr)

@@ -30,15 +30,12 @@ seen; a run folder whose checkpoint was made by another config is never resumed.
 """
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
-import math
 import os
 import random
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, ClassVar, Optional
 
 import numpy as np
