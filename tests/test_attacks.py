@@ -138,11 +138,30 @@ def test_input_gradient_is_per_example(trained):
     assert torch.allclose(grad[3:4], alone, atol=1e-6)    # not divided by the batch size
 
 
+def test_random_start_draws_a_uniform_point_of_the_ball():
+    # steps=0 isolates the start: without random_start PGD returns x itself, with it
+    # every pixel moves by U(-eps, eps) (x is inside [eps, 1 - eps]: no clipping).
+    model = linear_model()
+    x = images(64, lo=0.1, hi=0.9)
+    y = torch.zeros(64, dtype=torch.long)
+    assert torch.equal(pgd(model, x, y, EPS, steps=0), x)
+    start = pgd(model, x, y, EPS, steps=0, random_start=True, generator=torch.Generator().manual_seed(5))
+    u = ((start - x) / EPS).flatten()                     # should be U(-1, 1): 3072 draws
+    assert (u != 0).float().mean() > 0.99, "random_start left the pixels where they were"
+    assert u.abs().max() <= 1 + 1e-5                      # inside the ball
+    assert u.min() < -0.95 and u.max() > 0.95             # and it fills the ball ...
+    assert abs(u.mean().item()) < 0.05 and abs(u.std().item() - 3 ** -0.5) < 0.03  # ... uniformly
+
+
 def test_random_start_is_repeatable_with_a_generator(trained):
     model, x, y = trained
-    a = pgd(model, x, y, EPS, steps=1, random_start=True, generator=torch.Generator().manual_seed(5))
-    b = pgd(model, x, y, EPS, steps=1, random_start=True, generator=torch.Generator().manual_seed(5))
+    draw = lambda seed: pgd(model, x, y, EPS, steps=1, random_start=True,
+                            generator=torch.Generator().manual_seed(seed))
+    a, b, other = draw(5), draw(5), draw(6)
     assert torch.equal(a, b)
+    assert not torch.equal(a, other)                      # the generator is used
+    plain = pgd(model, x, y, EPS, steps=1)                # the same step from x itself
+    assert not torch.equal(a, plain) and (a - x).abs().max() <= EPS + 1e-6
 
 
 def test_adversarial_batches_attack_a_fraction_and_keep_the_labels(trained):

@@ -18,6 +18,8 @@ from conftest import ROOT
 HTML = ROOT / "_build" / "html"
 PILOTS = ["book/foundations/autograd.html", "book/vision/lenet.html"] + [
     f"book/vision/{name}.html" for name in ("features", "alexnet", "resnet", "unet", "adversarial")]
+# Pages with a figure whose second subplot has an axis title (plots.training_curves).
+SECOND_SUBPLOT_TITLES = ["book/vision/lenet.html", "book/vision/unet.html"]
 REQUIRED = os.environ.get("SCRATCH_REQUIRE_BUILD") == "1"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -83,8 +85,19 @@ def test_figures_render(server, browser, page_path, mode, tmp_path):
     assert not errors, f"JavaScript errors: {errors}"
     offsite = [url for url in offsite if "mathjax" not in url and not url.startswith("data:")]
     assert not offsite, f"the page fetched from outside the book (a CDN?): {offsite[:3]}"
-    if mode == "dark":  # tick labels are recoloured to stay readable on the dark background
+    if mode == "dark":  # tick labels and axis titles are recoloured to stay readable on the dark background
         fill = page.evaluate("getComputedStyle(document.querySelector('.js-plotly-plot .xtick text')).fill")
         assert fill == "rgb(214, 214, 214)"
+        # Of every axis of every subplot: plotly names the groups after the axis (x2tick,
+        # g-x2title, ...), so a rule written for the first subplot's names misses the others.
+        texts = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot g text')]
+            .filter(t => /^([xy][0-9]*tick|g-[xy][0-9]*title)$/.test(t.parentNode.getAttribute('class'))
+                         && t.textContent.trim())
+            .map(t => ({cls: t.parentNode.getAttribute('class'), text: t.textContent,
+                        fill: getComputedStyle(t).fill}))""")
+        dark = [f"{t['cls']} {t['text']!r}: {t['fill']}" for t in texts if t["fill"] != "rgb(214, 214, 214)"]
+        assert not dark, f"axis text left in the light-mode colour: {dark[:5]}"
+        if page_path in SECOND_SUBPLOT_TITLES:  # training curves: loss | metrics, "epoch" under both
+            assert any(t["cls"] == "g-x2title" for t in texts), "no axis title of a second subplot found"
     page.screenshot(path=str(tmp_path / f"{mode}.png"), full_page=False)
     context.close()

@@ -1,5 +1,8 @@
-"""Every chapter runs end to end as a script in the tiny profile, and rejects bad input."""
+"""Every chapter runs end to end as a script in the tiny profile, learns something
+(its headline metric clears a floor that chance cannot reach), writes only finite
+numbers, and rejects bad input."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -8,8 +11,33 @@ import pytest
 
 from conftest import ROOT, chapters
 
+# The headline metric of each chapter's tiny run and the floor it must clear: "a/b"
+# is metrics["a"]["b"]. A floor sits well above chance and well below what the tiny
+# run measured with --seed=0 and --seed=1 (this machine's offline data: MNIST is
+# the 8,000 / 2,000 stand-in of shared/data). None: the tiny run is at chance, so
+# only finiteness is checked until its tiny profile learns (see the comment).
+# A new chapter must add its line here.
+FLOORS = {
+    "foundations/activations": ("selu_test_accuracy", 0.35),     # MNIST: chance 0.10; tiny 0.71, 0.585
+    "foundations/autograd": ("test_accuracy", 0.80),              # two moons: chance 0.50; tiny 0.905, 0.92
+    "foundations/cnn": ("test_accuracy_mean", 0.22),              # MNIST: chance 0.10; tiny 0.564, 0.356
+    "foundations/mlp": ("test_accuracy", 0.75),                   # digits: chance 0.10; tiny 0.90, 0.924
+    "foundations/normalization": ("final_accuracy/BatchNorm @ 1", 0.30),  # MNIST: chance 0.10; tiny 0.525, 0.51
+    "foundations/numpy_to_pytorch": ("engine_test_accuracy", 0.15),  # digits: chance 0.10; tiny 0.244, 0.218 (450 images)
+    "foundations/optimizers": ("mnist/Adam/test_accuracy", 0.30),    # MNIST: chance 0.10; tiny 0.515, 0.465
+    "foundations/regularization": ("none_test_acc", 0.16),        # MNIST: chance 0.10; tiny 0.252, 0.227 (2,000 images)
+    "foundations/schedules": ("final_test_accuracy/cosine", 0.20),  # MNIST: chance 0.10; tiny 0.293, 0.473
+    "vision/adversarial": ("clean_acc", None),    # CIFAR-10: chance 0.10; tiny 0.16, 0.11: its ResNet is resnet's tiny one
+    "vision/alexnet": ("test_top1", None),        # CIFAR-10: chance 0.10; tiny 0.172, 0.125 (one epoch of 384 images)
+    "vision/features": ("acc/CNN", 0.60),         # MNIST: chance 0.10; tiny 0.836, 0.852
+    "vision/lenet": ("test_acc", 0.40),           # MNIST: chance 0.10; tiny 0.62, 0.618
+    "vision/resnet": ("test_acc", None),          # CIFAR-10: chance 0.10; tiny 0.152, 0.148 (one epoch of 512 images)
+    "vision/unet": ("test_dice", None),           # all-foreground Dice ~0.25; tiny 0.179, 0.0
+}
+
 SCRIPTS = [ROOT / "code" / p.relative_to(ROOT / "book").with_suffix(".py") for p in chapters()]
 ids = [str(s.relative_to(ROOT / "code")) for s in SCRIPTS]
+ids_no_suffix = [i.removesuffix(".py") for i in ids]
 
 
 def run(script, *args, cwd):
@@ -19,16 +47,71 @@ def run(script, *args, cwd):
                           env=env, cwd=cwd, timeout=300)
 
 
+def lookup(metrics, path):
+    """metrics["a"]["b"] for path "a/b"."""
+    value = metrics
+    for key in path.split("/"):
+        if not isinstance(value, dict) or key not in value:
+            raise KeyError(f"metrics has no {path!r} (no {key!r} in {sorted(value) if isinstance(value, dict) else value!r})")
+        value = value[key]
+    return value
+
+
+def non_finite(value, path=""):
+    """Paths of the NaN and infinite numbers anywhere in value (booleans, strings and None skipped)."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in non_finite(v, f"{path}/{k}" if path else str(k))]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in non_finite(v, f"{path}[{i}]")]
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isfinite(value):
+        return [f"{path} = {value}"]
+    return []
+
+
+def check_metrics(name, metrics):
+    """The checks on a tiny run's metrics, apart from running it (so they can be tested)."""
+    assert name in FLOORS, f"{name}: no floor in FLOORS (tests/test_chapters.py); add its headline metric"
+    assert metrics, f"{name}: metrics is empty"
+    bad = non_finite(metrics)
+    assert not bad, f"{name}: non-finite metrics: {', '.join(bad)}"
+    key, floor = FLOORS[name]
+    value = lookup(metrics, key)
+    assert isinstance(value, (int, float)) and not isinstance(value, bool), f"{name}: {key} = {value!r} is not a number"
+    if floor is not None:
+        assert value >= floor, f"{name}: {key} = {value:.4g} is below its floor {floor} (chance cannot clear the floor)"
+
+
+def test_every_chapter_has_a_floor_and_every_floor_a_chapter():
+    assert set(FLOORS) == set(ids_no_suffix), (
+        f"chapters without a floor: {sorted(set(ids_no_suffix) - set(FLOORS))}; "
+        f"floors without a chapter: {sorted(set(FLOORS) - set(ids_no_suffix))}")
+
+
+def test_the_metric_checks_catch_nan_missing_floors_and_chance():
+    check_metrics("vision/lenet", {"test_acc": 0.9, "curve": [0.5, {"x": 1}], "done": True, "note": None})
+    with pytest.raises(AssertionError, match=r"vision/lenet: non-finite metrics: test_loss = nan, curve\[1\]/x = inf"):
+        check_metrics("vision/lenet", {"test_acc": 0.9, "test_loss": float("nan"), "curve": [0.5, {"x": float("inf")}]})
+    with pytest.raises(AssertionError, match=r"vision/lenet: test_acc = 0.1 is below its floor 0.4"):
+        check_metrics("vision/lenet", {"test_acc": 0.1})
+    with pytest.raises(AssertionError, match="vision/new: no floor in FLOORS"):
+        check_metrics("vision/new", {"test_acc": 0.9})
+    with pytest.raises(KeyError, match="metrics has no 'final_accuracy/BatchNorm @ 1'"):
+        check_metrics("foundations/normalization", {"final_accuracy": {}})
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=ids)
 def test_chapter_runs_in_tiny_profile(script, tmp_path):
+    name = str(script.relative_to(ROOT / "code").with_suffix(""))
+    assert name in FLOORS, f"{name}: no floor in FLOORS (tests/test_chapters.py); add its headline metric"
     # From another working directory: nothing may depend on where it is started.
     result = run(script, "--profile", "tiny", f"--out_dir={tmp_path}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "(profile=tiny)" in result.stdout  # the resolved config is printed first
     records = list(tmp_path.rglob("metrics.json"))
     assert len(records) == 1, "each run writes one metrics.json"
-    record = json.loads(records[0].read_text())
-    assert record["profile"] == "tiny" and record["metrics"] and record["machine"]["cpu_count"]
+    record = json.loads(records[0].read_text())  # NaN and Infinity load as floats
+    assert record["profile"] == "tiny" and record["machine"]["cpu_count"]
+    check_metrics(name, record["metrics"])
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=ids)

@@ -529,3 +529,24 @@ def test_device_must_exist_on_this_machine():
     with pytest.raises(ConfigError, match=r"device='gpu': must be one of this machine's devices: auto, cpu"):
         Cfg.create("tiny", device="gpu")
     assert Cfg.create("tiny", device="cpu").device == "cpu"
+
+
+def test_precision_auto_is_bf16_only_where_native(monkeypatch):
+    """Emulated bf16 made a CI machine's AlexNet chapter run 25x slower than native
+    bf16 and past the build's cell timeout; `auto` must pick fp32 there, and the
+    config (and so metrics.json) must name what ran, never "auto"."""
+    import scratch.train as train
+
+    code = "from scratch.train import TrainConfig; print(TrainConfig.create('tiny', precision='auto').precision)"
+    env = {**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "code")}
+    # oneDNN limited to AVX2 is a CPU without bf16 instructions, as far as autocast can tell.
+    limited = subprocess.run([sys.executable, "-c", code], env={**env, "ONEDNN_MAX_CPU_ISA": "AVX2"},
+                             capture_output=True, text=True, check=True)
+    assert limited.stdout.strip() == "fp32"
+    assert train.native_precision(torch.device("cpu")) == TrainConfig.create("tiny", precision="auto").precision
+    monkeypatch.setattr(train, "native_bf16", lambda device: True)
+    cfg = TrainConfig.create("tiny", precision="auto")
+    assert cfg.precision == "bf16" and cfg.to_dict()["precision"] == "bf16"
+    monkeypatch.setattr(train, "native_bf16", lambda device: False)
+    assert TrainConfig.create("tiny", precision="auto").precision == "fp32"
+    assert TrainConfig.create("tiny", precision="bf16").precision == "bf16"  # asked for: kept

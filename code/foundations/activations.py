@@ -45,13 +45,8 @@ import scratch.engine.functional as F
 from scratch import data, plots, utils
 from scratch.config import Config, ConfigError, describe, positive, unit_interval
 from scratch.engine import Tensor, nn, no_grad, optim
+from scratch.engine.models import make_mlp
 from scratch.engine.train import Callback, fit
-
-
-def _all_positive(help: str) -> dict:
-    """Field metadata for a tuple of numbers that must all be > 0."""
-    return {"help": help, "check": lambda v: len(v) > 0 and all(x > 0 for x in v),
-            "rule": "must be one or more numbers > 0"}
 
 
 @dataclass
@@ -100,7 +95,7 @@ class ActivationsConfig(Config):
     # ---- experiment 4: dying ReLU
     leaky_slope: float = field(default=0.01, metadata=unit_interval(
         "negative slope of the leaky ReLU: Maas et al.'s and PyTorch's default"))
-    dying_lrs: tuple[float, ...] = field(default=(0.01, 0.05, 0.1, 0.2), metadata=_all_positive(
+    dying_lrs: tuple[float, ...] = field(default=(0.01, 0.05, 0.1, 0.2), metadata=positive(
         "SGD learning rates of the ladder: from safe to far too large for this ReLU network"))
     dying_depth: int = field(default=5, metadata=positive(
         "linear layers of the dying-ReLU network: a smaller copy of the trained MLP"))
@@ -116,7 +111,7 @@ class ActivationsConfig(Config):
         "plain-SGD step size after the knock-out: a safe one; the point is what happens next"))
     shock_epochs: int = field(default=4, metadata=positive(
         "epochs of the knock-out runs; the knock-out comes after the first"))
-    shock_slopes: tuple[float, ...] = field(default=(0.01, 0.1), metadata=_all_positive(
+    shock_slopes: tuple[float, ...] = field(default=(0.01, 0.1), metadata=positive(
         "negative slopes of the leaky ReLUs compared with ReLU after the knock-out"))
 
     PROFILES = {
@@ -388,20 +383,11 @@ COLOR = dict(zip(ACTIVATIONS, plots.COLORS))  # one colour per activation in eve
 DASH = {name: "dash" if name == "leaky_relu" else "solid" for name in ACTIVATIONS}  # it often lies on ReLU
 
 
-def make_mlp(name: str, widths: list, seed: int, dtype=np.float32) -> nn.Sequential:
-    """Linear layers widths[0] -> widths[1] -> ... with activation `name` between them, initialised for it.
-
-    Biases start at 0; the weights use ACTIVATIONS[name].init, drawn from a generator seeded by `seed`.
-    """
+def activation_mlp(name: str, widths: list, seed: int, dtype=np.float32) -> nn.Sequential:
+    """The engine's make_mlp, widths[0] -> widths[1] -> ..., with activation `name` between the layers,
+    initialised for it: biases 0, weights by ACTIVATIONS[name].init from a generator seeded by `seed`."""
     act = ACTIVATIONS[name]
-    g = np.random.default_rng(seed)
-    layers = []
-    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
-        linear = nn.Linear(n_in, n_out, dtype=dtype)
-        INITS[act.init](linear.weight, g)
-        nn.init.zeros_(linear.bias)
-        layers += [linear] if i == len(widths) - 2 else [linear, act.module()]  # no activation on the logits
-    return nn.Sequential(*layers)
+    return make_mlp(widths, act.module, init_weight=INITS[act.init], seed=seed, dtype=dtype)
 
 
 def derivative(module, z: np.ndarray) -> np.ndarray:
@@ -411,7 +397,7 @@ def derivative(module, z: np.ndarray) -> np.ndarray:
     return z.grad
 
 
-print(make_mlp("selu", [784, 64, 64, 10], seed=0))
+print(activation_mlp("selu", [784, 64, 64, 10], seed=0))
 
 # %% [markdown]
 # ### Each activation and its derivative
@@ -505,9 +491,18 @@ sample = np.random.default_rng(cfg.seed).normal(0.3, 1.2, 1_000_000)
 out = F.selu(Tensor(sample)).data
 print(f"z ~ N(0.3, 1.2^2): formula mean {selu_moments(1, 1.44, 0.3)[0]:.4f}, var {selu_moments(1, 1.44, 0.3)[1]:.4f}; "
       f"samples mean {out.mean():.4f}, var {out.var():.4f}")
+# A million samples pin the mean down to its standard error sqrt(var / n), ~1e-3, and the variance
+# to sqrt(var((out - mean)^2) / n): the formula must fall within 5 of them (measured 1.1 and 0.9).
+formula_mean, formula_var = selu_moments(1, 1.44, 0.3)
+mean_se, var_se = np.sqrt(out.var() / out.size), np.sqrt(((out - out.mean()) ** 2).var() / out.size)
+assert abs(out.mean() - formula_mean) <= 5 * mean_se, "the SELU mean formula disagrees with the samples"
+assert abs(out.var() - formula_var) <= 5 * var_se, "the SELU variance formula disagrees with the samples"
 
 mu_fixed, nu_fixed = selu_moments(0.0, 1.0)
 print(f"g(0, 1) = ({mu_fixed:.2e}, {nu_fixed:.15f}): a fixed point to float64's precision")
+# SELU's constants are given to 16 digits, so (0, 1) is fixed to ~1e-16 (measured 1.7e-16 for the
+# mean, 3.3e-16 for the variance); 1e-12 allows for the rounding of the closed forms.
+assert abs(mu_fixed) <= 1e-12 and abs(nu_fixed - 1) <= 1e-12, f"(0, 1) is not fixed: {mu_fixed}, {nu_fixed}"
 
 h = 1e-5  # central differences for the Jacobian of g at the fixed point
 g = lambda mu, nu: np.array(selu_moments(mu, nu))
@@ -599,7 +594,7 @@ flow_widths = [x_train.shape[1]] + [cfg.flow_width] * cfg.flow_depth + [10]
 
 def probe(name: str, seed: int):
     """(weight-gradient norm per linear layer, (mean, std) of each activation's output) at initialization."""
-    model = make_mlp(name, flow_widths, seed, dtype=np.float64)
+    model = activation_mlp(name, flow_widths, seed, dtype=np.float64)
     h, outputs = Tensor(x_flow), []
     for layer in model:
         h = layer(h)
@@ -686,7 +681,7 @@ train_widths = [x_train.shape[1]] + [cfg.train_width] * (cfg.train_depth - 1) + 
 trained = {name: [] for name in ACTIVATIONS}
 for name in ACTIVATIONS:
     for s in range(cfg.n_seeds):
-        model = make_mlp(name, train_widths, seed=cfg.seed + s)
+        model = activation_mlp(name, train_widths, seed=cfg.seed + s)
         started = time.perf_counter()
         history = fit(model, optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum),
                       x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
@@ -766,7 +761,7 @@ def unit_census(model, name: str) -> dict:
     return dict(blocked=np.array(blocked), zeros=np.array(zeros))
 
 
-census = {name: dict(init=unit_census(make_mlp(name, train_widths, seed=cfg.seed), name),
+census = {name: dict(init=unit_census(activation_mlp(name, train_widths, seed=cfg.seed), name),
                      trained=unit_census(trained[name][0]["model"], name)) for name in ACTIVATIONS}
 
 print(f"{'':22}{'blocked, init':>15}{'blocked, trained':>18}{'exact zeros, init':>19}{'trained':>9}")
@@ -838,7 +833,7 @@ class DeadUnits(Callback):
 dying_widths = [x_train.shape[1]] + [cfg.train_width] * (cfg.dying_depth - 1) + [10]
 ladder = {}
 for lr in cfg.dying_lrs:
-    model = make_mlp("relu", dying_widths, seed=cfg.seed)
+    model = activation_mlp("relu", dying_widths, seed=cfg.seed)
     counter = DeadUnits(x_train[:cfg.n_probe], cfg.probe_every)
     try:
         history = fit(model, optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum), x_train, y_train,
@@ -908,7 +903,7 @@ class KnockOut(Callback):
 shock_runs = {"ReLU": ("relu", None)} | {f"leaky ReLU ({a})": ("leaky_relu", a) for a in cfg.shock_slopes}
 shock = {}
 for label, (name, slope) in shock_runs.items():
-    model = make_mlp(name, dying_widths, seed=cfg.seed)
+    model = activation_mlp(name, dying_widths, seed=cfg.seed)
     if slope is not None:  # the same network with this negative slope in every activation
         for layer in model:
             if isinstance(layer, nn.LeakyReLU):
@@ -984,6 +979,9 @@ for name in ACTIVATIONS:
 if recorded is None:
     print(f"(no recorded full run: results/{ActivationsConfig.NAME}.json does not exist yet)")
 print(f"\nSELU Jacobian norm at (0, 1): ours {selu_norm:.4f}, Klambauer et al. (2017) 0.7877")
+# The paper gives 4 decimals, so agreement means |ours - 0.7877| <= 5e-5; central differences with
+# h = 1e-5 are accurate to ~1e-10 here (ours is 0.78767: 2.7e-5 from the paper's rounded value).
+assert abs(selu_norm - 0.7877) <= 5e-5, f"SELU's Jacobian norm {selu_norm:.6f} is not the paper's 0.7877"
 
 # %%
 utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started)
@@ -1075,7 +1073,7 @@ print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 # :::{exercise}
 # :label: activations-ex-3
 # Run the learning-rate ladder of experiment 4 with the leaky ReLU instead of
-# ReLU (change `"relu"` to `"leaky_relu"` in `make_mlp`). What happens at the
+# ReLU (change `"relu"` to `"leaky_relu"` in its `activation_mlp` call). What happens at the
 # largest learning rate, and what does it tell you about the ReLU run at that rate?
 # :::
 #

@@ -275,6 +275,11 @@ y_moved = F.conv2d(Tensor(moved[example:example + 1]), kernel_check).numpy()[0, 
 d = cfg.example_shift
 print(f"conv(shifted digit) == shifted conv(digit), away from the left border: "
       f"{np.allclose(y_moved[:, d:], y_here[:, :y_here.shape[1] - d], atol=1e-5)}")
+# The same float32 products at shifted positions: identical up to the GEMM's blocking (measured:
+# equal to the bit, outputs up to ~14); 1e-5 of the largest output is float32's rounding with a
+# wide margin, and a shift-dependent bug would be O(1).
+shift_gap = np.abs(y_moved[:, d:] - y_here[:, :y_here.shape[1] - d]).max()
+assert shift_gap <= 1e-5 * np.abs(y_here).max(), f"conv2d is not shift-equivariant: {shift_gap:.1e}"
 
 # %% [markdown]
 # ### Padding, stride and the size of the output
@@ -505,6 +510,9 @@ ys = conv2d_loops(xs, ws, bs, stride=2, padding=1)
 gxs, gws, gbs = conv2d_loops_backward(gy, xs, ws, stride=2, padding=1)
 for name, ours, theirs in [("Y", ys, ty), ("dL/dX", gxs, tx.grad), ("dL/dW", gws, tw.grad), ("dL/db", gbs, tb.grad)]:
     print(f"conv2d {name:<6} {str(ours.shape):<15} max |loops - torch| = {np.abs(ours - theirs.detach().numpy()).max():.1e}")
+    # float64, sums of up to a few hundred products of size ~1: the loops and PyTorch round
+    # differently, by ~1e-15 (measured <= 5.3e-15); 1e-10 is far above that, far below an index bug.
+    assert np.abs(ours - theirs.detach().numpy()).max() <= 1e-10, f"conv2d loops: {name} differs from PyTorch's"
 
 tx = torch.tensor(xs[:, :, :8, :8], requires_grad=True)  # 8 x 8: whole 2 x 2 windows
 tp = torch.nn.functional.max_pool2d(tx, 2)
@@ -514,6 +522,11 @@ pooled, winner = max_pool2d_loops(xs[:, :, :8, :8], 2)
 print(f"max_pool2d Y      max |loops - torch| = {np.abs(pooled - tp.detach().numpy()).max():.1e}")
 print(f"max_pool2d dL/dX  max |loops - torch| = "
       f"{np.abs(max_pool2d_loops_backward(gp, winner, tx.shape, 2) - tx.grad.numpy()).max():.1e}")
+# Max pooling does no arithmetic: it picks one input per window and routes each window's gradient
+# to that pixel alone (windows side by side), so the two must agree exactly (measured 0).
+assert np.array_equal(pooled, tp.detach().numpy()), "max_pool2d loops: the maxima differ from PyTorch's"
+assert np.array_equal(max_pool2d_loops_backward(gp, winner, tx.shape, 2), tx.grad.numpy()), \
+    "max_pool2d loops: the gradient differs from PyTorch's"
 
 # %% [markdown]
 # The closed forms can be checked with the forward loop itself, for stride 1. By
@@ -534,6 +547,9 @@ gw_corr = conv2d_loops(xs.transpose(1, 0, 2, 3), gy1.transpose(1, 0, 2, 3),     
                        np.zeros(gy1.shape[1])).transpose(1, 0, 2, 3)              # -> (C, O, k, k) -> (O, C, k, k)
 print(f"dL/dX = full convolution of dL/dY with the flipped kernel: {np.allclose(gx_full, gx1)}")
 print(f"dL/dW = correlation of X with dL/dY:                       {np.allclose(gw_corr, gw1)}")
+# The same float64 products summed in another order (measured 3.6e-15 and 1.2e-14); 1e-10 as above.
+assert np.abs(gx_full - gx1).max() <= 1e-10, "dL/dX is not the full convolution with the flipped kernel"
+assert np.abs(gw_corr - gw1).max() <= 1e-10, "dL/dW is not the correlation of X with dL/dY"
 
 
 # %% [markdown]
@@ -562,6 +578,8 @@ print(f"input {xs.shape}, strides {xs.strides} (bytes)")
 print(f"windows {windows.shape}, strides {windows.strides}: a view of the same memory, "
       f"{np.shares_memory(windows, xs)}")
 print(f"einsum on the windows == loops: {np.allclose(conv2d_windows(xs, ws, bs), y1)}")
+# float64 again, products summed in einsum's order (measured 3.6e-15); 1e-10.
+assert np.abs(conv2d_windows(xs, ws, bs) - y1).max() <= 1e-10, "the einsum convolution differs from the loops"
 
 
 # %% [markdown]
@@ -642,8 +660,12 @@ def library_pass():
     return y_t.numpy(), x_t.grad, w_t.grad, b_t.grad
 
 
-same = all(np.allclose(a, b) for a, b in zip(library_pass(),
-                                             (conv2d_loops(xb, wb, bb), *conv2d_loops_backward(gyb, xb, wb))))
+by_library, by_loops = library_pass(), (conv2d_loops(xb, wb, bb), *conv2d_loops_backward(gyb, xb, wb))
+same = all(np.allclose(a, b) for a, b in zip(by_library, by_loops))
+library_vs_loops = [np.abs(a - b).max() / np.abs(b).max() for a, b in zip(by_library, by_loops)]
+# Output and gradients in float64 by im2col + GEMM and by the loops: rounding, relative to the largest
+# entry of each (measured 1.2e-15 to 1.9e-15); 1e-10 is far above it, far below an indexing bug.
+assert max(library_vs_loops) <= 1e-10, f"the library's conv2d differs from the loops: {max(library_vs_loops):.1e}"
 timings = {  # (forward, forward + backward) seconds
     "loops": (best_time(lambda: conv2d_loops(xb, wb, bb), 1),
               best_time(lambda: (conv2d_loops(xb, wb, bb), conv2d_loops_backward(gyb, xb, wb)), 1)),
@@ -726,6 +748,7 @@ skeleton[0, 0, centre, centre].backward()
 support = np.flatnonzero(image.grad[0, 0].any(axis=0))
 print(f"the unit at ({centre}, {centre}) of the second convolution sees "
       f"{len(support)} columns of pixels; eq. (cnn-receptive) says {fields[3]}")
+assert len(support) == fields[3], "the receptive field seen by autograd is not eq. (cnn-receptive)'s"  # counts: exact
 fig = plots.heatmap(image.grad[0, 0], title="Receptive field of one unit of the second convolution "
                     "(paths from each pixel)", xlabel="pixel column", ylabel="pixel row")
 fig.update_xaxes(constrain="domain")
@@ -913,6 +936,13 @@ first_steps = min(10, len(engine_steps))
 print(f"largest |loss difference| over the first {first_steps} steps: "
       f"{np.abs(engine_steps[:first_steps] - torch_steps[:first_steps]).max():.1e}; "
       f"over all {len(engine_steps)}: {np.abs(engine_steps - torch_steps).max():.1e}")
+# float32 in both engines: a loss of ~2 agrees to a few float32 ulps (1.2e-7 relative) while the
+# two runs are still close, measured 2.4e-7 over the first 10 steps; 1e-4 leaves a margin for the
+# amplification of those first steps, far below what a wrong layer or update would leave.
+# Later, training amplifies the rounding (measured 1.9e-2 over all 440 steps of the small profile):
+# no tolerance there, the test accuracies below are compared instead.
+first_gap = np.abs(engine_steps[:first_steps] - torch_steps[:first_steps]).max()
+assert first_gap <= 1e-4, f"the first {first_steps} losses differ from PyTorch's by {first_gap:.1e}"
 
 # %% [markdown]
 # The two engines add their float32 numbers in different orders, so their
@@ -933,6 +963,13 @@ print(f"largest |weight difference| after training: {weight_diff:.1e}")
 print(f"{'':24}{'test accuracy':>14}{'fit wall time':>15}")
 print(f"{'scratch.engine (NumPy)':24}{first_run['test_acc']:>14.4f}{first_run['seconds']:>13.1f} s")
 print(f"{'PyTorch':24}{torch_test['test_acc']:>14.4f}{torch_seconds:>13.1f} s")
+# After the runs drifted apart they are like two trainings with different seeds: the accuracies of
+# two independent runs on n test images differ by about sqrt(2 acc (1 - acc) / n) from the test
+# sample alone (0.4 points in the small profile); 5 of those is the tolerance (measured 0.24 of
+# them in the small profile; 0 in the tiny one, whose 8 steps never drift apart).
+acc_sd = np.sqrt(2 * torch_test["test_acc"] * (1 - torch_test["test_acc"]) / len(y_test))
+assert abs(first_run["test_acc"] - torch_test["test_acc"]) <= 5 * acc_sd + 1e-12, \
+    f"test accuracy {first_run['test_acc']:.4f} (engine) vs {torch_test['test_acc']:.4f} (PyTorch)"
 
 # %% [markdown]
 # Wall times of whole runs taken at different moments are a poor measure of

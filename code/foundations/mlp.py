@@ -461,6 +461,11 @@ autograd_diff = max(np.abs(hand_grads[k] - engine_grads[k]).max() for k in engin
 for k in ("W1", "b1", "W2", "b2", "X"):
     print(f"  dL/d{k:<2} {str(hand_grads[k].shape):>8}: max |by hand - engine| = "
           f"{np.abs(hand_grads[k] - engine_grads[k]).max():.1e}")
+# float64 both ways, the same formulas: at most rounding, ~1e-16 relative (measured: equal to the
+# last bit, loss and gradients, whose entries are up to ~1). 1e-12 leaves a wide margin for another
+# BLAS; a wrong formula misses by O(1).
+assert abs(hand_loss - engine_loss.item()) <= 1e-12 * abs(hand_loss), "hand-written loss != engine's"
+assert autograd_diff <= 1e-12, f"hand-derived gradients differ from the engine's by {autograd_diff:.1e}"
 
 
 # %% [markdown]

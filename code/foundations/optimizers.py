@@ -45,7 +45,8 @@ from plotly.subplots import make_subplots
 
 from scratch import data, plots, utils
 from scratch.config import Config, ConfigError, non_negative, positive, unit_interval
-from scratch.engine import Tensor, nn, no_grad, optim, stack
+from scratch.engine import Tensor, no_grad, optim, stack
+from scratch.engine.models import make_mlp
 from scratch.engine.train import evaluate, fit
 
 
@@ -709,13 +710,10 @@ x_test = data.as_float(x_test).reshape(len(x_test), -1)
 print(f"train {x_train.shape}, validation {x_val.shape}, test {x_test.shape}")
 
 
-def make_mlp(hidden: int) -> nn.Sequential:
-    """784 -> hidden -> 10, in float32 (half the memory traffic of float64, and precise enough)."""
-    return nn.Sequential(nn.Linear(784, hidden, dtype=np.float32), nn.ReLU(),
-                         nn.Linear(hidden, 10, dtype=np.float32))
-
-
-initial_weights = make_mlp(cfg.hidden).state_dict()  # every run starts here
+# 784 -> hidden -> 10 with a ReLU ({doc}`autograd`'s make_mlp), in float32: half the memory
+# traffic of float64, and precise enough
+WIDTHS = [784, cfg.hidden, 10]
+initial_weights = make_mlp(WIDTHS, dtype=np.float32).state_dict()  # every run starts here
 lrs = np.logspace(np.log10(cfg.lr_min), np.log10(cfg.lr_max), cfg.lr_count)
 print(f"{sum(v.size for v in initial_weights.values())} parameters; learning rates tried: "
       + ", ".join(f"{lr:.2g}" for lr in lrs))
@@ -731,7 +729,7 @@ print(f"{sum(v.size for v in initial_weights.values())} parameters; learning rat
 # %%
 def train(name: str, lr: float):
     """One run: (model, history), or (None, None) if it diverged."""
-    model = make_mlp(cfg.hidden)
+    model = make_mlp(WIDTHS, dtype=np.float32)
     model.load_state_dict(initial_weights)
     try:
         history = fit(model, make_optimizer(name, model.parameters(), lr), x_train, y_train,

@@ -43,6 +43,7 @@ from plotly.subplots import make_subplots
 from scratch import data, plots, utils
 from scratch.config import Config, ConfigError, positive, unit_interval
 from scratch.engine import Tensor, nn, optim
+from scratch.engine.models import make_mlp
 from scratch.engine.train import Callback, fit
 
 
@@ -51,12 +52,6 @@ from scratch.engine.train import Callback, fit
 # each default), then the values this page was built with:
 
 # %% tags=["hide-input"]
-def _all_positive(help: str) -> dict:
-    """Field metadata for a tuple of numbers that must all be > 0."""
-    return {"help": help, "check": lambda v: len(v) > 0 and all(x > 0 for x in v),
-            "rule": "must be one or more numbers > 0"}
-
-
 @dataclass
 class SchedulesConfig(Config):
     NAME = "schedules"
@@ -94,7 +89,7 @@ class SchedulesConfig(Config):
     lr_divisor: float = field(default=3.0, metadata=positive(
         "peak lr = (lr at the smoothed loss's minimum) / this; at the minimum the loss is about to turn up, "
         "which a whole run cannot sustain; the usual rules of thumb use margins of 3 to 10"))
-    lr_multipliers: tuple[float, ...] = field(default=(0.5, 1.0, 2.0, 4.0), metadata=_all_positive(
+    lr_multipliers: tuple[float, ...] = field(default=(0.5, 1.0, 2.0, 4.0), metadata=positive(
         "peak lrs of the sweep, as multiples of the picked one (1 is always included): from half the "
         "picked lr to where the schedules break down"))
     step_gamma: float = field(default=0.1, metadata=unit_interval(
@@ -573,16 +568,14 @@ print(f"train {x_train.shape}, test {x_test.shape}; {steps_per_epoch} steps per 
       f"{total_steps} in a run of {cfg.epochs} epochs")
 
 
-def make_mlp(seed: int) -> nn.Sequential:
-    """A fresh MLP, its initial weights fixed by `seed` (nn.Linear draws from NumPy's global generator)."""
+def seeded_mlp(seed: int) -> nn.Sequential:
+    """A fresh MLP (the engine's make_mlp), its initial weights fixed by `seed`: nn.Linear draws
+    from NumPy's global generator, which seed_everything seeds."""
     utils.seed_everything(seed)
-    d, h = x_train.shape[1], cfg.hidden
-    return nn.Sequential(nn.Linear(d, h, dtype=np.float32), nn.ReLU(),
-                         nn.Linear(h, h, dtype=np.float32), nn.ReLU(),
-                         nn.Linear(h, 10, dtype=np.float32))
+    return make_mlp([x_train.shape[1], cfg.hidden, cfg.hidden, 10], dtype=np.float32)
 
 
-print(make_mlp(cfg.seed))
+print(seeded_mlp(cfg.seed))
 
 
 # %% [markdown]
@@ -595,7 +588,7 @@ print(make_mlp(cfg.seed))
 # %%
 def range_test(seed: int) -> LRRangeTest:
     """Run the LR range test on the training set with a fresh MLP and SGD with momentum."""
-    model = make_mlp(seed)
+    model = seeded_mlp(seed)
     opt = optim.SGD(model.parameters(), lr=cfg.range_start_lr, momentum=cfg.momentum)
     test = LRRangeTest(cfg.range_start_lr, cfg.range_end_lr, cfg.range_steps,
                        cfg.range_smoothing, cfg.range_diverge)
@@ -690,7 +683,7 @@ SCHEDULES = {  # name -> the scheduler for an optimizer whose lr is the peak (No
 
 def train(schedule: str, peak: float, seed: int):
     """One run of fit(). Returns (History, lr of every step), or (None, lrs) if the loss overflowed."""
-    model = make_mlp(seed)
+    model = seeded_mlp(seed)
     opt = optim.SGD(model.parameters(), lr=peak, momentum=cfg.momentum)
     recorder = LRRecorder()
     try:
@@ -964,7 +957,7 @@ print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 #
 # ```python
 # def range_test_with(make_optimizer, seed=cfg.seed):
-#     model = make_mlp(seed)
+#     model = seeded_mlp(seed)
 #     opt = make_optimizer(model.parameters())
 #     test = LRRangeTest(1e-6, 1.0, cfg.range_steps, cfg.range_smoothing, cfg.range_diverge)
 #     try:
@@ -1043,7 +1036,7 @@ print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 #     on_fit_start = on_batch_end = _set
 #
 # def train_cycled(seed, peak=peak_lr):
-#     model = make_mlp(seed)
+#     model = seeded_mlp(seed)
 #     opt = optim.SGD(model.parameters(), lr=peak, momentum=0.95)
 #     return fit(model, opt, x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
 #                val=(x_test, y_test), scheduler=SCHEDULES["one-cycle"](opt, peak),
@@ -1078,7 +1071,7 @@ print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 # `total_steps` for a per-step one.
 #
 # ```python
-# model = make_mlp(cfg.seed)
+# model = seeded_mlp(cfg.seed)
 # opt = optim.SGD(model.parameters(), lr=peak_lr, momentum=cfg.momentum)
 # sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
 # history = fit(model, opt, x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,

@@ -8,9 +8,11 @@ Every figure goes through :func:`show`, which does the right thing where the cod
 - in a script, it writes a standalone HTML file (plotly.js saved once beside it)
   and prints where.
 
-The ``"scratch"`` template uses transparent backgrounds and a colour cycle that
-reads on white and on near-black; the book's CSS recolours text and grid lines in
-dark mode, so one figure serves both themes.
+The ``"scratch"`` template uses transparent backgrounds, grid lines of mid-grey at
+low alpha and a colour cycle that all read on white and on near-black; in dark mode
+the book's CSS (``book/_static/custom.css``) recolours the dark text: titles, legends,
+annotations, and the tick labels and axis titles of every subplot (plotly names them
+per axis, ``x2tick``, ``g-y3title``, ...). So one figure serves both themes.
 """
 from __future__ import annotations
 

@@ -124,9 +124,10 @@ class AlexNetConfig(TrainConfig):
         "batch size of the speed measurement of the 224-pixel AlexNet"))
     bench_steps: int = field(default=10, metadata=positive(
         "timed training steps of that measurement"))
-    precision: str = field(default="bf16", metadata=choice(
-        "fp32", "bf16", "fp16", help="autocast dtype; bf16 is about twice as fast "
-        "as fp32 on a GPU and on a CPU with bf16 instructions"))
+    precision: str = field(default="auto", metadata=choice(
+        "fp32", "bf16", "fp16", "auto", help="autocast dtype; bf16 is about twice as fast "
+        "as fp32 on a GPU and on a CPU with bf16 instructions, and several times slower "
+        "where it is emulated; auto = bf16 where native, else fp32"))
 
     PROFILES = {
         "tiny": dict(dataset="cifar10", train_size=512, val_size=128,  # tests
@@ -605,9 +606,10 @@ print(f"one training step with a batch of 128: "
 # ### Speed, measured
 #
 # Now one training step of the paper's network (two towers, 1,000 classes) on the
-# machine this chapter runs on, with bfloat16 autocast and channels-last memory
-# layout (both about double the speed of convolutions on a CPU with bfloat16
-# instructions, and on any recent GPU):
+# machine this chapter runs on, in the config's precision (`auto`: bfloat16
+# where the hardware has it natively, float32 where it would be emulated) and
+# channels-last memory layout (both about double the speed of convolutions on a
+# CPU with bfloat16 instructions, and on any recent GPU):
 
 # %%
 def time_training(model, batch, steps, size, warmup=1):
@@ -641,7 +643,7 @@ bench_net = AlexNet(1000, "imagenet", two_towers=True)
 sec = time_training(bench_net, cfg.bench_batch, cfg.bench_steps, 227)
 rate = cfg.bench_batch / sec
 achieved = rate * flop_per_image
-print(f"{device.type}: {rate:,.1f} images/s in training "
+print(f"{device.type}, {cfg.precision}: {rate:,.1f} images/s in training "
       f"(batch {cfg.bench_batch}), {achieved / 1e12:.3f} TFLOP/s")
 print(f"the paper's 90 epochs at this speed: {paper_images / rate / 86_400:,.1f} "
       f"days (the paper: five to six on two GTX 580s)")

@@ -58,16 +58,18 @@ from scratch.train import (TrainConfig, evaluate, fit, load_checkpoint,
 # %%
 @dataclass
 class LeNetConfig(TrainConfig):
-    """LeNet-5 on MNIST. The defaults are the `full` profile (on a GPU)."""
+    """LeNet-5 on MNIST. The defaults are the `full` profile (on a GPU): the
+    paper's setting, all 60,000 training images, no hold-out, no distortions."""
 
     NAME = "lenet"  # outputs go to out_dir/lenet
 
     train_size: int = field(default=60_000, metadata=positive(
         "images drawn (seeded, class-stratified) from MNIST's training "
         "split; the paper used all 60,000"))
-    val_size: int = field(default=5_000, metadata=non_negative(
+    val_size: int = field(default=0, metadata=non_negative(
         "of those, held out for the validation curves and never trained "
-        "on (0 = no validation)"))
+        "on (0 = no validation: the full profile trains on all of them, "
+        "as the paper did)"))
     test_size: int = field(default=10_000, metadata=positive(
         "test images, scored once at the end (MNIST has 10,000)"))
     epochs: int = field(default=20, metadata=positive(
@@ -84,9 +86,9 @@ class LeNetConfig(TrainConfig):
         "Nesterov momentum: 0.9 averages gradients over about 10 steps"))
     weight_decay: float = field(default=5e-4, metadata=non_negative(
         "L2 penalty: a mild regulariser, enough for 60k parameters"))
-    max_shift: int = field(default=2, metadata=non_negative(
+    max_shift: int = field(default=0, metadata=non_negative(
         "random shifts of up to this many pixels per axis; 0 = none, as "
-        "in the paper's 0.95% run"))
+        "in the paper's 0.95% run without distortions (the full profile)"))
     modern: bool = field(default=False, metadata=describe(
         "True: ReLU, max-pooling and a full C3 instead of the 1998 choices"))
     threads: int = field(default=0, metadata=non_negative(
@@ -96,10 +98,10 @@ class LeNetConfig(TrainConfig):
 
     PROFILES = {
         "tiny": dict(train_size=600, val_size=100, test_size=500,  # tests
-                     epochs=1, threads=1),
+                     epochs=1, max_shift=2, threads=1),
         "small": dict(train_size=8_000, val_size=1_000,  # book build, CPU
-                      epochs=12, threads=1),
-        "full": dict(),                                  # paper scale, GPU
+                      epochs=12, max_shift=2, threads=1),
+        "full": dict(),                     # the paper's setting, GPU
     }
 
     def validate(self):
@@ -440,15 +442,21 @@ print("output shape for a batch of 4 images:", tuple(out.shape))
 # ### Configuration
 #
 # The config at the top of the chapter holds every knob of the experiment. Its
-# defaults are the `full` profile, the paper's scale on a GPU; the other two
-# profiles shrink it. The `small` profile, which the book is built with, trains on
+# defaults are the `full` profile, the paper's setting on a GPU: all 60,000
+# training images, none held out for validation, no random shifts
+# (`max_shift=0`), 20 epochs and the whole test set, the conditions of the
+# paper's 0.95% test error for LeNet-5 trained without distortions. The other
+# two profiles shrink it, hold out some of their images for validation curves
+# and shift the training digits by up to two pixels, which helps a network that
+# sees few images. The `small` profile, which the book is built with, trains on
 # at most 8,000 MNIST images, so that the whole chapter runs well within the 90
 # seconds a chapter may take on a two-core CPU; `tiny` only checks that everything runs. The fields that differ:
 
 # %%
 profiles = {p: LeNetConfig.create(p) for p in ("tiny", "small", "full")}
 print(f"{'field':<12}" + "".join(f"{p:>9}" for p in profiles))
-for name in ["train_size", "val_size", "test_size", "epochs", "threads"]:
+for name in ["train_size", "val_size", "test_size", "epochs", "max_shift",
+             "threads"]:
     values = [getattr(c, name) for c in profiles.values()]
     print(f"{name:<12}" + "".join(f"{v:>9,}" for v in values))
 print(f"this run: profile {cfg.profile!r}")
@@ -462,7 +470,11 @@ print(f"this run: profile {cfg.profile!r}")
 # the *training* images, computed here rather than copied from elsewhere, which
 # gives inputs of mean 0 and variance 1 as the paper recommends. In training, each
 # batch is shifted by a random number of pixels (up to `max_shift`), a cheap way to
-# show the network more positions of every digit.
+# show the network more positions of every digit. That is a distortion of the
+# training data, so the `full` profile, which is compared with the paper's
+# result without distortions, turns it off (`max_shift=0`); with `val_size=0`
+# it has no validation set either, and the training curves show the training
+# metrics only.
 
 # %%
 def shifted_batch(batch, max_shift):
@@ -504,9 +516,11 @@ sizes = {name: 0 if dl is None else len(dl.dataset) for name, dl in
 print("images: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items()))
 print(f"training pixels: mean {mean:.4f}, std {std:.4f}")
 batch_x, batch_y = next(iter(train_loader))   # (B, 1, 32, 32), (B,)
+shifts = (f"randomly shifted by up to {cfg.max_shift} pixels"
+          if cfg.max_shift else "not shifted")
 fig = plots.image_grid(batch_x[:16, 0], titles=batch_y[:16].tolist(),
                        ncols=8, cell=80, title="A training batch: padded, "
-                       "standardised, randomly shifted")
+                       f"standardised, {shifts}")
 plots.show(fig, cfg.run_dir / "batch.html")
 
 # %% [markdown]
@@ -524,9 +538,12 @@ model = LeNet5(modern=cfg.modern)
 optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, nesterov=True,
                             momentum=cfg.momentum,
                             weight_decay=cfg.weight_decay)
+steps = cfg.epochs * len(train_loader)
+if cfg.warmup * steps == 1:  # PyTorch would divide by warm-up steps - 1 = 0:
+    steps += 1               # a very short run gets one step more of schedule
 scheduler = torch.optim.lr_scheduler.OneCycleLR(
     optimizer, max_lr=cfg.lr, pct_start=cfg.warmup, cycle_momentum=False,
-    total_steps=cfg.epochs * len(train_loader))
+    total_steps=steps)
 history = fit(model, optimizer, train_loader, cfg, val_loader=val_loader,
               scheduler=scheduler)
 test = evaluate(model, test_loader, prefix="test_")
@@ -683,20 +700,30 @@ for font, n_right in zip(fonts, hits.tolist()):
 
 # %%
 seconds = time.perf_counter() - T0
-PAPER_TEST_ERROR = 0.0095  # LeNet-5 without distortions: Fig. 9 of the paper
+# LeNet-5 trained on all 60,000 training images without distortions, scored
+# on the 10,000 test images: Fig. 9 of the paper.
+PAPER_TEST_ERROR = 0.0095
+PAPER_SETTING = {"training images": 60_000, "shifts": 0, "epochs": 20,
+                 "test images": 10_000}
 rows = [(f"this run ({cfg.profile})", 1 - test["test_acc"], sizes["train"],
-         cfg.epochs, sizes["test"])]
+         cfg.max_shift, cfg.epochs, sizes["test"])]
 record = utils.recorded_run("lenet")
 if record is not None:
-    m = record["metrics"]
+    m, c = record["metrics"], record["config"]
     rows.append(("recorded full run", 1 - m["test_acc"],
-                 m.get("train_images", 0), record["config"]["epochs"],
+                 m.get("train_images", 0), c["max_shift"], c["epochs"],
                  m.get("test_images", 0)))
-rows.append(("paper", PAPER_TEST_ERROR, 60_000, 20, 10_000))
-print(f"{'':<20}{'test error':>11}{'train images':>14}{'epochs':>8}"
-      f"{'test images':>13}")
-for name, error, n_train, epochs, n_test in rows:
-    print(f"{name:<20}{error:>11.2%}{n_train:>14,}{epochs:>8}{n_test:>13,}")
+rows.append(("paper", PAPER_TEST_ERROR, *PAPER_SETTING.values()))
+print(f"{'':<20}{'test error':>11}{'train images':>14}{'shifts':>8}"
+      f"{'epochs':>8}{'test images':>13}")
+for name, error, n_train, shift, epochs, n_test in rows:
+    shown = f"±{shift} px" if shift else "none"
+    print(f"{name:<20}{error:>11.2%}{n_train:>14,}{shown:>8}{epochs:>8}"
+          f"{n_test:>13,}")
+setting = dict(zip(PAPER_SETTING, rows[0][2:]))
+differ = [k for k in PAPER_SETTING if setting[k] != PAPER_SETTING[k]]
+print("this run has the paper's setting" if not differ else
+      "this run differs from the paper's setting in: " + ", ".join(differ))
 print()
 print(utils.recorded_run_note("lenet", record, "code/vision/lenet.py"))
 print(f"this run: {seconds:.0f} s; the MNIST training split found here has "
@@ -704,11 +731,18 @@ print(f"this run: {seconds:.0f} s; the MNIST training split found here has "
 
 # %% [markdown]
 # Read this run's number as a check that everything works, not as a replication:
-# the `small` profile trains on a few thousand images for a few epochs, and where
-# the machine's copy of MNIST is smaller than the official one (the last line says
-# how many training images it found), its test images are a subset of the
-# official test set too. The comparison with the paper is the `full` profile's
-# job: all 60,000 training images, the paper's 20 epochs, the whole test set.
+# the `small` profile trains on a few thousand images, shifted at random, for a
+# few epochs, and where the machine's copy of MNIST is smaller than the official
+# one (the last line says how many training images it found), its test images
+# are a subset of the official test set too. The comparison with the paper is
+# the `full` profile's job, and it uses the paper's setting for the 0.95%: all
+# 60,000 training images with none held out for validation, no shifts or other
+# distortions of the training images, the paper's 20 epochs, the whole test set.
+# What still differs from the paper is how the network is trained and read
+# out: SGD with Nesterov momentum, a one-cycle schedule and weight decay
+# instead of stochastic diagonal Levenberg-Marquardt with a hand-made schedule,
+# LeCun initialisation instead of the paper's uniform one, and a linear output
+# layer with the cross-entropy instead of the RBF units and their loss.
 #
 # The run's metrics, config, duration and machine go to `metrics.json` in the run
 # folder; a `full` run's file is what gets recorded in `results/lenet.json`.

@@ -163,13 +163,13 @@ class ResNetConfig(TrainConfig):
         # book build on a 2-core CPU: ResNet-8 for 2 epochs, flips only
         "small": dict(blocks=(1, 1, 1), widths=(16, 32, 64), epochs=2,
                       batch_size=128, lr=0.4, crop=0, cutout=0,
-                      precision="bf16", eval_every_epoch=False,
+                      precision="auto", eval_every_epoch=False,
                       degradation_nets=("plain-20", "plain-56", "resnet-20",
                                         "resnet-56"),
                       degradation_width=8, degradation_size=4_000,
                       degradation_epochs=3, degradation_resolution=16,
                       threads=2),
-        "full": dict(precision="bf16"),  # CIFAR ResNet-18 on a GPU
+        "full": dict(precision="auto"),  # CIFAR ResNet-18 on a GPU
     }
 
     def validate(self):
@@ -547,9 +547,9 @@ plots.show(fig, cfg.run_dir / "gradients_at_init.html")
 # {cite:p}`devries2017improved`), and the degradation study at the paper's scale.
 # The `small` profile, which the book is built with, must run on a two-core CPU in
 # about a minute and a half, so it trains a ResNet-8 (one basic block per stage,
-# 16/32/64 channels, 78k parameters) for two epochs, in bfloat16 (about twice as
-# fast as float32 on a CPU with bfloat16 instructions; an older CPU emulates them
-# and is slower). With only two passes over the data augmentation slows learning
+# 16/32/64 channels, 78k parameters) for two epochs with `precision=auto`:
+# bfloat16 (about twice as fast as float32) on a CPU with bfloat16 instructions,
+# float32 on an older CPU, which would only emulate bfloat16, several times slower. With only two passes over the data augmentation slows learning
 # more than it prevents overfitting, so `small` keeps only the flips. The study
 # uses narrow networks on images average-pooled to 16×16. The fields that differ:
 

@@ -181,14 +181,44 @@ def test_parameter_free_modules_match_torch(ours, theirs):
     assert ours.parameters() == []
 
 
+def test_dropout_eval_mode_is_the_identity():
+    """Evaluation: the output *is* the input, bit for bit, alone and inside a model."""
+    x = Tensor(np.random.default_rng(0).standard_normal((64, 16)), requires_grad=True)
+    layer = nn.Dropout(0.5).eval()
+    np.testing.assert_array_equal(layer(x).data, x.data)
+    model = nn.Sequential(nn.Linear(16, 16), nn.Dropout(0.5)).eval()
+    with no_grad():
+        np.testing.assert_array_equal(model(x).data, model[0](x).data)  # the dropout adds nothing
+    layer(x).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.ones_like(x.data))  # and passes the gradient unchanged
+
+
+@pytest.mark.parametrize("p", [0.1, 0.25, 0.5, 0.8])
+def test_dropout_train_mode_zeroes_p_and_scales_the_rest(p):
+    """Training: a fraction p of the entries (within 5 binomial standard deviations) is zeroed,
+    every other one is the input times 1/(1-p), and the gradient goes through the same mask."""
+    np.random.seed(0)  # the mask is drawn from NumPy's global generator
+    x_np = np.random.default_rng(1).uniform(0.5, 2.0, (200, 500))  # no zeros of its own
+    x = Tensor(x_np, requires_grad=True)
+    layer = nn.Dropout(p).train()
+    out = layer(x)
+    dropped = out.data == 0
+    n = dropped.size
+    assert abs(dropped.mean() - p) < 5 * np.sqrt(p * (1 - p) / n), f"{dropped.mean():.4f} zeroed, expected {p}"
+    np.testing.assert_allclose(out.data[~dropped], x_np[~dropped] / (1 - p), rtol=1e-15, atol=0)
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad == 0, dropped)  # the same mask
+    np.testing.assert_allclose(x.grad[~dropped], 1 / (1 - p), rtol=1e-15, atol=0)
+    assert not np.array_equal(layer(x).data == 0, dropped)  # a fresh mask at every call
+
+
 def test_dropout_module_follows_train_and_eval():
     model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
     x = Tensor(np.ones((8, 4)))
     model.eval()
-    with no_grad():
-        np.testing.assert_array_equal(model(x).data, model(x).data)  # eval: deterministic, no dropout
+    assert not model[1].training
     model.train()
-    assert (model(x).data == 0).any()
+    assert model[1].training and (model(x).data == 0).any()
     assert "p=0.5" in repr(model)
     with pytest.raises(ValueError):
         nn.Dropout(-0.1)
@@ -373,16 +403,26 @@ def test_float32_model_state_round_trip(tmp_path):
     np.testing.assert_array_equal(other[0].weight.data, model[0].weight.data)
 
 
-def test_conv_and_norm_layers_are_reexported_lazily():
-    # defined in conv.py / normalization.py (another file); nn finds them on first use
-    for name in ["Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm"]:
-        assert name in dir(nn)
-        try:
-            cls = getattr(nn, name)
-        except AttributeError as error:
-            assert "not written yet" in str(error)
-        else:
-            assert issubclass(cls, nn.Module)
+LAYERS_OF_OTHER_FUNCTIONS = {  # layer: a way to build it, and its function in F
+    "Conv2d": (lambda: nn.Conv2d(2, 3, 3), "conv2d"), "MaxPool2d": (lambda: nn.MaxPool2d(2), "max_pool2d"),
+    "AvgPool2d": (lambda: nn.AvgPool2d(2), "avg_pool2d"), "BatchNorm1d": (lambda: nn.BatchNorm1d(2), "batch_norm"),
+    "BatchNorm2d": (lambda: nn.BatchNorm2d(2), "batch_norm"), "LayerNorm": (lambda: nn.LayerNorm(2), "layer_norm"),
+    "GroupNorm": (lambda: nn.GroupNorm(1, 2), "group_norm"),
+}
+
+
+@pytest.mark.parametrize("name", LAYERS_OF_OTHER_FUNCTIONS)
+def test_conv_and_norm_layers_are_in_nn(name):
+    """The layers around conv.py's and normalization.py's functions are nn's own classes
+    (not re-exported lazily from the files of the functions, which import no Module)."""
+    make, function = LAYERS_OF_OTHER_FUNCTIONS[name]
+    cls = getattr(nn, name)  # an AttributeError fails the test: every one must exist
+    assert issubclass(cls, nn.Module) and cls.__module__ == nn.__name__
+    assert isinstance(make(), cls) and callable(getattr(F, function))
+    assert name in dir(nn)
+
+
+def test_nn_names():
     with pytest.raises(AttributeError):
         nn.NoSuchLayer  # noqa: B018
     assert nn.functional is F and nn.init.kaiming_uniform_ is not None

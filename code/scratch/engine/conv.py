@@ -1,4 +1,7 @@
-"""Convolution and pooling for the NumPy engine: functional forms and their modules.
+"""Convolution and pooling for the NumPy engine: the functions (``F.conv2d``, ...).
+
+Their layers, :class:`~scratch.engine.nn.Conv2d`, ``MaxPool2d`` and ``AvgPool2d``,
+are in :mod:`scratch.engine.nn`, one layer up: this module imports no ``Module``.
 
 Each op is one fused node of the graph (one :func:`~scratch.engine.tensor._make`
 call) with a hand-written backward, and none loops in Python over pixels or
@@ -44,12 +47,8 @@ only the strides differ, and NumPy handles any strides.)
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from . import init
-from .nn import Module, Parameter
 from .tensor import Tensor, _make
 
 
@@ -256,59 +255,3 @@ def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
         return (_unpad(gxt, padding, x.shape),)
 
     return _make(yt.transpose(3, 0, 1, 2), (x,), backward, "avg_pool2d")
-
-
-# ---- modules -----------------------------------------------------------------------------
-class Conv2d(Module):
-    """A learned 2-d convolution, ``weight`` (out, in, kh, kw) and ``bias`` (out,), as ``torch.nn.Conv2d``.
-
-    Initialised as PyTorch does: ``kaiming_uniform_(a=sqrt(5))``, whose bound
-    $\\text{gain} \\sqrt{3 / \\text{fan\\_in}}$ with $\\text{gain} = \\sqrt{2 / (1 + a^2)} = \\sqrt{1/3}$
-    is just $1/\\sqrt{\\text{fan\\_in}}$, $\\text{fan\\_in} = \\text{in} \\cdot k_h k_w$ (the same
-    rule as :class:`~scratch.engine.nn.Linear`); the bias draws from the same
-    $U(-1/\\sqrt{\\text{fan\\_in}}, 1/\\sqrt{\\text{fan\\_in}})$.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 bias: bool = True, dtype=np.float64):
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride, self.padding = _pair(stride, "stride"), _pair(padding, "padding")
-        self.weight = Parameter(np.empty((out_channels, in_channels, *self.kernel_size), dtype=dtype))
-        self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # U(-1/sqrt(fan_in), 1/sqrt(fan_in)), see above
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
-            init.uniform_(self.bias, -bound, bound)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return conv2d(x, self.weight, self.bias, self.stride, self.padding)
-
-    def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        s += f", padding={self.padding}" if self.padding != (0, 0) else ""
-        return s + (", bias=False" if self.bias is None else "")
-
-
-class MaxPool2d(Module):
-    """:func:`max_pool2d` as a layer (no parameters); ``stride`` defaults to ``kernel_size``."""
-
-    def __init__(self, kernel_size, stride=None, padding=0):
-        self.kernel_size, self.padding = kernel_size, padding
-        self.stride = kernel_size if stride is None else stride
-
-    def forward(self, x: Tensor) -> Tensor:
-        return max_pool2d(x, self.kernel_size, self.stride, self.padding)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
-
-class AvgPool2d(MaxPool2d):
-    """:func:`avg_pool2d` as a layer (no parameters); ``stride`` defaults to ``kernel_size``."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return avg_pool2d(x, self.kernel_size, self.stride, self.padding)

@@ -13,10 +13,16 @@ name; ``state_dict()`` then holds parameters and buffers, and ``save`` /
 ``load`` write and read it as an ``.npz`` file.
 
 Initialization schemes live in :mod:`scratch.engine.init`, here ``nn.init``.
+
+**Layers of the library, as in PyTorch.** The functions are at the bottom:
+:mod:`~scratch.engine.functional` (``F``, with the convolutions of ``conv.py``
+and the normalizations of ``normalization.py``) works on tensors and imports
+no ``Module``. This module is on top: each layer holds its parameters and
+calls its function in ``F``. So ``nn`` imports ``functional``, never the
+reverse, and the two never wait on each other at import time.
 """
 from __future__ import annotations
 
-import importlib
 import math
 from collections import OrderedDict, namedtuple
 
@@ -24,6 +30,7 @@ import numpy as np
 
 from . import functional as F
 from . import init
+from .conv import _pair
 from .tensor import Tensor
 
 functional = F  # torch.nn.functional's place
@@ -483,25 +490,162 @@ class ModuleList(Module):
         return iter(self.children())
 
 
-# ---- layers defined in conv.py and normalization.py ----------------------------------------------
-# Re-exported lazily, on first access (PEP 562), rather than imported at the end of this file:
-# functional.py imports conv.py and normalization.py, which import Module and Parameter from
-# here, so an eager import could run while one of them is half-initialised and fail (or, behind
-# a try/except, silently leave the name out). A lazy lookup happens after every import is done.
-_ELSEWHERE = {"Conv2d": "conv", "MaxPool2d": "conv", "AvgPool2d": "conv",
-              "BatchNorm1d": "normalization", "BatchNorm2d": "normalization",
-              "LayerNorm": "normalization", "GroupNorm": "normalization"}
+# ---- convolution and pooling: layers around the functions of conv.py ---------------------------
+class Conv2d(Module):
+    """A learned 2-d convolution, ``weight`` (out, in, kh, kw) and ``bias`` (out,), as ``torch.nn.Conv2d``.
+
+    Initialised as PyTorch does: ``kaiming_uniform_(a=sqrt(5))``, whose bound
+    $\\text{gain} \\sqrt{3 / \\text{fan\\_in}}$ with $\\text{gain} = \\sqrt{2 / (1 + a^2)} = \\sqrt{1/3}$
+    is just $1/\\sqrt{\\text{fan\\_in}}$, $\\text{fan\\_in} = \\text{in} \\cdot k_h k_w$ (the same
+    rule as :class:`Linear`); the bias draws from the same
+    $U(-1/\\sqrt{\\text{fan\\_in}}, 1/\\sqrt{\\text{fan\\_in}})$.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 bias: bool = True, dtype=np.float64):
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride, self.padding = _pair(stride, "stride"), _pair(padding, "padding")
+        self.weight = Parameter(np.empty((out_channels, in_channels, *self.kernel_size), dtype=dtype))
+        self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # U(-1/sqrt(fan_in), 1/sqrt(fan_in)), see above
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        s += f", padding={self.padding}" if self.padding != (0, 0) else ""
+        return s + (", bias=False" if self.bias is None else "")
 
 
-def __getattr__(name: str):
-    if name not in _ELSEWHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(f"{__package__}.{_ELSEWHERE[name]}")
-    try:
-        return getattr(module, name)
-    except AttributeError:
-        raise AttributeError(f"{name} is not written yet: {module.__name__} does not define it") from None
+class MaxPool2d(Module):
+    """:func:`~scratch.engine.functional.max_pool2d` as a layer (no parameters); ``stride`` defaults to ``kernel_size``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        self.kernel_size, self.padding = kernel_size, padding
+        self.stride = kernel_size if stride is None else stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-def __dir__():
-    return sorted(list(globals()) + list(_ELSEWHERE))
+class AvgPool2d(MaxPool2d):
+    """:func:`~scratch.engine.functional.avg_pool2d` as a layer (no parameters); ``stride`` defaults to ``kernel_size``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+# ---- normalization: layers around the functions of normalization.py -----------------------------
+class _BatchNorm(Module):
+    """Shared by :class:`BatchNorm1d` and :class:`BatchNorm2d` (they differ in the input's rank only).
+
+    ``weight`` $\\gamma$ starts at 1 and ``bias`` $\\beta$ at 0, so a new layer only
+    standardizes. The running statistics are buffers (saved in ``state_dict``,
+    never trained): ``running_mean`` (starts at 0), ``running_var`` (at 1) and
+    ``num_batches_tracked``, which counts training batches and, with
+    ``momentum=None``, makes the running statistics plain averages over all
+    batches seen (momentum $1/t$ at batch $t$), as in PyTorch.
+    """
+
+    _ranks: tuple = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, dtype=np.float64):
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, dtype=dtype)) if affine else None
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
+            self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
+            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+        else:
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(name, None)
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean[...], self.running_var[...], self.num_batches_tracked[...] = 0, 1, 0
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            init.ones_(self.weight)
+            init.zeros_(self.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in self._ranks:
+            raise ValueError(f"{type(self).__name__} expects a {' or '.join(map(str, self._ranks))}-d input, "
+                             f"got shape {x.shape}")
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked += 1
+            if self.momentum is None:  # a cumulative average: batch t gets weight 1/t
+                momentum = 1.0 / float(self.num_batches_tracked)
+        # Batch statistics in training, and also in evaluation when there are no running ones.
+        use_batch_stats = self.training or self.running_mean is None
+        return F.batch_norm(x, self.running_mean if not self.training or self.track_running_stats else None,
+                          self.running_var if not self.training or self.track_running_stats else None,
+                          self.weight, self.bias, use_batch_stats, momentum, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm of (N, C) features or (N, C, L) sequences: statistics per channel C."""
+    _ranks = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm of (N, C, H, W) images: statistics per channel over the batch and the positions."""
+    _ranks = (4,)
+
+
+class LayerNorm(Module):
+    """:func:`~scratch.engine.functional.layer_norm` over the last axes, of shape ``normalized_shape``, with an elementwise
+    $\\gamma$ (starts at 1) and $\\beta$ (at 0) of that shape, as ``torch.nn.LayerNorm``."""
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, dtype=np.float64):
+        self.normalized_shape = ((normalized_shape,) if np.ndim(normalized_shape) == 0
+                                 else tuple(normalized_shape))
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype)) if elementwise_affine else None
+        self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype)) if elementwise_affine else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class GroupNorm(Module):
+    """:func:`~scratch.engine.functional.group_norm` with ``num_groups`` groups of the ``num_channels`` channels and a
+    per-channel $\\gamma$ (starts at 1) and $\\beta$ (at 0), as ``torch.nn.GroupNorm``."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 dtype=np.float64):
+        if num_channels % num_groups:
+            raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+        self.weight = Parameter(np.ones(num_channels, dtype=dtype)) if affine else None
+        self.bias = Parameter(np.zeros(num_channels, dtype=dtype)) if affine else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"

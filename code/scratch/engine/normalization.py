@@ -1,4 +1,7 @@
-"""Batch, layer and group normalization for the NumPy engine: functional forms and modules.
+"""Batch, layer and group normalization for the NumPy engine: the functions (``F.batch_norm``, ...).
+
+Their layers (:class:`~scratch.engine.nn.BatchNorm1d`, ``BatchNorm2d``, ``LayerNorm``,
+``GroupNorm``) are in :mod:`scratch.engine.nn`, one layer up: this module imports no ``Module``.
 
 All three standardize $x$ over some set of $m$ numbers that share statistics,
 then apply a learned per-feature scale $\\gamma$ and shift $\\beta$:
@@ -40,8 +43,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import init
-from .nn import Module, Parameter
 from .tensor import Tensor, _make
 
 
@@ -170,108 +171,3 @@ def group_norm(x: Tensor, num_groups: int, weight=None, bias=None, eps: float = 
         return _standardize_backward(gxhat.reshape(grouped.shape), xhat, inv_std, (2,)).reshape(x.shape)
     return _affine(x, xhat.reshape(x.shape), backward_xhat, weight, bias, (1, c) + (1,) * (x.ndim - 2),
                    (0, *range(2, x.ndim)), "group_norm")
-
-
-# ---- modules --------------------------------------------------------------------------------------
-class _BatchNorm(Module):
-    """Shared by :class:`BatchNorm1d` and :class:`BatchNorm2d` (they differ in the input's rank only).
-
-    ``weight`` $\\gamma$ starts at 1 and ``bias`` $\\beta$ at 0, so a new layer only
-    standardizes. The running statistics are buffers (saved in ``state_dict``,
-    never trained): ``running_mean`` (starts at 0), ``running_var`` (at 1) and
-    ``num_batches_tracked``, which counts training batches and, with
-    ``momentum=None``, makes the running statistics plain averages over all
-    batches seen (momentum $1/t$ at batch $t$), as in PyTorch.
-    """
-
-    _ranks: tuple = ()
-
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, dtype=np.float64):
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, dtype=dtype)) if affine else None
-        if track_running_stats:
-            self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
-            self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
-            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
-        else:
-            for name in ("running_mean", "running_var", "num_batches_tracked"):
-                self.register_buffer(name, None)
-
-    def reset_running_stats(self) -> None:
-        if self.track_running_stats:
-            self.running_mean[...], self.running_var[...], self.num_batches_tracked[...] = 0, 1, 0
-
-    def reset_parameters(self) -> None:
-        self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            init.zeros_(self.bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.ndim not in self._ranks:
-            raise ValueError(f"{type(self).__name__} expects a {' or '.join(map(str, self._ranks))}-d input, "
-                             f"got shape {x.shape}")
-        momentum = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked += 1
-            if self.momentum is None:  # a cumulative average: batch t gets weight 1/t
-                momentum = 1.0 / float(self.num_batches_tracked)
-        # Batch statistics in training, and also in evaluation when there are no running ones.
-        use_batch_stats = self.training or self.running_mean is None
-        return batch_norm(x, self.running_mean if not self.training or self.track_running_stats else None,
-                          self.running_var if not self.training or self.track_running_stats else None,
-                          self.weight, self.bias, use_batch_stats, momentum, self.eps)
-
-    def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
-
-
-class BatchNorm1d(_BatchNorm):
-    """Batch norm of (N, C) features or (N, C, L) sequences: statistics per channel C."""
-    _ranks = (2, 3)
-
-
-class BatchNorm2d(_BatchNorm):
-    """Batch norm of (N, C, H, W) images: statistics per channel over the batch and the positions."""
-    _ranks = (4,)
-
-
-class LayerNorm(Module):
-    """:func:`layer_norm` over the last axes, of shape ``normalized_shape``, with an elementwise
-    $\\gamma$ (starts at 1) and $\\beta$ (at 0) of that shape, as ``torch.nn.LayerNorm``."""
-
-    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, dtype=np.float64):
-        self.normalized_shape = ((normalized_shape,) if np.ndim(normalized_shape) == 0
-                                 else tuple(normalized_shape))
-        self.eps, self.elementwise_affine = eps, elementwise_affine
-        self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype)) if elementwise_affine else None
-        self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype)) if elementwise_affine else None
-
-    def forward(self, x: Tensor) -> Tensor:
-        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-
-    def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
-
-
-class GroupNorm(Module):
-    """:func:`group_norm` with ``num_groups`` groups of the ``num_channels`` channels and a
-    per-channel $\\gamma$ (starts at 1) and $\\beta$ (at 0), as ``torch.nn.GroupNorm``."""
-
-    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
-                 dtype=np.float64):
-        if num_channels % num_groups:
-            raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
-        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
-        self.weight = Parameter(np.ones(num_channels, dtype=dtype)) if affine else None
-        self.bias = Parameter(np.zeros(num_channels, dtype=dtype)) if affine else None
-
-    def forward(self, x: Tensor) -> Tensor:
-        return group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
-
-    def extra_repr(self) -> str:
-        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
