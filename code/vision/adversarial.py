@@ -462,7 +462,7 @@ print(f"largest change of any value: {(x_adv - x8).abs().max() * 255:.4f} "
 # chapter may take longer than the 90 seconds of the other chapters (up to
 # three minutes) for one reason: when the ResNet-chapter network of the same
 # profile is not in the runs folder yet, it is trained first, which costs
-# the ResNet chapter's own run time. `tiny` only checks that everything runs.
+# the ResNet chapter's own run time. `tiny`, for the tests, checks that everything runs and learns more than chance.
 
 # %%
 profiles = {p: AdversarialConfig.create(p) for p in ("tiny", "small", "full")}

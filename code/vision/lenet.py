@@ -450,7 +450,7 @@ print("output shape for a batch of 4 images:", tuple(out.shape))
 # and shift the training digits by up to two pixels, which helps a network that
 # sees few images. The `small` profile, which the book is built with, trains on
 # at most 8,000 MNIST images, so that the whole chapter runs well within the 90
-# seconds a chapter may take on a two-core CPU; `tiny` only checks that everything runs. The fields that differ:
+# seconds a chapter may take on a two-core CPU; `tiny`, for the tests, checks that everything runs and learns more than chance. The fields that differ:
 
 # %%
 profiles = {p: LeNetConfig.create(p) for p in ("tiny", "small", "full")}

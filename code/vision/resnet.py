@@ -154,8 +154,8 @@ class ResNetConfig(TrainConfig):
         "test images shown with their Grad-CAM maps"))
 
     PROFILES = {
-        "tiny": dict(train_size=512, test_size=256, blocks=(1, 1, 1),  # tests
-                     widths=(8, 16, 32), epochs=1, batch_size=64, lr=0.2,
+        "tiny": dict(train_size=2048, test_size=256, blocks=(1, 1, 1),  # tests
+                     widths=(8, 16, 32), epochs=5, batch_size=64, lr=0.2,
                      precision="fp32", degradation_nets=("plain-8", "resnet-14"),
                      degradation_width=4, degradation_size=256,
                      degradation_epochs=1, degradation_resolution=8,

@@ -124,9 +124,9 @@ class UNetConfig(TrainConfig):
         "GPUs' tensor cores"))
 
     PROFILES = {
-        "tiny": dict(dataset="digits", image_size=32, train_size=320,  # tests
-                     val_size=64, test_size=128, width=8, depth=2, epochs=1,
-                     batch_size=64, lr=3e-3, compare=("bilinear",),
+        "tiny": dict(dataset="digits", image_size=32, train_size=1_024,  # tests
+                     val_size=64, test_size=128, width=16, depth=2, epochs=2,
+                     batch_size=64, lr=1e-2, compare=("bilinear",),
                      flip=False, precision="auto", threads=1),
         "small": dict(dataset="digits", image_size=32, train_size=6_000,  # CPU
                       val_size=500, test_size=1_000, width=16, depth=3,
