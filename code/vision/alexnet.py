@@ -135,7 +135,7 @@ class AlexNetConfig(TrainConfig):
                      schedule="one_cycle", lr=0.02, lighting=0.0,
                      fig1_size=256, fig1_epochs=1, bench_batch=2,
                      bench_steps=1, threads=1),
-        "small": dict(dataset="cifar10", train_size=8_000, val_size=1_000,
+        "small": dict(dataset="cifar10", train_size=6_000, val_size=1_000,
                       test_size=3_000, epochs=4, schedule="one_cycle",
                       lr=0.05, lighting=0.0, fig1_size=1_500, fig1_epochs=8,
                       bench_batch=8, bench_steps=2, threads=2),
@@ -666,7 +666,7 @@ del bench_net
 # distinguished ImageNet classes (9,469 training and 3,925 test photos), on one
 # GPU: 256×256 images, random 227×227 crops, flips and PCA colour shifts, the
 # paper's optimiser, learning rate, schedule and 90 epochs. The `small` profile,
-# which the book is built with, trains the CIFAR layout on 8,000 CIFAR-10 images
+# which the book is built with, trains the CIFAR layout on 6,000 CIFAR-10 images
 # {cite:p}`krizhevsky2009learning` for a few epochs with a one-cycle schedule
 # {cite:p}`smith2019superconvergence` (a short run needs the decay to reach a
 # good point), within the 90 seconds a chapter may take on a two-core CPU;
