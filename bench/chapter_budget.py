@@ -43,6 +43,14 @@ BUILD = "book build (cache)"
 # do instead when run alone; `marker` is a line of their output that proves it.
 ALONE = {"vision/adversarial": dict(does="trains the ResNet-chapter network itself",
                                     marker="training the ResNet-chapter network")}
+# Chapters allowed more than --budget, and why (the developers' guide allows up to 180 s
+# with a reason): run alone, the adversarial chapter first trains the ResNet chapter's
+# network (about 75 s of its time), which a book build does not repeat.
+EXTRA = {"vision/adversarial": (180.0, "trains the ResNet-chapter network first")}
+
+
+def budget_of(name: str, default: float) -> float:
+    return EXTRA[name][0] if name in EXTRA else default
 # What the methods of tables saved before rows named their own method.
 OLD_METHODS = {"notebook execution in the last book build": BUILD, "script run, fresh process": FRESH}
 
@@ -114,7 +122,11 @@ def saved_rows() -> dict[str, list]:
 
 
 def row(name: str, seconds: float, budget: float, how: str) -> list:
-    return [name, f"{seconds:.1f}", f"{100 * seconds / budget:.0f}%", "ok" if seconds <= budget else "OVER", how]
+    budget = budget_of(name, budget)
+    status = "ok" if seconds <= budget else "OVER"
+    if name in EXTRA:
+        status += f" ({budget:.0f} s allowed: {EXTRA[name][1]})"
+    return [name, f"{seconds:.1f}", f"{100 * seconds / budget:.0f}%", status, how]
 
 
 def main() -> int:
@@ -145,7 +157,7 @@ def main() -> int:
 
     rows = [rows[name] for name in sorted(rows)]
     times = {r[0]: float(r[1]) for r in rows}
-    over = [name for name, t in times.items() if t > args.budget]
+    over = [name for name, t in times.items() if t > budget_of(name, args.budget)]
     methods: dict[str, list[str]] = {}
     for r in rows:
         methods.setdefault(r[4].rsplit(" @", 1)[0], []).append(r[0])
@@ -154,7 +166,8 @@ def main() -> int:
     summary = (f"chapter budget: {len(times)} chapters, slowest {max(times.values()):.1f} s, total "
                f"{sum(times.values()):.0f} s ({how}); "
                + (f"OVER the {args.budget:.0f} s budget: {', '.join(over)}" if over
-                  else f"all within {args.budget:.0f} s"))
+                  else f"all within {args.budget:.0f} s"
+                  + "".join(f", {n} within its {b:.0f} s" for n, (b, _) in EXTRA.items() if n in times)))
     return report("chapter_budget", HEADERS, rows, summary, ok=not over, method=how, budget_s=args.budget)
 
 
