@@ -90,3 +90,17 @@ def test_long_titles_are_wrapped_with_room_above_the_plot():
     short = plots.lines({"a": [1, 2]}, title="Short")
     plots._wrap_title(short)
     assert short.layout.title.text == "Short"
+
+
+def test_smooth_is_a_trailing_mean_and_keeps_non_finite_values_local():
+    import numpy as np
+
+    from scratch.plots import smooth
+    v = [1.0, 3.0, 5.0, 7.0, 9.0]
+    assert np.allclose(smooth(v, 2), [1, 2, 4, 6, 8])
+    assert np.allclose(smooth(v, 10), np.cumsum(v) / np.arange(1, 6))
+    assert np.array_equal(smooth(v, 1), v)
+    out = smooth([1.0, float("nan"), 1.0, 1.0, 1.0], 2)
+    assert np.isnan(out[1:3]).all() and np.array_equal(out[[0, 3, 4]], [1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="window must be >= 1"):
+        smooth(v, 0)

@@ -28,7 +28,7 @@
 # names: it trains a multilayer perceptron below, and its gradients agree with
 # PyTorch's to the last few digits of float64. Later chapters grow it.
 
-# %%
+# %% tags=["hide-input"]
 import time
 from dataclasses import dataclass, field
 

@@ -985,19 +985,12 @@ for lr in cfg.lrs:
 # a run diverged):
 
 # %%
-def smooth(values, window: int):
-    """Moving average over `window` steps (shorter at the start)."""
-    values = np.asarray(values, dtype=np.float64)
-    sums = np.cumsum(np.insert(values, 0, 0.0))
-    return np.array([(sums[i + 1] - sums[max(0, i + 1 - window)]) / min(i + 1, window) for i in range(len(values))])
-
-
 fig = go.Figure()
 for lr in cfg.lrs:
     for i, norm in enumerate(methods):
         run = runs[norm, lr]
         fig.add_trace(go.Scatter(
-            x=np.arange(1, len(run["losses"]) + 1), y=smooth(run["losses"], cfg.eval_every), mode="lines",
+            x=np.arange(1, len(run["losses"]) + 1), y=plots.smooth(run["losses"], cfg.eval_every), mode="lines",
             visible=lr == cfg.lrs[len(cfg.lrs) // 2], line=dict(color=plots.COLORS[i]),
             name=norm + (" (diverged)" if run["diverged"] else "")))
 n = len(methods)
@@ -1008,7 +1001,7 @@ fig.update_layout(
         dict(label=f"{lr:g}", method="update",
              args=[{"visible": [j // n == k for j in range(len(cfg.lrs) * n)]}])
         for k, lr in enumerate(cfg.lrs)])])
-lowest = min(min(smooth(run["losses"], cfg.eval_every)) for run in runs.values() if run["losses"])
+lowest = min(min(plots.smooth(run["losses"], cfg.eval_every)) for run in runs.values() if run["losses"])
 # Up to 10x the loss of a uniform guess, ln(10): a diverging run leaves through the top.
 fig.update_yaxes(type="log", tickvals=[0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20], range=[np.log10(0.7 * lowest), np.log10(10 * np.log(10))])
 plots.show(fig, cfg.run_dir / "loss_curves.html")

@@ -118,6 +118,16 @@ def _to_numpy(x):
 
 
 # ---- curves ----------------------------------------------------------------------
+def smooth(values, window: int) -> np.ndarray:
+    """Trailing moving average over ``window`` values (fewer at the start): a readable
+    curve from noisy per-step values. A NaN or inf spoils only the windows that hold it."""
+    if window < 1:
+        raise ValueError(f"smooth: window must be >= 1, got {window}")
+    v = np.asarray(values, dtype=np.float64)
+    sums = np.convolve(v, np.ones(window))[:len(v)]      # sums[i] = v[i - window + 1] + ... + v[i]
+    return sums / np.minimum(np.arange(1, len(v) + 1), window)
+
+
 def training_curves(history, title: str = "Training curves") -> go.Figure:
     """Loss (left) and every other per-epoch metric (right) of a run's history.
 

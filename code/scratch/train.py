@@ -729,12 +729,12 @@ def _move_optimizer_state(optimizer, device):
 
 
 class EMA(Callback):
-    """An exponential moving average of the weights, updated after every optimizer step.
+    r"""An exponential moving average of the weights, updated after every optimizer step.
 
     ``ema.module`` is the averaged copy of the model: evaluate or sample with it
     (diffusion models, BYOL's target network). Its state goes into the checkpoint.
     Built on PyTorch's :class:`torch.optim.swa_utils.AveragedModel`:
-    $\\theta_{\\text{ema}} \\leftarrow d\\,\\theta_{\\text{ema}} + (1 - d)\\,\\theta$, starting from
+    $\theta_{\text{ema}} \leftarrow d\,\theta_{\text{ema}} + (1 - d)\,\theta$, starting from
     the weights at the first step; buffers (BatchNorm statistics) are averaged too.
     """
 

@@ -54,7 +54,7 @@ from scratch.attacks import (AdversarialBatches, accuracy_under_attack, fgsm,
                              input_gradient, pgd)
 from scratch.augment import Augment
 from scratch.config import ConfigError, describe, non_negative, positive
-from scratch.models.layers import count_parameters
+from scratch.models.inspection import count_parameters
 from scratch.models.resnet import load_cifar_resnet
 from scratch.train import TrainConfig, fit, predict
 from scratch.utils import pick_device
@@ -65,7 +65,7 @@ from scratch.utils import pick_device
 # Experiment section). It is read first, so that a mistyped option stops the
 # script before any work is done:
 
-# %%
+# %% tags=["hide-input"]
 @dataclass
 class AdversarialConfig(TrainConfig):
     """Attacks on the ResNet chapter's network and adversarial fine-tuning. The

@@ -50,10 +50,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from scratch import augment, data, optim, plots, utils, vis
 from scratch.config import ConfigError, choice, describe, non_negative, positive
 from scratch.models.alexnet import (LAYOUTS, PAPER_PARAMETERS, AlexNet,
-                                    LocalResponseNorm, center_crop,
-                                    multiply_adds, parameter_counts,
-                                    pca_lighting, rgb_pca)
-from scratch.models.layers import Normalize
+                                    LocalResponseNorm, pca_lighting, rgb_pca)
+from scratch.models.inspection import multiply_adds, parameter_counts
+from scratch.models.layers import Normalize, center_crop
 from scratch.train import (TrainConfig, fit, load_checkpoint,
                            pick_device, predict)
 
@@ -62,7 +61,7 @@ from scratch.train import (TrainConfig, fit, load_checkpoint,
 # Everything in the chapter is driven by one config (explained in the Experiment
 # section), read first so that a mistyped option stops the script at once:
 
-# %%
+# %% tags=["hide-input"]
 @dataclass
 class AlexNetConfig(TrainConfig):
     """AlexNet. The defaults are the `full` profile: the paper's 224-pixel layout

@@ -59,7 +59,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from scratch import data, plots, utils, vis
 from scratch.config import ConfigError, non_negative, positive
-from scratch.models.layers import count_parameters
+from scratch.models.inspection import count_parameters
 from scratch.models.small_cnn import PARAMETERS, SmallCNN
 from scratch.train import TrainConfig, fit, predict
 

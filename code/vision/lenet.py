@@ -44,8 +44,9 @@ from torch.utils.data import DataLoader, TensorDataset, default_collate
 
 from scratch import data, plots, utils
 from scratch.config import ConfigError, describe, non_negative, positive
+from scratch.models.inspection import parameter_counts
 from scratch.models.lenet import (PAPER_PARAMETERS, LeNet5, pad_and_normalize,
-                                  parameter_counts, pixel_stats, random_shift)
+                                  pixel_stats, random_shift)
 from scratch.train import (TrainConfig, evaluate, fit, load_checkpoint,
                            predict)
 
@@ -55,7 +56,7 @@ from scratch.train import (TrainConfig, evaluate, fit, load_checkpoint,
 # Experiment section). It is read first, so that a mistyped option stops the
 # script before any work is done:
 
-# %%
+# %% tags=["hide-input"]
 @dataclass
 class LeNetConfig(TrainConfig):
     """LeNet-5 on MNIST. The defaults are the `full` profile (on a GPU): the

@@ -54,11 +54,11 @@ from scratch import data, optim, plots, utils, vis
 from scratch.augment import Augment
 from scratch.config import ConfigError, choice, describe, non_negative, positive
 from scratch.history import Callback
-from scratch.models.layers import count_parameters
+from scratch.models.inspection import count_parameters, multiply_adds
 from scratch.models.resnet import (CIFAR_RESNET18, IMAGENET_PARAMETERS,
                                    PAPER_CIFAR_PARAMETERS, PAPER_GFLOPS,
                                    BasicBlock, cifar_depth_kwargs,
-                                   cifar_resnet, count_macs, load_cifar_resnet,
+                                   cifar_resnet, load_cifar_resnet,
                                    resnet18, resnet34, resnet50,
                                    weighted_layers)
 from scratch.train import TrainConfig, fit, predict, save_checkpoint
@@ -68,7 +68,7 @@ from scratch.train import TrainConfig, fit, predict, save_checkpoint
 # Everything in the chapter is driven by one config (explained in the Experiment
 # section), read first so that a mistyped option stops the script at once:
 
-# %%
+# %% tags=["hide-input"]
 def network_name(name):
     """'plain-20' / 'resnet-56' -> (residual, depth), or a ConfigError."""
     kind, _, depth = name.partition("-")
@@ -397,7 +397,7 @@ utils.seed_everything(cfg.seed)
 # cost in multiply-adds ("FLOPs") for a 224×224 image. We count our parameters,
 # compare them with torchvision's implementations (built without weights, only to
 # be counted) and count the multiply-adds of convolutions and linear layers with
-# forward hooks (`count_macs`), per {eq}`resnet-cost`. Counting needs shapes, not
+# forward hooks (`multiply_adds` of `scratch.models.inspection`), per {eq}`resnet-cost`. Counting needs shapes, not
 # values, so the networks are built on PyTorch's `meta` device, whose tensors have
 # a shape and no data: no memory is filled and no arithmetic is done.
 
@@ -411,11 +411,11 @@ for name, build in builders.items():
         theirs = getattr(torchvision.models, name)(weights=None)
     n_ours, n_theirs = count_parameters(ours), count_parameters(theirs)
     assert n_ours == n_theirs == IMAGENET_PARAMETERS[name], name
-    gmacs = count_macs(ours, (1, 3, 224, 224)) / 1e9
+    gmacs = sum(multiply_adds(ours, (1, 3, 224, 224)).values()) / 1e9
     print(f"{name:<10}{weighted_layers(ours):>7}{n_ours:>13,}{n_theirs:>13,}"
           f"{gmacs:>8.2f}{PAPER_GFLOPS[name]:>7.1f}")
 with torch.device("meta"):
-    v15 = count_macs(resnet50(stride_in_1x1=False), (1, 3, 224, 224)) / 1e9
+    v15 = sum(multiply_adds(resnet50(stride_in_1x1=False), (1, 3, 224, 224)).values()) / 1e9
 print(f"resnet50 with the stride in the 3x3 convolution (torchvision's "
       f"'v1.5'): {v15:.2f} GMACs")
 del ours, theirs
@@ -449,11 +449,11 @@ for depth, paper_millions in PAPER_CIFAR_PARAMETERS.items():
     assert weighted_layers(net) == depth
     assert round(n / 1e6, 2 if n < 1e6 else 1) == paper_millions, depth
     print(f"{'ResNet-' + str(depth):<16}{depth:>7}{n:>12,}"
-          f"{paper_millions:>7}M{count_macs(net, (1, 3, 32, 32)) / 1e6:>8.1f}")
+          f"{paper_millions:>7}M{sum(multiply_adds(net, (1, 3, 32, 32)).values()) / 1e6:>8.1f}")
 net = cifar_resnet(**CIFAR_RESNET18)
 print(f"{'ResNet-18 CIFAR':<16}{weighted_layers(net):>7}"
       f"{count_parameters(net):>12,}{'-':>8}"
-      f"{count_macs(net, (1, 3, 32, 32)) / 1e6:>8.1f}")
+      f"{sum(multiply_adds(net, (1, 3, 32, 32)).values()) / 1e6:>8.1f}")
 
 # %% [markdown]
 # ### Global average pooling versus flattening
@@ -674,13 +674,6 @@ def degradation_study(cfg):
     return runs
 
 
-def smooth(values, window):
-    """Trailing moving average: a readable curve from noisy per-batch values."""
-    v = np.asarray(values, dtype=np.float64)
-    return np.array([v[max(0, i - window + 1):i + 1].mean()
-                     for i in range(len(v))])
-
-
 if cfg.degradation:
     study = degradation_study(cfg)
     steps_per_epoch = len(study[cfg.degradation_nets[0]]["loss"]) \
@@ -709,12 +702,12 @@ if cfg.degradation:
             verdict = "better" if final[name] < final[plain] else "worse"
             print(f"{name} fits the training set {verdict} than {plain}")
     res = cfg.degradation_resolution
-    fig = plots.lines({n: smooth(r["loss"], window) for n, r in study.items()},
+    fig = plots.lines({n: plots.smooth(r["loss"], window) for n, r in study.items()},
                       x=epochs_axis, xlabel="epoch", ylabel="training loss",
                       title=f"Training loss, {cfg.degradation_size:,} CIFAR-10 "
                       f"images at {res}×{res} (moving average)")
     plots.show(fig, cfg.run_dir / "degradation_loss.html")
-    fig = plots.lines({n: smooth(r["acc"], window) for n, r in study.items()},
+    fig = plots.lines({n: plots.smooth(r["acc"], window) for n, r in study.items()},
                       x=epochs_axis, xlabel="epoch", ylabel="training accuracy",
                       title="Training accuracy of the same runs (moving average)")
     plots.show(fig, cfg.run_dir / "degradation_accuracy.html")
@@ -802,7 +795,7 @@ else:
 # %%
 steps_per_epoch_main = len(history.steps) // max(len(history.epochs), 1)
 fig = plots.lines(
-    {"training loss": smooth(history.steps, max(1, steps_per_epoch_main // 10))},
+    {"training loss": plots.smooth(history.steps, max(1, steps_per_epoch_main // 10))},
     x=[(i + 1) / steps_per_epoch_main for i in range(len(history.steps))],
     xlabel="epoch", ylabel="loss (with label smoothing)",
     title="Training loss of every step (moving average)")
@@ -1070,7 +1063,7 @@ print(f"metrics saved to {cfg.run_dir / 'metrics.json'}")
 #
 # :::{solution} resnet-ex-4
 # :class: dropdown
-# `count_macs(cifar_resnet(**CIFAR_RESNET18), (1, 3, 32, 32))` gives about 0.56
+# `sum(multiply_adds(cifar_resnet(**CIFAR_RESNET18), (1, 3, 32, 32)).values())` gives about 0.56
 # GMACs per image forward, so about $3 \times 0.56 = 1.7$ GMACs, or 3.3 GFLOPs, per
 # image per training step, and $50{,}000 \times 3.3 \approx 1.7 \times 10^{14}$
 # floating-point operations per epoch. Divide by the epoch time to get the achieved

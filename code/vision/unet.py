@@ -48,7 +48,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from scratch import data, optim, plots, utils, vis
 from scratch.augment import random_flip
 from scratch.config import ConfigError, choice, describe, non_negative, positive
-from scratch.models.layers import count_parameters
+from scratch.models.inspection import count_parameters
 from scratch.models.unet import (LOSSES, PAPER_PARAMETERS, UNet, UNet2015,
                                  dice_score, iou_score, paste_digits, scores,
                                  soft_dice, soft_iou, unet_parameters)
@@ -64,7 +64,7 @@ VARIANTS = {"transpose": "up", "bilinear": "up", "noskip": "skips",
 # section). It is read first, so that a mistyped option stops the script before
 # any work is done:
 
-# %%
+# %% tags=["hide-input"]
 @dataclass
 class UNetConfig(TrainConfig):
     """U-Net segmentation. The defaults are the `full` profile (on a GPU)."""
@@ -349,7 +349,7 @@ utils.seed_everything(cfg.seed)
 #
 # The skip connections crop the encoder's map to the decoder's size:
 #
-# ```{literalinclude} ../../code/scratch/models/unet.py
+# ```{literalinclude} ../../code/scratch/models/layers.py
 # :pyobject: center_crop
 # ```
 #

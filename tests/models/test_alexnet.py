@@ -5,9 +5,9 @@ import torch
 import torchvision
 from torch import nn
 
-from scratch.models.alexnet import (PAPER_PARAMETERS, AlexNet, LocalResponseNorm, center_crop,
-                                    multiply_adds, parameter_counts, pca_lighting,
-                                    rgb_pca)
+from scratch.models.alexnet import PAPER_PARAMETERS, AlexNet, LocalResponseNorm, pca_lighting, rgb_pca
+from scratch.models.inspection import multiply_adds, parameter_counts
+from scratch.models.layers import center_crop
 from scratch.train import load_checkpoint, predict, save_checkpoint
 
 

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from scratch.models.lenet import (PAPER_PARAMETERS, LeNet5, PartialConv2d, ScaledTanh, Subsampling, c3_table,
-                                  pad_and_normalize, parameter_counts, pixel_stats, random_shift)
+                                  pad_and_normalize, pixel_stats, random_shift)
+from scratch.models.inspection import parameter_counts
 from scratch.train import load_checkpoint, predict, save_checkpoint
 
 

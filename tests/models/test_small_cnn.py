@@ -3,7 +3,7 @@ short training run."""
 import torch
 from torch import nn
 
-from scratch.models.layers import count_parameters
+from scratch.models.inspection import count_parameters
 from scratch.models.small_cnn import PARAMETERS, SmallCNN
 
 

@@ -5,9 +5,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from scratch.models.layers import count_parameters
+from scratch.models.inspection import count_parameters
+from scratch.models.layers import center_crop
 from scratch.models.unet import (LOSSES, PAPER_PARAMETERS, PAPER_WIDTHS, UNet, UNet2015, bce_dice_loss,
-                                 bce_loss, center_crop, dice_loss, dice_score, iou_loss, iou_score,
+                                 bce_loss, dice_loss, dice_score, iou_loss, iou_score,
                                  paste_digits, scores, soft_dice, soft_iou, unet_parameters)
 
 

@@ -1,4 +1,4 @@
-"""Convolution and pooling for the NumPy engine: the functions (``F.conv2d``, ...).
+r"""Convolution and pooling for the NumPy engine: the functions (``F.conv2d``, ...).
 
 Their layers, :class:`~scratch.engine.nn.Conv2d`, ``MaxPool2d`` and ``AvgPool2d``,
 are in :mod:`scratch.engine.nn`, one layer up: this module imports no ``Module``.
@@ -10,34 +10,34 @@ batch items: the only loops run over the $k_h k_w$ offsets of a kernel.
 **Convolution as one matrix product (im2col).** With stride $s$ and the input
 zero-padded, PyTorch's ``conv2d`` (a cross-correlation) is
 
-$$Y_{n,o,i,j} = b_o + \\sum_{c,p,q} W_{o,c,p,q}\\, X_{n,c,\\,s i+p,\\,s j+q}.$$
+$$Y_{n,o,i,j} = b_o + \sum_{c,p,q} W_{o,c,p,q}\, X_{n,c,\,s i+p,\,s j+q}.$$
 
-Copy the inputs into a matrix ``cols`` of shape $(C k_h k_w,\\; OH \\cdot OW \\cdot N)$
+Copy the inputs into a matrix ``cols`` of shape $(C k_h k_w,\; OH \cdot OW \cdot N)$
 ("image to columns"): row $(c, p, q)$ holds channel $c$ shifted by the kernel
 offset $(p, q)$, read at every output position, so each *column* is one
-receptive field. With the weight flattened to $W_2$, shape $(O,\\; C k_h k_w)$,
+receptive field. With the weight flattened to $W_2$, shape $(O,\; C k_h k_w)$,
 the whole layer is a single GEMM, the operation BLAS does fastest:
 
-$$Y_2 = W_2\\, \\mathrm{cols} + b \\qquad (O,\\; OH\\,OW\\,N).$$
+$$Y_2 = W_2\, \mathrm{cols} + b \qquad (O,\; OH\,OW\,N).$$
 
 Its backward is the backward of a matrix product,
 
-$$\\bar W_2 = \\bar Y_2\\, \\mathrm{cols}^\\top, \\qquad \\bar b = \\textstyle\\sum_{\\text{columns}} \\bar Y_2,
-\\qquad \\overline{\\mathrm{cols}} = W_2^\\top \\bar Y_2,$$
+$$\bar W_2 = \bar Y_2\, \mathrm{cols}^\top, \qquad \bar b = \textstyle\sum_{\text{columns}} \bar Y_2,
+\qquad \overline{\mathrm{cols}} = W_2^\top \bar Y_2,$$
 
-followed by "columns to image" (col2im): each entry of $\\overline{\\mathrm{cols}}$
+followed by "columns to image" (col2im): each entry of $\overline{\mathrm{cols}}$
 goes back to the pixel it was copied from, and a pixel that sat in several
 receptive fields sums their gradients (the backward of a copy is a sum).
-Both copies loop over the $k_h k_w$ offsets, each moving $C \\cdot OH \\cdot OW \\cdot N$
+Both copies loop over the $k_h k_w$ offsets, each moving $C \cdot OH \cdot OW \cdot N$
 numbers at once. The price of im2col is memory: ``cols`` is $k_h k_w$ times
 the size of the input (divided by $s_h s_w$), and it is kept for the backward pass.
-So $\\overline{\\mathrm{cols}}$, as large, is never built whole: for each offset
-$(p, q)$ its $C$ rows $W_{2,pq}^\\top \\bar Y_2$ are one smaller GEMM, added to the
+So $\overline{\mathrm{cols}}$, as large, is never built whole: for each offset
+$(p, q)$ its $C$ rows $W_{2,pq}^\top \bar Y_2$ are one smaller GEMM, added to the
 input's gradient at once, while they are still in cache. (Fresh large arrays
 are slow in NumPy: the operating system zeroes every new page on first touch.)
 
 **Memory layout: the batch axis last.** Inside these ops an image batch is
-(C, H, W, N). Shifting it by a kernel offset then moves runs of $W \\cdot N$
+(C, H, W, N). Shifting it by a kernel offset then moves runs of $W \cdot N$
 contiguous numbers, where PyTorch's (N, C, H, W) would give runs of one row of
 $W$: NumPy's inner loops get long and the copies run at memory speed. The
 results are handed back as (N, C, H, W) *views* of batch-last memory, so in a
@@ -81,9 +81,9 @@ def _pair(value, name: str = "value") -> tuple:
 
 
 def _geometry(x: Tensor, kernel, stride, padding, op: str):
-    """Check a 4-d input; resolve kernel, stride and padding into pairs; compute the output size
+    r"""Check a 4-d input; resolve kernel, stride and padding into pairs; compute the output size
 
-    $$OH = \\left\\lfloor \\frac{H + 2 p_h - k_h}{s_h} \\right\\rfloor + 1$$
+    $$OH = \left\lfloor \frac{H + 2 p_h - k_h}{s_h} \right\rfloor + 1$$
 
     (and $OW$ alike), rounded down as in PyTorch: a last window that would stick
     out of the (padded) input is dropped, and so are the rows it would have read.
@@ -114,8 +114,8 @@ def _batch_last(x: np.ndarray, padding: tuple, value: float = 0.0) -> np.ndarray
 
 
 def _offsets(kernel: tuple, stride: tuple, out: tuple):
-    """Each kernel offset $(p, q)$, as its index $p k_w + q$ and the (rows, columns) slices of
-    the padded input it reads across all windows: rows $p, p + s_h, \\ldots$ ($OH$ of them)."""
+    r"""Each kernel offset $(p, q)$, as its index $p k_w + q$ and the (rows, columns) slices of
+    the padded input it reads across all windows: rows $p, p + s_h, \ldots$ ($OH$ of them)."""
     for p in range(kernel[0]):
         for q in range(kernel[1]):
             yield p * kernel[1] + q, (slice(p, p + stride[0] * (out[0] - 1) + 1, stride[0]),
@@ -193,12 +193,12 @@ def _pool_geometry(x, kernel_size, stride, padding, op):
 
 
 def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
-    """The largest value of each window, as ``torch.nn.functional.max_pool2d``.
+    r"""The largest value of each window, as ``torch.nn.functional.max_pool2d``.
 
     ``stride`` defaults to ``kernel_size`` (windows side by side); ``padding``
-    adds borders of $-\\infty$, which never win. The gradient goes to the
+    adds borders of $-\infty$, which never win. The gradient goes to the
     input that won each window and to no other,
-    $\\bar X_{\\arg\\max} \\mathrel{+}= \\bar Y$; on a tie the first maximum in
+    $\bar X_{\arg\max} \mathrel{+}= \bar Y$; on a tie the first maximum in
     row-major window order wins, as in PyTorch. Overlapping windows
     (stride < kernel) may send several gradients to one pixel: they add up.
     A window holding a NaN outputs NaN, as in PyTorch, and passes no gradient back.
@@ -233,10 +233,10 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
 
 
 def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
-    """The mean of each window, as ``torch.nn.functional.avg_pool2d``.
+    r"""The mean of each window, as ``torch.nn.functional.avg_pool2d``.
 
-    $Y_{i,j} = \\frac{1}{k_h k_w} \\sum_{p,q} X_{s_h i + p,\\; s_w j + q}$, so each input of a window
-    gets $\\bar Y / (k_h k_w)$ from it. Zero padding counts in the mean
+    $Y_{i,j} = \frac{1}{k_h k_w} \sum_{p,q} X_{s_h i + p,\; s_w j + q}$, so each input of a window
+    gets $\bar Y / (k_h k_w)$ from it. Zero padding counts in the mean
     (PyTorch's default ``count_include_pad=True``).
     """
     kernel, stride, padding, out = _pool_geometry(x, kernel_size, stride, padding, "avg_pool2d")

@@ -58,12 +58,12 @@ def _array(x, dtype=None) -> np.ndarray:
 
 # ---- activations ----------------------------------------------------------------------------
 def relu(input: Tensor) -> Tensor:
-    """$\\max(x, 0)$; gradient 0 at $x = 0$, as PyTorch."""
+    r"""$\max(x, 0)$; gradient 0 at $x = 0$, as PyTorch."""
     return input.relu()
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
-    """$x$ for $x > 0$, else $\\alpha x$ (Maas et al., 2013): a small gradient where ReLU has none."""
+    r"""$x$ for $x > 0$, else $\alpha x$ (Maas et al., 2013): a small gradient where ReLU has none."""
     x = input.data
     positive = x > 0
     out = np.where(positive, x, x * negative_slope)
@@ -71,7 +71,7 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 
 def _elu(input: Tensor, alpha: float, scale: float, op: str) -> Tensor:
-    """$s \\cdot x$ for $x > 0$, else $s \\alpha (e^x - 1)$; derivative $s$, else $s \\alpha e^x$."""
+    r"""$s \cdot x$ for $x > 0$, else $s \alpha (e^x - 1)$; derivative $s$, else $s \alpha e^x$."""
     x = input.data
     positive = x > 0
     em1 = np.expm1(np.minimum(x, 0))  # e^x - 1, exact near 0, and no overflow where x > 0 is unused
@@ -86,7 +86,7 @@ def _elu(input: Tensor, alpha: float, scale: float, op: str) -> Tensor:
 
 
 def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
-    """ELU (Clevert et al., 2016): $x$ for $x > 0$, else $\\alpha (e^x - 1)$, smooth with negative outputs."""
+    r"""ELU (Clevert et al., 2016): $x$ for $x > 0$, else $\alpha (e^x - 1)$, smooth with negative outputs."""
     return _elu(input, alpha, 1.0, "elu")
 
 
@@ -96,16 +96,16 @@ SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def selu(input: Tensor) -> Tensor:
-    """$\\lambda\\,\\mathrm{elu}(x, \\alpha)$ with the self-normalizing constants $\\lambda, \\alpha$."""
+    r"""$\lambda\,\mathrm{elu}(x, \alpha)$ with the self-normalizing constants $\lambda, \alpha$."""
     return _elu(input, SELU_ALPHA, SELU_SCALE, "selu")
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
-    """GELU (Hendrycks & Gimpel, 2016): $x\\,\\Phi(x)$, the input weighted by the normal CDF.
+    r"""GELU (Hendrycks & Gimpel, 2016): $x\,\Phi(x)$, the input weighted by the normal CDF.
 
-    Exact: $\\Phi(x) = \\tfrac12 (1 + \\mathrm{erf}(x/\\sqrt2))$, derivative
-    $\\Phi(x) + x \\varphi(x)$. ``approximate="tanh"``:
-    $\\tfrac12 x (1 + \\tanh u)$ with $u = \\sqrt{2/\\pi}\\,(x + 0.044715 x^3)$ (GPT-2's).
+    Exact: $\Phi(x) = \tfrac12 (1 + \mathrm{erf}(x/\sqrt2))$, derivative
+    $\Phi(x) + x \varphi(x)$. ``approximate="tanh"``:
+    $\tfrac12 x (1 + \tanh u)$ with $u = \sqrt{2/\pi}\,(x + 0.044715 x^3)$ (GPT-2's).
     """
     x = input.data
     if approximate == "none":
@@ -123,7 +123,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 
 
 def silu(input: Tensor) -> Tensor:
-    """SiLU / swish: $x\\,\\sigma(x)$, derivative $\\sigma(x)\\,(1 + x(1 - \\sigma(x)))$."""
+    r"""SiLU / swish: $x\,\sigma(x)$, derivative $\sigma(x)\,(1 + x(1 - \sigma(x)))$."""
     x = input.data
     s = 0.5 * (1 + np.tanh(0.5 * x))  # sigma(x) without overflow
     return _make(x * s, (input,), lambda g: (g * (s * (1 + x * (1 - s))),), "silu")
@@ -138,13 +138,13 @@ def sigmoid(input: Tensor) -> Tensor:
 
 
 def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
-    """$\\log \\mathrm{softmax}(x)_i = x_i - m - \\log \\sum_j e^{x_j - m}$ for any constant $m$.
+    r"""$\log \mathrm{softmax}(x)_i = x_i - m - \log \sum_j e^{x_j - m}$ for any constant $m$.
 
-    The log-sum-exp trick: with $m = \\max_j x_j$ every exponent is $\\le 0$, so
+    The log-sum-exp trick: with $m = \max_j x_j$ every exponent is $\le 0$, so
     nothing overflows (``exp(1000)`` is ``inf`` in float64) and the largest term
     is exactly 1, so the log never sees 0. Since the result does not depend on
     $m$, $m$ is a constant for the gradient. One fused node, with
-    $\\bar x = \\bar y - \\mathrm{softmax}(x) \\sum_j \\bar y_j$.
+    $\bar x = \bar y - \mathrm{softmax}(x) \sum_j \bar y_j$.
     """
     x = input.data
     out = x - x.max(axis=dim, keepdims=True)  # (..., C): every entry <= 0
@@ -153,10 +153,10 @@ def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
 
 
 def softmax(input: Tensor, dim: int = -1) -> Tensor:
-    """$p_i = e^{x_i} / \\sum_j e^{x_j}$, shifted by the max like :func:`log_softmax`.
+    r"""$p_i = e^{x_i} / \sum_j e^{x_j}$, shifted by the max like :func:`log_softmax`.
 
-    Backward: $\\bar x = p \\odot (\\bar p - \\sum_j p_j \\bar p_j)$, the Jacobian
-    $\\mathrm{diag}(p) - p p^\\top$ applied without building it.
+    Backward: $\bar x = p \odot (\bar p - \sum_j p_j \bar p_j)$, the Jacobian
+    $\mathrm{diag}(p) - p p^\top$ applied without building it.
     """
     x = input.data
     p = np.exp(x - x.max(axis=dim, keepdims=True))
@@ -166,10 +166,10 @@ def softmax(input: Tensor, dim: int = -1) -> Tensor:
 
 # ---- layers ------------------------------------------------------------------------------
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """$y = x W^\\top + b$ with ``weight`` of shape (out_features, in_features), as in PyTorch.
+    r"""$y = x W^\top + b$ with ``weight`` of shape (out_features, in_features), as in PyTorch.
 
-    One fused node: $\\bar x = \\bar y W$, $\\bar W = \\bar y^\\top x$ (summed over
-    every leading axis of $x$), $\\bar b = \\sum_{\\text{rows}} \\bar y$.
+    One fused node: $\bar x = \bar y W$, $\bar W = \bar y^\top x$ (summed over
+    every leading axis of $x$), $\bar b = \sum_{\text{rows}} \bar y$.
     """
     input = input if isinstance(input, Tensor) else Tensor(input)  # a NumPy batch is data: no gradient
     x, w = input.data, weight.data
@@ -282,23 +282,23 @@ def _log_softmax_rows(logits: np.ndarray) -> np.ndarray:
 
 def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
-    """$-\\log p_y$ with $p = \\mathrm{softmax}(\\text{input})$: ``torch.nn.functional.cross_entropy``.
+    r"""$-\log p_y$ with $p = \mathrm{softmax}(\text{input})$: ``torch.nn.functional.cross_entropy``.
 
     ``input``: (N, C) logits, or (N, C, d1, ...) (a prediction per position), or
     (C,). ``target``: class indices, (N,) or (N, d1, ...), or class
     probabilities of the input's shape. ``weight`` (C,) weighs each class,
     ``ignore_index`` marks targets that count for nothing. With label smoothing
-    $\\varepsilon$ the target is $(1-\\varepsilon)$ one-hot plus $\\varepsilon/C$
+    $\varepsilon$ the target is $(1-\varepsilon)$ one-hot plus $\varepsilon/C$
     uniform (Szegedy et al., 2016). Each row's loss is then
-    $\\ell_i = -\\sum_c a_{ic} \\log p_{ic}$, with
-    $a_{ic} = (1-\\varepsilon) w_{y_i} [c = y_i] + \\tfrac{\\varepsilon}{C} w_c$,
-    and ``"mean"`` divides the sum by $\\sum_i w_{y_i}$ (the number of
+    $\ell_i = -\sum_c a_{ic} \log p_{ic}$, with
+    $a_{ic} = (1-\varepsilon) w_{y_i} [c = y_i] + \tfrac{\varepsilon}{C} w_c$,
+    and ``"mean"`` divides the sum by $\sum_i w_{y_i}$ (the number of
     non-ignored rows without weights), as PyTorch.
 
     One fused node. The log-softmax uses the log-sum-exp trick (see
     :func:`log_softmax`), so the loss stays finite when a probability underflows
-    to 0; and since $\\partial \\log p_{ic}/\\partial x_{ik} = [c = k] - p_{ik}$,
-    the gradient is $\\bar x_i = \\bar\\ell_i\\,(p_i \\sum_c a_{ic} - a_i)$: for a
+    to 0; and since $\partial \log p_{ic}/\partial x_{ik} = [c = k] - p_{ik}$,
+    the gradient is $\bar x_i = \bar\ell_i\,(p_i \sum_c a_{ic} - a_i)$: for a
     plain target, softmax minus one-hot, with no exp or log of its own to go wrong.
     """
     if not 0 <= label_smoothing <= 1:
@@ -334,11 +334,11 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
 
 
 def _cross_entropy_with_probabilities(input: Tensor, target, weight, reduction: str, eps: float) -> Tensor:
-    """:func:`cross_entropy` for class probabilities: $a_{ic} = w_c ((1-\\varepsilon) t_{ic} + \\varepsilon/C)$.
+    r""":func:`cross_entropy` for class probabilities: $a_{ic} = w_c ((1-\varepsilon) t_{ic} + \varepsilon/C)$.
 
     ``"mean"`` divides by the number of rows, as PyTorch; ``target`` may be a
-    tensor that requires grad (distillation), with $\\partial \\ell_i/\\partial t_{ic}
-    = -(1-\\varepsilon) w_c \\log p_{ic}$.
+    tensor that requires grad (distillation), with $\partial \ell_i/\partial t_{ic}
+    = -(1-\varepsilon) w_c \log p_{ic}$.
     """
     x, t = input.data, _array(target)
     if t.shape != x.shape:
@@ -363,9 +363,9 @@ def _cross_entropy_with_probabilities(input: Tensor, target, weight, reduction: 
 
 
 def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
-    """$-w_{y_i}\\,x_{i, y_i}$ for log-probabilities ``input`` (e.g. from :func:`log_softmax`).
+    r"""$-w_{y_i}\,x_{i, y_i}$ for log-probabilities ``input`` (e.g. from :func:`log_softmax`).
 
-    Shapes, ``weight``, ``ignore_index`` and ``"mean"`` (divided by $\\sum_i w_{y_i}$)
+    Shapes, ``weight``, ``ignore_index`` and ``"mean"`` (divided by $\sum_i w_{y_i}$)
     as in :func:`cross_entropy`, which is ``nll_loss(log_softmax(x, 1), y)`` in one node.
     """
     x = input.data
@@ -385,14 +385,14 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100, reduc
 
 def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, reduction: str = "mean",
                                      pos_weight=None) -> Tensor:
-    """$-w\\,[\\,q\\, y \\log \\sigma(x) + (1-y) \\log(1-\\sigma(x))\\,]$, with $q$ = ``pos_weight`` (default 1).
+    r"""$-w\,[\,q\, y \log \sigma(x) + (1-y) \log(1-\sigma(x))\,]$, with $q$ = ``pos_weight`` (default 1).
 
-    Equal to $(1-y)\\,x + (1 + (q-1)y)\\,\\mathrm{softplus}(-x)$, computed as
-    $\\max(x, 0) - xy + (1 + (q-1)y) \\log(1 + e^{-|x|}) + (q-1)\\,y \\max(-x, 0)$:
+    Equal to $(1-y)\,x + (1 + (q-1)y)\,\mathrm{softplus}(-x)$, computed as
+    $\max(x, 0) - xy + (1 + (q-1)y) \log(1 + e^{-|x|}) + (q-1)\,y \max(-x, 0)$:
     it never exponentiates a positive number, so it neither overflows nor takes
     ``log(0)`` for large $|x|$, no two large terms cancel, and ``log1p`` keeps
     the digits of a tiny $e^{-|x|}$ that ``log(1 + e)`` would round away. One fused node, with
-    $\\bar x = w\\,[(1-y) - (1 + (q-1)y)\\,\\sigma(-x)]$ ($= \\sigma(x) - y$ for $q = w = 1$);
+    $\bar x = w\,[(1-y) - (1 + (q-1)y)\,\sigma(-x)]$ ($= \sigma(x) - y$ for $q = w = 1$);
     ``target`` may be a tensor that requires grad (soft targets).
     """
     x = input.data
@@ -425,7 +425,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, reducti
 
 
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    """$\\frac1N \\sum_i (x_i - y_i)^2$."""
+    r"""$\frac1N \sum_i (x_i - y_i)^2$."""
     return _reduce((input - target) ** 2, reduction)
 
 

@@ -12,23 +12,23 @@ from .tensor import Tensor, no_grad
 
 
 def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3, seed: int = 0) -> bool:
-    """Compare ``fn``'s backward pass with central differences, for every element of every input.
+    r"""Compare ``fn``'s backward pass with central differences, for every element of every input.
 
     ``fn(*inputs)`` returns a tensor of any shape; ``inputs`` is a tensor or a
     sequence. Floating-point tensors are checked (as float64 copies); anything
     else (integer targets, numbers) is passed through unchanged.
 
-    A non-scalar output $Y$ is reduced to $f(x) = \\langle v, Y(x) \\rangle$ with a
+    A non-scalar output $Y$ is reduced to $f(x) = \langle v, Y(x) \rangle$ with a
     random $v$, so that a wrong vector-Jacobian product cannot hide behind a sum
     of ones (the backward of ``transpose`` returning ``g`` unpermuted, say). Then
 
-    $$\\frac{\\partial f}{\\partial x_k} \\approx \\frac{f(x + \\epsilon e_k) - f(x - \\epsilon e_k)}{2\\epsilon},$$
+    $$\frac{\partial f}{\partial x_k} \approx \frac{f(x + \epsilon e_k) - f(x - \epsilon e_k)}{2\epsilon},$$
 
-    with error $O(\\epsilon^2)$ from truncation plus about $10^{-16}/\\epsilon$ from
-    rounding in float64: both near $10^{-10}$ at $\\epsilon = 10^{-6}$.
+    with error $O(\epsilon^2)$ from truncation plus about $10^{-16}/\epsilon$ from
+    rounding in float64: both near $10^{-10}$ at $\epsilon = 10^{-6}$.
 
     Returns True, or raises AssertionError naming the worst element, the one
-    with the largest $|a - n| / (\\text{atol} + \\text{rtol}\\,|n|)$ for analytic
+    with the largest $|a - n| / (\text{atol} + \text{rtol}\,|n|)$ for analytic
     $a$ and numerical $n$.
     """
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)

@@ -19,7 +19,7 @@ def make_mlp(widths: Sequence[int], activation: Callable[[], nn.Module] | None =
              norm_layer: Callable[[int], nn.Module] | None = None, dropout: float = 0.0,
              init_weight: Callable | None = None, init_last: Callable | None = None,
              seed: int | None = None, dtype=np.float64) -> nn.Sequential:
-    """A multilayer perceptron, ``Linear`` layers ``widths[0] -> widths[1] -> ... -> widths[-1]``.
+    r"""A multilayer perceptron, ``Linear`` layers ``widths[0] -> widths[1] -> ... -> widths[-1]``.
 
     Every hidden layer is, in ``torchvision.ops.MLP``'s order,
     ``Linear -> norm_layer(width) -> activation() -> Dropout(dropout)``; the norm
@@ -32,7 +32,7 @@ def make_mlp(widths: Sequence[int], activation: Callable[[], nn.Module] | None =
       a module (``lambda: nn.LeakyReLU(0.1)``); None for a linear network.
     - ``norm_layer``: a function of the width that returns a module
       (``nn.BatchNorm1d``, ``lambda w: nn.GroupNorm(4, w)``). A ``Linear`` followed
-      by one has no bias: the norm subtracts the mean, and its $\\beta$ is the shift.
+      by one has no bias: the norm subtracts the mean, and its $\beta$ is the shift.
     - ``dtype``: of every ``Linear``'s parameters (the norm layers get their own).
 
     **Initialization.** Every ``Linear`` is first initialised as ``nn.Linear`` does,

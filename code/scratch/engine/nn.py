@@ -269,9 +269,9 @@ class Module:
 
 # ---- layers ---------------------------------------------------------------------------------
 class Linear(Module):
-    """$y = x W^\\top + b$, ``weight`` (out_features, in_features), ``bias`` (out_features,).
+    r"""$y = x W^\top + b$, ``weight`` (out_features, in_features), ``bias`` (out_features,).
 
-    Initialised as ``torch.nn.Linear``: $U(-1/\\sqrt{\\text{in}}, 1/\\sqrt{\\text{in}})$,
+    Initialised as ``torch.nn.Linear``: $U(-1/\sqrt{\text{in}}, 1/\sqrt{\text{in}})$,
     so the output's scale does not grow with the number of inputs. Draws from
     NumPy's global generator: ``seed_everything`` makes it repeat.
     """
@@ -298,9 +298,9 @@ class Linear(Module):
 
 
 class Embedding(Module):
-    """A table of ``num_embeddings`` vectors of size ``embedding_dim``; integer inputs pick rows.
+    r"""A table of ``num_embeddings`` vectors of size ``embedding_dim``; integer inputs pick rows.
 
-    Initialised $\\mathcal N(0, 1)$, as PyTorch; the ``padding_idx`` row starts at
+    Initialised $\mathcal N(0, 1)$, as PyTorch; the ``padding_idx`` row starts at
     zero and gets no gradient.
     """
 
@@ -492,13 +492,13 @@ class ModuleList(Module):
 
 # ---- convolution and pooling: layers around the functions of conv.py ---------------------------
 class Conv2d(Module):
-    """A learned 2-d convolution, ``weight`` (out, in, kh, kw) and ``bias`` (out,), as ``torch.nn.Conv2d``.
+    r"""A learned 2-d convolution, ``weight`` (out, in, kh, kw) and ``bias`` (out,), as ``torch.nn.Conv2d``.
 
     Initialised as PyTorch does: ``kaiming_uniform_(a=sqrt(5))``, whose bound
-    $\\text{gain} \\sqrt{3 / \\text{fan\\_in}}$ with $\\text{gain} = \\sqrt{2 / (1 + a^2)} = \\sqrt{1/3}$
-    is just $1/\\sqrt{\\text{fan\\_in}}$, $\\text{fan\\_in} = \\text{in} \\cdot k_h k_w$ (the same
+    $\text{gain} \sqrt{3 / \text{fan\_in}}$ with $\text{gain} = \sqrt{2 / (1 + a^2)} = \sqrt{1/3}$
+    is just $1/\sqrt{\text{fan\_in}}$, $\text{fan\_in} = \text{in} \cdot k_h k_w$ (the same
     rule as :class:`Linear`); the bias draws from the same
-    $U(-1/\\sqrt{\\text{fan\\_in}}, 1/\\sqrt{\\text{fan\\_in}})$.
+    $U(-1/\sqrt{\text{fan\_in}}, 1/\sqrt{\text{fan\_in}})$.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
@@ -548,9 +548,9 @@ class AvgPool2d(MaxPool2d):
 
 # ---- normalization: layers around the functions of normalization.py -----------------------------
 class _BatchNorm(Module):
-    """Shared by :class:`BatchNorm1d` and :class:`BatchNorm2d` (they differ in the input's rank only).
+    r"""Shared by :class:`BatchNorm1d` and :class:`BatchNorm2d` (they differ in the input's rank only).
 
-    ``weight`` $\\gamma$ starts at 1 and ``bias`` $\\beta$ at 0, so a new layer only
+    ``weight`` $\gamma$ starts at 1 and ``bias`` $\beta$ at 0, so a new layer only
     standardizes. The running statistics are buffers (saved in ``state_dict``,
     never trained): ``running_mean`` (starts at 0), ``running_var`` (at 1) and
     ``num_batches_tracked``, which counts training batches and, with
@@ -615,8 +615,8 @@ class BatchNorm2d(_BatchNorm):
 
 
 class LayerNorm(Module):
-    """:func:`~scratch.engine.functional.layer_norm` over the last axes, of shape ``normalized_shape``, with an elementwise
-    $\\gamma$ (starts at 1) and $\\beta$ (at 0) of that shape, as ``torch.nn.LayerNorm``."""
+    r""":func:`~scratch.engine.functional.layer_norm` over the last axes, of shape ``normalized_shape``, with an elementwise
+    $\gamma$ (starts at 1) and $\beta$ (at 0) of that shape, as ``torch.nn.LayerNorm``."""
 
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, dtype=np.float64):
         self.normalized_shape = ((normalized_shape,) if np.ndim(normalized_shape) == 0
@@ -633,8 +633,8 @@ class LayerNorm(Module):
 
 
 class GroupNorm(Module):
-    """:func:`~scratch.engine.functional.group_norm` with ``num_groups`` groups of the ``num_channels`` channels and a
-    per-channel $\\gamma$ (starts at 1) and $\\beta$ (at 0), as ``torch.nn.GroupNorm``."""
+    r""":func:`~scratch.engine.functional.group_norm` with ``num_groups`` groups of the ``num_channels`` channels and a
+    per-channel $\gamma$ (starts at 1) and $\beta$ (at 0), as ``torch.nn.GroupNorm``."""
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
                  dtype=np.float64):

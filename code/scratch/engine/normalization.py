@@ -1,15 +1,15 @@
-"""Batch, layer and group normalization for the NumPy engine: the functions (``F.batch_norm``, ...).
+r"""Batch, layer and group normalization for the NumPy engine: the functions (``F.batch_norm``, ...).
 
 Their layers (:class:`~scratch.engine.nn.BatchNorm1d`, ``BatchNorm2d``, ``LayerNorm``,
 ``GroupNorm``) are in :mod:`scratch.engine.nn`, one layer up: this module imports no ``Module``.
 
 All three standardize $x$ over some set of $m$ numbers that share statistics,
-then apply a learned per-feature scale $\\gamma$ and shift $\\beta$:
+then apply a learned per-feature scale $\gamma$ and shift $\beta$:
 
-$$\\mu = \\frac1m \\sum_{j} x_j, \\qquad \\sigma^2 = \\frac1m \\sum_{j} (x_j - \\mu)^2, \\qquad
-\\hat x_i = \\frac{x_i - \\mu}{\\sqrt{\\sigma^2 + \\epsilon}}, \\qquad y_i = \\gamma\\, \\hat x_i + \\beta.$$
+$$\mu = \frac1m \sum_{j} x_j, \qquad \sigma^2 = \frac1m \sum_{j} (x_j - \mu)^2, \qquad
+\hat x_i = \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}}, \qquad y_i = \gamma\, \hat x_i + \beta.$$
 
-They differ only in which numbers share a $\\mu$ and $\\sigma$: batch norm, one
+They differ only in which numbers share a $\mu$ and $\sigma$: batch norm, one
 channel across the batch and the positions (``axes (0, 2, 3)`` of an image
 batch); layer norm, one sample's last dimensions; group norm, one sample's
 group of channels.
@@ -17,25 +17,25 @@ group of channels.
 **The backward pass, fused.** Written out as ops (a mean, a subtraction, a
 square, another mean, a square root, a division) the graph would hold six
 temporaries the size of $x$; the derivative fits in one line instead. With
-$s = \\sqrt{\\sigma^2 + \\epsilon}$, $\\partial\\mu/\\partial x_i = 1/m$ and
-$\\partial\\sigma^2/\\partial x_i = 2(x_i - \\mu)/m$ give
+$s = \sqrt{\sigma^2 + \epsilon}$, $\partial\mu/\partial x_i = 1/m$ and
+$\partial\sigma^2/\partial x_i = 2(x_i - \mu)/m$ give
 
-$$\\frac{\\partial \\hat x_j}{\\partial x_i}
-= \\frac1s \\left( \\delta_{ij} - \\frac1m - \\frac{\\hat x_i \\hat x_j}{m} \\right),$$
+$$\frac{\partial \hat x_j}{\partial x_i}
+= \frac1s \left( \delta_{ij} - \frac1m - \frac{\hat x_i \hat x_j}{m} \right),$$
 
-so, writing $\\bar{\\hat x}_j = \\gamma \\bar y_j$ for the gradient reaching $\\hat x$,
+so, writing $\bar{\hat x}_j = \gamma \bar y_j$ for the gradient reaching $\hat x$,
 
-$$\\bar x_i = \\sum_j \\bar{\\hat x}_j \\frac{\\partial \\hat x_j}{\\partial x_i}
-= \\frac1s \\left( \\bar{\\hat x}_i - \\frac1m \\sum_j \\bar{\\hat x}_j
-- \\hat x_i \\frac1m \\sum_j \\bar{\\hat x}_j \\hat x_j \\right),
-\\qquad \\bar\\gamma = \\sum \\bar y\\, \\hat x, \\qquad \\bar\\beta = \\sum \\bar y$$
+$$\bar x_i = \sum_j \bar{\hat x}_j \frac{\partial \hat x_j}{\partial x_i}
+= \frac1s \left( \bar{\hat x}_i - \frac1m \sum_j \bar{\hat x}_j
+- \hat x_i \frac1m \sum_j \bar{\hat x}_j \hat x_j \right),
+\qquad \bar\gamma = \sum \bar y\, \hat x, \qquad \bar\beta = \sum \bar y$$
 
-(the sums for $\\bar\\gamma, \\bar\\beta$ run over everything that shares one
-$\\gamma$). The gradient is $\\bar{\\hat x}$ with its mean and its component
-along $\\hat x$ removed: shifting or scaling a group of inputs does not change
-$\\hat x$, so the gradient has no such component. When the statistics are
+(the sums for $\bar\gamma, \bar\beta$ run over everything that shares one
+$\gamma$). The gradient is $\bar{\hat x}$ with its mean and its component
+along $\hat x$ removed: shifting or scaling a group of inputs does not change
+$\hat x$, so the gradient has no such component. When the statistics are
 constants (batch norm in evaluation, which uses running averages) only the
-first term is left: $\\bar x = \\bar{\\hat x} / s$.
+first term is left: $\bar x = \bar{\hat x} / s$.
 
 Built in the chapter "Initialization and normalization".
 """
@@ -48,7 +48,7 @@ from .tensor import Tensor, _make
 
 # ---- the shared core ----------------------------------------------------------------------------
 def _standardize(x: np.ndarray, axes: tuple, eps: float):
-    """$\\hat x = (x - \\mu) / \\sqrt{\\sigma^2 + \\epsilon}$ with statistics over ``axes``; also
+    r"""$\hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}$ with statistics over ``axes``; also
     $1/s$ and the (biased) variance, both with ``axes`` kept as size 1."""
     mean = x.mean(axis=axes, keepdims=True)
     centered = x - mean
@@ -58,8 +58,8 @@ def _standardize(x: np.ndarray, axes: tuple, eps: float):
 
 
 def _standardize_backward(gxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray, axes: tuple):
-    """$\\bar x = \\frac1s \\big(\\bar{\\hat x} - \\mathrm{mean}(\\bar{\\hat x})
-    - \\hat x\\,\\mathrm{mean}(\\bar{\\hat x} \\hat x)\\big)$, means over ``axes``
+    r"""$\bar x = \frac1s \big(\bar{\hat x} - \mathrm{mean}(\bar{\hat x})
+    - \hat x\,\mathrm{mean}(\bar{\hat x} \hat x)\big)$, means over ``axes``
     (derived in the module's docstring)."""
     return inv_std * (gxhat - gxhat.mean(axis=axes, keepdims=True)
                       - xhat * np.mean(gxhat * xhat, axis=axes, keepdims=True))
@@ -70,9 +70,9 @@ def _array(value):
 
 
 def _affine(x: Tensor, xhat, backward_xhat, weight, bias, shape: tuple, sum_axes: tuple, op: str) -> Tensor:
-    """$y = \\gamma \\hat x + \\beta$ as one node: ``weight``/``bias`` (either may be None) are
+    r"""$y = \gamma \hat x + \beta$ as one node: ``weight``/``bias`` (either may be None) are
     reshaped to ``shape`` to broadcast; their gradients sum over ``sum_axes``;
-    ``backward_xhat`` maps $\\bar{\\hat x}$ to $\\bar x$."""
+    ``backward_xhat`` maps $\bar{\hat x}$ to $\bar x$."""
     weight, bias = (t if t is None or isinstance(t, Tensor) else Tensor(t) for t in (weight, bias))
     w = None if weight is None else weight.data.reshape(shape)
     y = xhat if w is None else xhat * w
@@ -95,16 +95,16 @@ def _affine(x: Tensor, xhat, backward_xhat, weight, bias, shape: tuple, sum_axes
 # ---- batch norm -------------------------------------------------------------------------------
 def batch_norm(x: Tensor, running_mean, running_var, weight=None, bias=None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    """Batch normalization, as ``torch.nn.functional.batch_norm``: statistics per channel (axis 1).
+    r"""Batch normalization, as ``torch.nn.functional.batch_norm``: statistics per channel (axis 1).
 
-    ``x`` is (N, C) or (N, C, *) (e.g. (N, C, H, W)); ``weight`` $\\gamma$, ``bias`` $\\beta$
+    ``x`` is (N, C) or (N, C, *) (e.g. (N, C, H, W)); ``weight`` $\gamma$, ``bias`` $\beta$
     and the running statistics have shape (C,).
 
-    - ``training=True``: normalize with the batch's own $\\mu$ and (biased)
-      $\\sigma^2$ over the $m = N \\cdot H \\cdot W$ numbers of each channel, and update
+    - ``training=True``: normalize with the batch's own $\mu$ and (biased)
+      $\sigma^2$ over the $m = N \cdot H \cdot W$ numbers of each channel, and update
       the running statistics *in place*, if given (``None`` skips it):
-      $\\hat\\mu \\leftarrow (1 - \\text{momentum})\\,\\hat\\mu + \\text{momentum}\\,\\mu$, and the
-      same for $\\hat\\sigma^2$ with the *unbiased* $\\sigma^2 m / (m - 1)$, as PyTorch does.
+      $\hat\mu \leftarrow (1 - \text{momentum})\,\hat\mu + \text{momentum}\,\mu$, and the
+      same for $\hat\sigma^2$ with the *unbiased* $\sigma^2 m / (m - 1)$, as PyTorch does.
     - ``training=False``: normalize with the running statistics, constants
       for the backward pass.
     """
@@ -139,9 +139,9 @@ def batch_norm(x: Tensor, running_mean, running_var, weight=None, bias=None, tra
 
 # ---- layer norm and group norm ------------------------------------------------------------------
 def layer_norm(x: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
-    """Layer normalization, as ``torch.nn.functional.layer_norm``: statistics per sample over the
+    r"""Layer normalization, as ``torch.nn.functional.layer_norm``: statistics per sample over the
     last ``len(normalized_shape)`` axes, which must equal ``normalized_shape``;
-    ``weight`` and ``bias`` have that shape (one $\\gamma$ and $\\beta$ per element).
+    ``weight`` and ``bias`` have that shape (one $\gamma$ and $\beta$ per element).
     The same in training and in evaluation: no running statistics.
     """
     normalized_shape = (normalized_shape,) if np.ndim(normalized_shape) == 0 else tuple(normalized_shape)

@@ -1,8 +1,8 @@
-"""A scalar reverse-mode autodiff engine, in the spirit of micrograd.
+r"""A scalar reverse-mode autodiff engine, in the spirit of micrograd.
 
 Every :class:`Value` remembers the values it was computed from (its *parents*)
-and a closure that, given $\\bar y = \\partial L / \\partial y$ of the result,
-adds each parent's share $\\bar y \\, \\partial y / \\partial x$ to ``x.grad``.
+and a closure that, given $\bar y = \partial L / \partial y$ of the result,
+adds each parent's share $\bar y \, \partial y / \partial x$ to ``x.grad``.
 :meth:`Value.backward` visits the graph once, outputs before inputs, so each
 node's gradient is complete before it is passed on. That is all of reverse-mode
 automatic differentiation; :mod:`scratch.engine.tensor` does the same over
@@ -14,12 +14,12 @@ import math
 
 
 class Value:
-    """A scalar in a computational graph: ``data``, ``grad`` and how it was made.
+    r"""A scalar in a computational graph: ``data``, ``grad`` and how it was made.
 
-    ``grad`` holds $\\partial L / \\partial \\text{self}$ after ``L.backward()``.
+    ``grad`` holds $\partial L / \partial \text{self}$ after ``L.backward()``.
     Gradients *accumulate* (``+=``): a value used twice receives the sum of the
     two contributions, which is the multivariate chain rule
-    $\\bar x = \\sum_j \\bar y_j \\, \\partial y_j / \\partial x$.
+    $\bar x = \sum_j \bar y_j \, \partial y_j / \partial x$.
     """
 
     def __init__(self, data, _parents=(), _op="", label=""):
@@ -124,7 +124,7 @@ class Value:
 
     # ---- the backward pass ----------------------------------------------------------
     def backward(self):
-        """Fill ``grad`` of every value this one depends on with $\\partial\\,\\text{self}/\\partial v$."""
+        r"""Fill ``grad`` of every value this one depends on with $\partial\,\text{self}/\partial v$."""
         # Topological order: every value after all the values it was computed from.
         # (Recursive, for clarity: a chain deeper than Python's recursion limit, about
         # 1000 ops, fails here; the Tensor engine walks its graph with a loop instead.)

@@ -1,17 +1,17 @@
-"""Reverse-mode autodiff over NumPy arrays: the :class:`Tensor`.
+r"""Reverse-mode autodiff over NumPy arrays: the :class:`Tensor`.
 
 The scalar engine (:mod:`scratch.engine.scalar`) generalises in one step: a node
-now holds an array, and an op's backward receives $\\bar Y = \\partial L/\\partial Y$
+now holds an array, and an op's backward receives $\bar Y = \partial L/\partial Y$
 (same shape as its output $Y$) and returns, for each input $X$, the
 vector-Jacobian product
 
-$$\\bar X = \\left(\\frac{\\partial Y}{\\partial X}\\right)^{\\!\\top} \\bar Y,$$
+$$\bar X = \left(\frac{\partial Y}{\partial X}\right)^{\!\top} \bar Y,$$
 
-computed directly (for a matrix product, $\\bar A = \\bar Y B^\\top$), never by
+computed directly (for a matrix product, $\bar A = \bar Y B^\top$), never by
 building the Jacobian, whose size is ``Y.size * X.size``.
 
 Adding an op takes one call to :func:`_make`: the forward result, the inputs,
-and a function from $\\bar Y$ to the inputs' gradients. The engine does the
+and a function from $\bar Y$ to the inputs' gradients. The engine does the
 rest in one place: broadcasting (:func:`unbroadcast`), dtypes, accumulation,
 :class:`no_grad`.
 
@@ -65,10 +65,10 @@ def is_grad_enabled() -> bool:
 
 # ---- the two helpers every op relies on ------------------------------------------------
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
-    """Sum ``grad`` down to ``shape``: the backward of NumPy broadcasting.
+    r"""Sum ``grad`` down to ``shape``: the backward of NumPy broadcasting.
 
     Broadcasting copies an operand along new leading axes and along its axes of
-    size 1. A copy $y_k = x$ for $k = 1..K$ has $\\bar x = \\sum_k \\bar y_k$, so
+    size 1. A copy $y_k = x$ for $k = 1..K$ has $\bar x = \sum_k \bar y_k$, so
     the gradient of a broadcast is a sum over exactly those axes.
     """
     if grad.shape == shape:  # the common case: nothing was broadcast
@@ -86,9 +86,9 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 def _make(data, parents: tuple, backward, op: str) -> "Tensor":
-    """Wrap an op's result; if any input needs a gradient, remember how to send it back.
+    r"""Wrap an op's result; if any input needs a gradient, remember how to send it back.
 
-    ``backward(g)`` gets $\\bar Y$ (an array of the result's shape) and returns one
+    ``backward(g)`` gets $\bar Y$ (an array of the result's shape) and returns one
     gradient per parent, in the parent's order, ``None`` where there is none
     (an integer index, a constant). Gradients may come back in the *broadcast*
     shape: :meth:`Tensor.backward` reduces them with :func:`unbroadcast`.
@@ -275,7 +275,7 @@ class Tensor:
         return self._lift(other) ** self
 
     def __matmul__(self, other):
-        """$Y = AB$ has $\\bar A = \\bar Y B^\\top$ and $\\bar B = A^\\top \\bar Y$ (batched over leading axes)."""
+        r"""$Y = AB$ has $\bar A = \bar Y B^\top$ and $\bar B = A^\top \bar Y$ (batched over leading axes)."""
         other = self._lift(other)
         a, b = self.data, other.data
 
@@ -350,9 +350,9 @@ class Tensor:
         return _make(np.abs(x), (self,), lambda g: (g * np.sign(x),), "abs")  # sign(0) = 0, as PyTorch
 
     def clip(self, min=None, max=None):
-        """Values limited to [min, max] (either may be None), PyTorch's ``clamp``.
+        r"""Values limited to [min, max] (either may be None), PyTorch's ``clamp``.
 
-        The gradient passes where $\\min < x < \\max$ and is 0 elsewhere, at the
+        The gradient passes where $\min < x < \max$ and is 0 elsewhere, at the
         two boundaries included, as in PyTorch 2.x.
         """
         if min is None and max is None:
@@ -375,7 +375,7 @@ class Tensor:
     # ---- reductions ---------------------------------------------------------------------
     # `axis, keepdims` (NumPy) or `dim, keepdim` (PyTorch), the same thing.
     def sum(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
-        """$y = \\sum_i x_i$ has $\\bar x_i = \\bar y$: the gradient is copied back (broadcast)."""
+        r"""$y = \sum_i x_i$ has $\bar x_i = \bar y$: the gradient is copied back (broadcast)."""
         axis, keepdims = _axis_keepdims(axis, keepdims, dim, keepdim)
         axes = _reduced_axes(axis, self.ndim)
         shape = self.shape
@@ -386,7 +386,7 @@ class Tensor:
         return _make(self.data.sum(axis=axes, keepdims=keepdims), (self,), backward, "sum")
 
     def mean(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
-        """$\\frac1n \\sum_i x_i$ over the reduced axes: the gradient is $\\bar y / n$, copied back."""
+        r"""$\frac1n \sum_i x_i$ over the reduced axes: the gradient is $\bar y / n$, copied back."""
         axis, keepdims = _axis_keepdims(axis, keepdims, dim, keepdim)
         axes = _reduced_axes(axis, self.ndim)
         shape = self.shape
@@ -398,10 +398,10 @@ class Tensor:
         return _make(self.data.mean(axis=axes, keepdims=keepdims), (self,), backward, "mean")
 
     def max(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
-        """The largest entry over ``axis``: values only, with ``torch.amax``'s gradient.
+        r"""The largest entry over ``axis``: values only, with ``torch.amax``'s gradient.
 
         The gradient goes to the entry that is the maximum; when several tie, it is
-        shared equally among them (each gets $\\bar y / k$ for $k$ ties), as
+        shared equally among them (each gets $\bar y / k$ for $k$ ties), as
         ``torch.amax`` and the full reduction ``torch.max(x)`` do. (``torch.max(x,
         dim)`` returns ``(values, indices)`` and sends the gradient to one index.)
         """
@@ -459,9 +459,9 @@ class Tensor:
         return self.permute(tuple(reversed(range(self.ndim))))
 
     def __getitem__(self, index):
-        """Any NumPy index: slices, masks, integer arrays (negative entries count from the end).
+        r"""Any NumPy index: slices, masks, integer arrays (negative entries count from the end).
 
-        Backward scatters $\\bar Y$ into zeros. An integer array can pick one
+        Backward scatters $\bar Y$ into zeros. An integer array can pick one
         element several times (``x[[0, 0]]`` uses ``x[0]`` twice, so it gets two
         gradients): ``np.add.at`` adds up such repeats, where ``zeros[index] = g``
         would keep only one; slices and masks never repeat, and take the fast
@@ -487,11 +487,11 @@ class Tensor:
 
     # ---- the backward pass ----------------------------------------------------------
     def backward(self, gradient=None):
-        """Accumulate $\\partial L/\\partial x$ into ``x.grad`` for every leaf ``x`` that requires it.
+        r"""Accumulate $\partial L/\partial x$ into ``x.grad`` for every leaf ``x`` that requires it.
 
         ``L`` is this tensor if it holds one number; otherwise pass ``gradient``
-        ($\\bar Y$, this tensor's shape) and get the vector-Jacobian products
-        $\\bar x = (\\partial Y/\\partial x)^\\top \\bar Y$. Gradients *add up* over
+        ($\bar Y$, this tensor's shape) and get the vector-Jacobian products
+        $\bar x = (\partial Y/\partial x)^\top \bar Y$. Gradients *add up* over
         calls, as in PyTorch, until ``zero_grad()`` (or ``x.grad = None``).
         """
         if not self.requires_grad:
@@ -534,10 +534,10 @@ def _lift_all(tensors) -> list:
 
 
 def concatenate(tensors, axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis (``np.concatenate``, ``torch.cat``).
+    r"""Join tensors along an existing axis (``np.concatenate``, ``torch.cat``).
 
     Each input was copied into one slab of the result, so its gradient is that
-    slab of $\\bar Y$: ``np.split`` at the same boundaries.
+    slab of $\bar Y$: ``np.split`` at the same boundaries.
     """
     tensors = _lift_all(tensors)
     out = np.concatenate([t.data for t in tensors], axis=axis)
@@ -551,7 +551,7 @@ def cat(tensors, dim: int = 0) -> Tensor:
 
 
 def stack(tensors, axis: int = 0) -> Tensor:
-    """Join same-shape tensors along a new axis; input $k$ gets the slice $k$ of $\\bar Y$."""
+    r"""Join same-shape tensors along a new axis; input $k$ gets the slice $k$ of $\bar Y$."""
     tensors = _lift_all(tensors)
     out = np.stack([t.data for t in tensors], axis=axis)
     lead = (slice(None),) * (axis % out.ndim)  # index the new axis: g[:, ..., k]
@@ -562,10 +562,10 @@ def stack(tensors, axis: int = 0) -> Tensor:
 
 
 def where(condition, input, other) -> Tensor:
-    """``input`` where ``condition`` holds, else ``other``; all three broadcast together.
+    r"""``input`` where ``condition`` holds, else ``other``; all three broadcast together.
 
     Each entry of the result is a copy of one input's entry, so each input gets
-    $\\bar Y$ where it was chosen and 0 elsewhere (summed over its broadcast axes).
+    $\bar Y$ where it was chosen and 0 elsewhere (summed over its broadcast axes).
     """
     cond = np.asarray(condition.data if isinstance(condition, Tensor) else condition, dtype=bool)
     a, b = _lift_all([input, other])

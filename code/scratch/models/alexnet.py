@@ -187,54 +187,7 @@ class AlexNet(nn.Module):
         return self.features(x)["fc8"]
 
 
-def parameter_counts(model: nn.Module) -> dict[str, int]:
-    """Trainable parameters of each top-level layer (those with any)."""
-    counts = {name: sum(p.numel() for p in child.parameters() if p.requires_grad)
-              for name, child in model.named_children()}
-    return {name: n for name, n in counts.items() if n}
-
-
-def multiply_adds(model: nn.Module, input_size: int | None = None) -> dict[str, int]:
-    """Multiply-adds of one forward pass of one image, per conv and linear layer.
-
-    Counted from each layer's definition and output size (captured by forward
-    hooks on a single image): a convolution does ``C_in/groups * k_h * k_w``
-    multiply-adds per output value, a linear layer ``in_features`` per output.
-    LRN, pooling and ReLU are left out: they are a few percent at most.
-    """
-    size = input_size or model.input_size
-    counts, hooks = {}, []
-
-    def hook(name):
-        def record(module, inputs, output):
-            per_value = (module.weight[0].numel() if isinstance(module, nn.Conv2d)
-                         else module.in_features)
-            counts[name] = per_value * output[0].numel()
-        return record
-
-    for name, m in model.named_children():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            hooks.append(m.register_forward_hook(hook(name)))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, size, size, device=next(model.parameters()).device))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    return counts
-
-
 # ---- data helpers for the 224-pixel layout ------------------------------------------
-def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    """The central ``size`` x ``size`` window of every image: for testing."""
-    h, w = x.shape[-2:]
-    top, left = (h - size) // 2, (w - size) // 2
-    return x[..., top:top + size, left:left + size]
-
-
 def rgb_pca(images: torch.Tensor, max_pixels: int = 1_000_000, seed: int = 0):
     """Eigenvalues (3,) and eigenvectors (3, 3, columns) of the RGB covariance of
     ``images`` (N, 3, H, W) in [0, 1], estimated on at most ``max_pixels`` pixels."""

@@ -25,6 +25,11 @@ class Normalize(nn.Module):
         return f"channels={self.mean.numel()}"
 
 
-def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameters: what papers report as a model's size."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+def center_crop(x: torch.Tensor, height: int, width: int | None = None) -> torch.Tensor:
+    """The central ``height x width`` window (``width`` defaults to ``height``) of
+    images or maps (..., H, W): AlexNet's test-time crop of a photo, and the U-Net
+    paper's crop of an encoder map to the size of the (smaller) decoder map."""
+    width = height if width is None else width
+    top = (x.shape[-2] - height) // 2
+    left = (x.shape[-1] - width) // 2
+    return x[..., top:top + height, left:left + width]

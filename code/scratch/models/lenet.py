@@ -223,14 +223,6 @@ def _init(module: nn.Module, gain: float = 1.0) -> None:
             module.bias.zero_()
 
 
-def parameter_counts(model: nn.Module) -> dict[str, int]:
-    """Trainable parameters of each top-level layer (those with any)."""
-    counts = {name: sum(p.numel() for p in child.parameters()
-                        if p.requires_grad)
-              for name, child in model.named_children()}
-    return {name: n for name, n in counts.items() if n}
-
-
 # ---- MNIST as LeNet-5's input -----------------------------------------------
 def pixel_stats(images: np.ndarray) -> tuple[float, float]:
     """Mean and standard deviation of uint8 images, in [0, 1] units."""

@@ -325,37 +325,6 @@ def load_cifar_resnet(path, map_location="cpu") -> ResNet:
 
 
 # ---- counting -------------------------------------------------------------------------
-def count_macs(model: nn.Module, input_size=(1, 3, 224, 224)) -> int:
-    """Multiply-accumulates of one forward pass of one image in convolutions
-    and linear layers: what the paper's Table 1 calls FLOPs. BN, ReLU, pooling
-    and additions are left out, as in the paper (they are <1% here)."""
-    total = 0
-
-    def hook(module, inputs, output):
-        nonlocal total
-        if isinstance(module, nn.Conv2d):
-            per_output = (module.in_channels // module.groups) * module.weight[0, 0].numel()
-            total += output[0].numel() * per_output
-        elif isinstance(module, nn.Linear):
-            total += output[0].numel() * module.in_features
-
-    # On the model's device: a model built on the "meta" device (shapes, no data)
-    # is counted in milliseconds.
-    device = next(model.parameters()).device
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.Conv2d, nn.Linear))]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(input_size, device=device))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    return total  # output[0] above is one image's output
-
-
 def weighted_layers(model: nn.Module) -> int:
     """Convolutions and linear layers on the longest path: the "depth" in a
     network's name (ResNet-20 has 19 convolutions and one linear layer).

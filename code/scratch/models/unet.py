@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import Normalize
+from .layers import Normalize, center_crop
 
 # The paper's widths, level by level (Fig. 1 of the paper).
 PAPER_WIDTHS = (64, 128, 256, 512, 1024)
@@ -50,14 +50,6 @@ def conv_block(c_in: int, c_out: int, padding: int, batch_norm: bool) -> nn.Sequ
             layers.append(nn.BatchNorm2d(c_out))
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
-
-
-def center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """The central ``height x width`` window of maps (B, C, H, W): the paper's
-    crop of an encoder map to the size of the (smaller) decoder map."""
-    top = (x.shape[-2] - height) // 2
-    left = (x.shape[-1] - width) // 2
-    return x[..., top:top + height, left:left + width]
 
 
 class UNet2015(nn.Module):

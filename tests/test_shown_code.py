@@ -1,0 +1,67 @@
+"""The library code the book shows (``literalinclude`` with ``:pyobject:``) exists and
+reads as written: a docstring with LaTeX must be a raw string, or the page shows
+``$\\log \\mathrm{softmax}$`` with every backslash doubled."""
+import ast
+import re
+
+import pytest
+
+from conftest import ROOT
+
+INCLUDE = re.compile(r"```\{literalinclude\}\s+(\S+)\n((?::[^\n]*\n)*)")
+
+
+def shown_objects():
+    """(page, file, dotted name) of every object a chapter shows."""
+    found = []
+    for page in sorted((ROOT / "book").rglob("*.md")):
+        for m in INCLUDE.finditer(page.read_text(encoding="utf-8")):
+            options = dict(re.findall(r":(\S+):[ \t]*(.*)", m.group(2)))
+            if "pyobject" in options:
+                found.append((page, (page.parent / m.group(1)).resolve(), options["pyobject"]))
+    return found
+
+
+def find(tree, dotted):
+    node = tree
+    for name in dotted.split("."):
+        node = next((n for n in ast.iter_child_nodes(node)
+                     if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == name),
+                    None)
+        if node is None:
+            return None
+    return node
+
+
+def docstrings(tree):
+    """The string-literal nodes that are docstrings, anywhere in the tree."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
+                yield first.value
+
+
+SHOWN = shown_objects()
+
+
+def test_the_book_shows_library_objects():
+    assert len(SHOWN) > 50, f"found only {len(SHOWN)} shown objects: is the pattern still right?"
+
+
+@pytest.mark.parametrize("page,path,name", SHOWN,
+                         ids=[f"{p.relative_to(ROOT / 'book')}:{n}" for p, _, n in SHOWN])
+def test_shown_object_exists_and_has_no_doubled_backslashes(page, path, name):
+    assert path.is_file(), f"{page.name} includes {path}, which does not exist"
+    source = path.read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    node = find(tree, name)
+    assert node is not None, f"{page.name} shows {name}, which {path.name} does not define"
+    lines = source.splitlines()
+    for doc in docstrings(node):
+        text = "\n".join(lines[doc.lineno - 1:doc.end_lineno])[doc.col_offset:]
+        prefix = re.match(r"[A-Za-z]*", text).group(0)
+        assert "\\\\" not in text or "r" in prefix.lower(), (
+            f"{path.name}:{doc.lineno}, shown in {page.name}: a docstring with doubled backslashes; "
+            "make it a raw string (r\"\"\"...\"\"\") and write single ones")
