@@ -33,9 +33,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["input_gradient", "fgsm", "pgd", "accuracy_under_attack", "AdversarialBatches"]
+from .train import AUTOCAST  # precision name -> autocast dtype, as fit uses it
 
-_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # autocast dtypes
+__all__ = ["input_gradient", "fgsm", "pgd", "accuracy_under_attack", "AdversarialBatches"]
 
 
 def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -107,7 +107,7 @@ def accuracy_under_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     are scored are always computed in full precision, so that a cheaper attack
     never changes what counts as correct. The model's mode is restored afterwards.
     """
-    dtype = _DTYPES[precision]
+    dtype = AUTOCAST[precision]
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -141,12 +141,12 @@ class AdversarialBatches:
 
     def __init__(self, model: nn.Module, eps: float, steps: int = 1, step_size: Optional[float] = None,
                  random_start: bool = True, fraction: float = 1.0, precision: str = "fp32"):
-        if precision not in _DTYPES:
-            raise ValueError(f"precision must be one of {', '.join(_DTYPES)}, got {precision!r}")
+        if precision not in AUTOCAST:
+            raise ValueError(f"precision must be one of {', '.join(AUTOCAST)}, got {precision!r}")
         self.model, self.eps, self.steps = model, eps, steps
         self.step_size = 1.25 * eps if step_size is None else step_size
         self.random_start, self.fraction = random_start, fraction
-        self.dtype = _DTYPES[precision]
+        self.dtype = AUTOCAST[precision]
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = round(len(x) * self.fraction)

@@ -56,7 +56,7 @@ from scratch.augment import Augment
 from scratch.config import ConfigError, describe, non_negative, positive
 from scratch.models.inspection import count_parameters
 from scratch.models.resnet import load_cifar_resnet
-from scratch.train import TrainConfig, fit, predict
+from scratch.train import AUTOCAST, TrainConfig, fit, predict
 from scratch.utils import pick_device
 
 
@@ -144,7 +144,6 @@ cfg = AdversarialConfig.from_cli()
 utils.seed_everything(cfg.seed)
 device = pick_device(cfg.device)
 EPS = cfg.eps / 255  # the budget in the [0, 1] units of the images
-AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}  # for crafting
 
 # %% [markdown]
 # ## Motivation
@@ -526,8 +525,8 @@ for idx, what in [(right, "correctly"), (wrong, "wrongly")]:
 # %%
 idx = right[:cfg.shown]
 xs, ys = x_test[idx].to(device), y_test[idx].to(device)
-with torch.autocast(device.type, dtype=AUTOCAST.get(cfg.precision),
-                    enabled=cfg.precision in AUTOCAST):
+with torch.autocast(device.type, dtype=AUTOCAST[cfg.precision],
+                    enabled=AUTOCAST[cfg.precision] is not None):
     x_fgsm = fgsm(model, xs, ys, EPS)
     x_pgd = pgd(model, xs, ys, EPS, steps=cfg.pgd_steps,
                 step_size=cfg.step_fraction * EPS,

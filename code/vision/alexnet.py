@@ -53,7 +53,7 @@ from scratch.models.alexnet import (LAYOUTS, PAPER_PARAMETERS, AlexNet,
                                     LocalResponseNorm, pca_lighting, rgb_pca)
 from scratch.models.inspection import multiply_adds, parameter_counts
 from scratch.models.layers import Normalize, center_crop
-from scratch.train import (TrainConfig, fit, load_checkpoint,
+from scratch.train import (AUTOCAST, TrainConfig, fit, load_checkpoint,
                            pick_device, predict)
 
 
@@ -617,7 +617,7 @@ def time_training(model, batch, steps, size, warmup=1):
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     x = torch.rand(batch, 3, size, size, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
+    dtype = AUTOCAST[cfg.precision]
 
     def step():
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
@@ -810,7 +810,7 @@ print(f"training: {train_rate:,.0f} images/s on {device.type} "
 # %%
 def scores(net, x):
     """Class probabilities (N, K) for images in [0, 1], in eval mode."""
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
+    dtype = AUTOCAST[cfg.precision]
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         return predict(net, x, batch_size=500).float().softmax(dim=1)
 
