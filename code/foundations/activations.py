@@ -46,7 +46,7 @@ from scratch import data, plots, utils
 from scratch.config import Config, ConfigError, describe, positive, unit_interval
 from scratch.engine import Tensor, nn, no_grad, optim
 from scratch.engine.models import make_mlp
-from scratch.engine.train import Callback, fit
+from scratch.engine.loop import Callback, fit_arrays
 
 
 @dataclass
@@ -672,7 +672,7 @@ print(f"ReLU network, for comparison:           mean in [{relu_stats[:, 0].min()
 #
 # Does the gradient flow at initialization predict training? The same MLP for
 # every activation, `train_depth` linear layers deep, trained by the engine's
-# `fit` with SGD and momentum at one learning rate, several seeds each.
+# `fit_arrays` with SGD and momentum at one learning rate, several seeds each.
 # Everything but the activation (and its matching initialization) is shared:
 # data, batch order and the initial random draws of each seed.
 
@@ -683,7 +683,7 @@ for name in ACTIVATIONS:
     for s in range(cfg.n_seeds):
         model = activation_mlp(name, train_widths, seed=cfg.seed + s)
         started = time.perf_counter()
-        history = fit(model, optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum),
+        history = fit_arrays(model, optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum),
                       x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
                       val=(x_test, y_test), seed=cfg.seed + s, verbose=False)
         trained[name].append(dict(model=model, history=history, seconds=time.perf_counter() - started))
@@ -836,11 +836,11 @@ for lr in cfg.dying_lrs:
     model = activation_mlp("relu", dying_widths, seed=cfg.seed)
     counter = DeadUnits(x_train[:cfg.n_probe], cfg.probe_every)
     try:
-        history = fit(model, optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum), x_train, y_train,
+        history = fit_arrays(model, optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum), x_train, y_train,
                       epochs=cfg.dying_epochs, batch_size=cfg.batch_size, val=(x_test, y_test),
                       callbacks=(counter,), seed=cfg.seed, verbose=False)
         accuracy = history["val_acc"][-1]
-    except FloatingPointError:  # fit stops when the loss is no longer finite
+    except FloatingPointError:  # fit_arrays stops when the loss is no longer finite
         accuracy = float("nan")
     ladder[lr] = dict(steps=counter.steps, dead=np.array(counter.dead), accuracy=accuracy)
     print(f"lr {lr:<5}: dead units at the end, per hidden layer {np.round(ladder[lr]['dead'][-1], 2)}, "
@@ -910,7 +910,7 @@ for label, (name, slope) in shock_runs.items():
                 layer.negative_slope = slope
     knock = KnockOut(x_train, at=steps_per_epoch, fraction=cfg.shock_fraction, margin=cfg.shock_margin,
                      every=cfg.probe_every, seed=cfg.seed)
-    history = fit(model, optim.SGD(model.parameters(), lr=cfg.shock_lr), x_train, y_train, epochs=cfg.shock_epochs,
+    history = fit_arrays(model, optim.SGD(model.parameters(), lr=cfg.shock_lr), x_train, y_train, epochs=cfg.shock_epochs,
                   batch_size=cfg.batch_size, val=(x_test, y_test), callbacks=(knock,), seed=cfg.seed, verbose=False)
     shock[label] = dict(steps=knock.steps, still_off=knock.still_off, weight_change=knock.weight_change,
                         accuracy=history["val_acc"][-1])
@@ -1080,7 +1080,7 @@ print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 # :::{solution} activations-ex-3
 # :class: dropdown
 # In our runs the leaky network does not lose its units at the largest rate; it
-# *diverges*: the loss overflows, and `fit` stops with a `FloatingPointError`
+# *diverges*: the loss overflows, and `fit_arrays` stops with a `FloatingPointError`
 # (the ladder's `try` records the accuracy as NaN). The learning rate was simply
 # too large for this network. The ReLU network did not diverge because its
 # units died first: a dead unit passes on neither signal nor gradient, so the

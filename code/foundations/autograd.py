@@ -42,7 +42,7 @@ from scratch import plots, utils
 from scratch.config import Config, ConfigError, positive, unit_interval
 from scratch.engine import Tensor, Value, gradcheck, nn, no_grad, optim
 from scratch.engine.models import make_mlp
-from scratch.engine.viz import draw_graph
+from scratch.engine.draw import draw_graph
 
 
 @dataclass

@@ -49,7 +49,7 @@ import scratch.train
 from scratch import data, plots, utils
 from scratch.config import ConfigError, choice, non_negative, positive
 from scratch.engine import Tensor, nn, no_grad, optim
-from scratch.engine.train import evaluate, fit
+from scratch.engine.loop import evaluate, fit_arrays
 
 
 # %% tags=["hide-input"]
@@ -139,7 +139,7 @@ utils.seed_everything(cfg.seed)
 #
 # Let us measure the third. We load MNIST, hold out a validation set, and train
 # an MLP with one hidden layer through the engine's training loop
-# (`scratch.engine.train.fit`). The pixels are standardised with the training
+# (`scratch.engine.loop.fit_arrays`). The pixels are standardised with the training
 # set's mean and standard deviation.
 
 # %%
@@ -165,7 +165,7 @@ print(f"train {x_train.shape}, validation {x_val.shape}, test {x_test.shape}, {x
 
 # %% [markdown]
 # Every network of this chapter is trained the same way: Adam with a one-cycle
-# learning-rate schedule {cite:p}`smith2019superconvergence`, one call of `fit`.
+# learning-rate schedule {cite:p}`smith2019superconvergence`, one call of `fit_arrays`.
 
 # %%
 def train(model, seed: int):
@@ -174,7 +174,7 @@ def train(model, seed: int):
     steps = cfg.epochs * -(-len(x_train) // cfg.batch_size)  # one scheduler step per batch
     sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     started = time.perf_counter()
-    history = fit(model, opt, x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
+    history = fit_arrays(model, opt, x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
                   val=(x_val, y_val), scheduler=sched, seed=seed)
     return history, time.perf_counter() - started
 
@@ -763,7 +763,7 @@ plots.show(fig, cfg.run_dir / "receptive_field.html")
 #
 # ### Training
 #
-# The network is trained with `fit`, exactly as the MLP was, for `seeds`
+# The network is trained with `fit_arrays`, exactly as the MLP was, for `seeds`
 # different initialisations and batch orders (`seed`, `seed + 1`, ...). The
 # initial weights of each run are kept, for PyTorch below.
 
@@ -873,7 +873,7 @@ print(f"the digit of the motivation (a {y_test[example]}): the CNN says {p_cnn[0
 # same network both ways: `make_cnn` with `torch.nn`, the first seed's initial
 # weights copied in by name (our `Sequential` names its parameters as PyTorch's
 # does), the same optimizer and schedule, and the same batches in the same order.
-# For the order, a sampler replays the permutations that the engine's `fit` drew
+# For the order, a sampler replays the permutations that the engine's `fit_arrays` drew
 # (`np.random.default_rng(seed).permutation`, once per epoch). PyTorch trains
 # through the book's PyTorch loop, `scratch.train.fit`, configured by the
 # chapter's config (which subclasses its `TrainConfig`), on the same number of
@@ -881,7 +881,7 @@ print(f"the digit of the motivation (a {y_test[example]}): the CNN says {p_cnn[0
 
 # %%
 class ReplayOrder(torch.utils.data.Sampler):
-    """The batches of scratch.engine.train.fit(..., seed=seed): one permutation per epoch, in order."""
+    """The batches of scratch.engine.loop.fit_arrays(..., seed=seed): one permutation per epoch, in order."""
 
     def __init__(self, n: int, batch_size: int, seed: int):
         self.n, self.batch_size, self.rng = n, batch_size, np.random.default_rng(seed)
@@ -952,7 +952,7 @@ assert first_gap <= 1e-4, f"the first {first_steps} losses differ from PyTorch's
 # differently in the two engines: which input of a pooling window is the largest,
 # or the sign of a ReLU input that was nearly zero. The printout above says how
 # far apart the two runs ended up; here are the weights and the test accuracies,
-# and the wall time of each `fit` call (evaluations included; on a machine shared
+# and the wall time of each training run (evaluations included; on a machine shared
 # with other processes, wall times are upper bounds):
 
 # %%

@@ -46,7 +46,7 @@ from scratch import plots, utils
 from scratch.config import Config, ConfigError, positive, unit_interval
 from scratch.engine import Tensor, gradcheck, nn, no_grad, optim
 from scratch.engine.tensor import _make
-from scratch.engine.train import Callback, evaluate, fit
+from scratch.engine.loop import Callback, evaluate, fit_arrays
 
 
 # %% tags=["hide-input"]
@@ -154,7 +154,7 @@ ys = np.linspace(-2.2, 2.2, cfg.grid)
 grid_points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)  # (grid^2, 2), y outer, x inner
 
 linear = nn.Linear(2, 2)
-linear_history = fit(linear, optim.SGD(linear.parameters(), lr=0.1, momentum=0.9), x_xor, y_xor,
+linear_history = fit_arrays(linear, optim.SGD(linear.parameters(), lr=0.1, momentum=0.9), x_xor, y_xor,
                      epochs=50, batch_size=32, val=(x_xor, y_xor), seed=cfg.seed, verbose=False)
 with no_grad():
     linear_grid = F.softmax(linear(Tensor(grid_points)), dim=-1).data[:, 1].reshape(cfg.grid, cfg.grid).astype(np.float32)
@@ -485,7 +485,7 @@ assert autograd_diff <= 1e-12, f"hand-derived gradients differ from the engine's
 # The training loop, written out this once because here the loop *is* the lesson:
 # forward, backward by our equations, and a plain gradient-descent step
 # $\theta \leftarrow \theta - \eta\, \bar\theta$ on the whole data set. Every
-# other training in the book goes through `fit`.
+# other training in the book goes through `fit_arrays`.
 
 # %%
 def train_by_hand(net: TwoLayerMLP, x, y, lr: float, steps: int, snapshot_at=()) -> tuple:
@@ -649,16 +649,16 @@ plots.show(fig, cfg.run_dir / "digits.html")
 # %% [markdown]
 # The network is {eq}`mlp-forward` once more, now assembled from the engine's
 # layers (ReLU instead of tanh, the modern default), and trained by the engine's
-# `fit`: the loop of the XOR section with mini-batches, an optimizer, evaluation
+# `fit_arrays`: the loop of the XOR section with mini-batches, an optimizer, evaluation
 # after each epoch and hooks for callbacks.
 #
-# ```{literalinclude} ../../code/scratch/engine/train.py
-# :pyobject: fit
+# ```{literalinclude} ../../code/scratch/engine/loop.py
+# :pyobject: fit_arrays
 # ```
 #
 # A callback sees the model after every step, so recording the size of each
 # layer's gradient, $\lVert \bar W_\ell \rVert$ (the Frobenius norm, all entries
-# squared and summed), takes a few lines. `fit` calls `on_batch_end` after the
+# squared and summed), takes a few lines. `fit_arrays` calls `on_batch_end` after the
 # optimizer's step, when the gradients of that step are still in place:
 
 # %%
@@ -678,7 +678,7 @@ model = nn.Sequential(nn.Linear(64, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden
 print(model, f"\n{sum(p.size for p in model.parameters())} parameters")
 grad_norms = GradientNorms()
 started = time.perf_counter()
-history = fit(model, optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum), x_train, y_train,
+history = fit_arrays(model, optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum), x_train, y_train,
               epochs=cfg.epochs, batch_size=cfg.batch_size, val=(x_test, y_test),
               callbacks=(grad_norms,), seed=cfg.seed)
 digits_seconds = time.perf_counter() - started
@@ -836,7 +836,7 @@ plots.show(fig, cfg.run_dir / "loss_landscape.html")
 # for this split of the digits, so the reference is scikit-learn's own
 # `MLPClassifier` with the same hidden width (Adam, its default), trained on the
 # same split; and as a floor, the engine's linear model (softmax regression),
-# trained by the same `fit`. (To record the `full` run, on a CPU since the engine
+# trained by the same `fit_arrays`. (To record the `full` run, on a CPU since the engine
 # is NumPy: `python code/foundations/mlp.py --profile full`, then copy
 # `runs/mlp/metrics.json` to `results/mlp.json`.)
 
@@ -847,7 +847,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
 softmax_regression = nn.Linear(64, 10)
-linear_digits = fit(softmax_regression, optim.SGD(softmax_regression.parameters(), lr=cfg.lr,
+linear_digits = fit_arrays(softmax_regression, optim.SGD(softmax_regression.parameters(), lr=cfg.lr,
                                                   momentum=cfg.momentum),
                     x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size, val=(x_test, y_test),
                     seed=cfg.seed, verbose=False)
@@ -983,7 +983,7 @@ print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 # :label: mlp-ex-4
 # Universal approximation in practice: fit $f(x) = \sin(3x)$ on $[-2, 2]$ with
 # a one-hidden-layer tanh network of width $H \in \{1, 2, 4, 16\}$, using the
-# engine (`nn.Sequential`, `F.mse_loss` as `loss_fn`, and `fit` with
+# engine (`nn.Sequential`, `F.mse_loss` as `loss_fn`, and `fit_arrays` with
 # `metrics={}`). How does the best reachable error depend on $H$?
 # :::
 #
@@ -994,7 +994,7 @@ print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 # y = np.sin(3 * x)
 # for H in (1, 2, 4, 16):
 #     net = nn.Sequential(nn.Linear(1, H), nn.Tanh(), nn.Linear(H, 1))
-#     h = fit(net, optim.Adam(net.parameters(), lr=0.01), x, y, epochs=300, batch_size=50,
+#     h = fit_arrays(net, optim.Adam(net.parameters(), lr=0.01), x, y, epochs=300, batch_size=50,
 #             loss_fn=F.mse_loss, val=(x, y), metrics={}, verbose=False)
 #     print(H, h["val_loss"][-1])
 # ```

@@ -47,7 +47,7 @@ from scratch import data, plots, utils
 from scratch.config import Config, ConfigError, describe, positive, unit_interval
 from scratch.engine import Tensor, gradcheck, nn, no_grad, optim
 from scratch.engine.models import make_mlp
-from scratch.engine.train import Callback, evaluate, fit
+from scratch.engine.loop import Callback, evaluate, fit_arrays
 
 
 @dataclass
@@ -797,7 +797,7 @@ for batch_size in cfg.batch_sizes:
             if norm == "BatchNorm" and batch_size == max(cfg.batch_sizes) and seed == cfg.seed:
                 traced_model, traced = model, RunningMeanTrace(model[1])  # model[1]: the first BatchNorm
                 callbacks = (traced,)
-            fit(model, optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum), xb, yb,
+            fit_arrays(model, optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum), xb, yb,
                 epochs=cfg.bs_epochs, batch_size=batch_size, callbacks=callbacks, seed=seed, verbose=False)
             acc = evaluate(model, x_test, y_test)["val_acc"]  # evaluate() switches to eval mode
             if norm == "BatchNorm":
@@ -913,7 +913,7 @@ print(f"  evaluation mode: 0%, by construction (the running statistics are fixed
 # learning rate of a sweep, all from He initialization (so the plain network
 # starts well: the comparison isolates what normalization adds during training),
 # and record the training loss at every step and the test accuracy every few
-# steps, with a callback. A run whose loss overflows is stopped by `fit` and
+# steps, with a callback. A run whose loss overflows is stopped by `fit_arrays` and
 # recorded as diverged.
 
 # %%
@@ -951,7 +951,7 @@ for norm in methods:
         probe = Probe(x_test, y_test, cfg.eval_every)
         try:
             with np.errstate(over="ignore", invalid="ignore"):  # a diverging run overflows: expected
-                fit(model, optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum), xd, yd,
+                fit_arrays(model, optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum), xd, yd,
                     epochs=cfg.epochs, batch_size=cfg.batch_size, callbacks=(probe,), seed=cfg.seed,
                     verbose=False)
             diverged = False
@@ -1021,7 +1021,7 @@ plots.show(fig, cfg.run_dir / "steps_to_target.html")
 
 # %% [markdown]
 # Without normalization the network reaches the target only at the smaller
-# learning rates; from some rate on its loss overflows and `fit` stops the run
+# learning rates; from some rate on its loss overflows and `fit_arrays` stops the run
 # (the table says at which step). Batch norm reaches the target over a wider range
 # of rates, including some at which the plain network diverges, which is what
 # lets it take larger, faster steps. Layer norm lies between the two here: it

@@ -40,7 +40,7 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 import scratch.engine.functional as F
-import scratch.engine.train
+import scratch.engine.loop
 import scratch.train
 from scratch import plots, utils
 from scratch.config import describe, positive, unit_interval
@@ -151,19 +151,19 @@ print(theirs)
 
 
 # %% [markdown]
-# The engine's `fit` draws one permutation of the training set per epoch from
+# The engine's `fit_arrays` draws one permutation of the training set per epoch from
 # `np.random.default_rng(seed)` and cuts it into batches; a PyTorch `DataLoader`
 # accepts any *batch sampler*, so we give it one that draws the same
 # permutations:
 
 # %%
 class SameBatches(Sampler):
-    """The batches of scratch.engine.train.fit(seed=...): per epoch, one permutation
+    """The batches of scratch.engine.loop.fit_arrays(seed=...): per epoch, one permutation
     from a generator seeded once, cut into consecutive batches (the last may be short)."""
 
     def __init__(self, n: int, batch_size: int, seed: int):
         self.n, self.batch_size = n, batch_size
-        self.rng = np.random.default_rng(seed)  # one generator for the whole run, as fit's
+        self.rng = np.random.default_rng(seed)  # one generator for the whole run, as fit_arrays's
 
     def __iter__(self):  # called once per epoch
         order = self.rng.permutation(self.n)
@@ -210,16 +210,16 @@ theirs.zero_grad()
 # The differences printed above are at the level of float64's rounding: the two
 # libraries compute the same gradient, summed in a different order.
 #
-# ### Training: two `fit`s, one curve
+# ### Training: two loops, one curve
 #
 # Each library trains with its own training loop: the engine's
-# `scratch.engine.train.fit` on arrays, and PyTorch's `scratch.train.fit`, the
+# `scratch.engine.loop.fit_arrays` on arrays, and PyTorch's `scratch.train.fit`, the
 # loop of every later chapter, which takes a `DataLoader` and this page's config
 # (a `TrainConfig`: device, precision, gradient accumulation and clipping, all
 # left at their neutral defaults here). Both record the loss of every step.
 
 # %%
-history_ours = scratch.engine.train.fit(
+history_ours = scratch.engine.loop.fit_arrays(
     ours, optim.SGD(ours.parameters(), lr=cfg.lr), x_train, y_train, epochs=cfg.epochs,
     batch_size=cfg.batch_size, val=(x_test, y_test), seed=cfg.seed)
 train_loader = DataLoader(train_set, batch_sampler=SameBatches(len(x_train), cfg.batch_size, cfg.seed))
@@ -317,7 +317,7 @@ print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 # | schedules | `optim.lr_scheduler.StepLR(opt, ...)` | `torch.optim.lr_scheduler.StepLR(opt, ...)` |
 # | modes | `model.train()`, `model.eval()` | the same |
 # | gradient check | `gradcheck(fn, inputs)` | `torch.autograd.gradcheck(fn, inputs)` |
-# | training loop | `scratch.engine.train.fit(model, opt, x, y, epochs=..., batch_size=...)` | `scratch.train.fit(model, opt, loader, config)` |
+# | training loop | `scratch.engine.loop.fit_arrays(model, opt, x, y, epochs=..., batch_size=...)` | `scratch.train.fit(model, opt, loader, config)` |
 # | saving | `model.save("m.npz")`, `model.load(...)` | `torch.save(model.state_dict(), "m.pt")` |
 # | devices | the CPU only | `model.to("cuda")`, `x.to(device)` |
 #

@@ -47,7 +47,7 @@ from scratch import data, plots, utils
 from scratch.config import Config, ConfigError, non_negative, positive, unit_interval
 from scratch.engine import Tensor, no_grad, optim, stack
 from scratch.engine.models import make_mlp
-from scratch.engine.train import evaluate, fit
+from scratch.engine.loop import evaluate, fit_arrays
 
 
 # %% tags=["hide-input"]
@@ -721,8 +721,8 @@ print(f"{sum(v.size for v in initial_weights.values())} parameters; learning rat
 
 # %% [markdown]
 # Seven optimizers times the learning rates of the grid: each is one call to
-# `fit`, the engine's training loop, with the same `seed`, hence the same
-# mini-batches in the same order. A run whose loss overflows stops `fit` with a
+# `fit_arrays`, the engine's training loop, with the same `seed`, hence the same
+# mini-batches in the same order. A run whose loss overflows stops `fit_arrays` with a
 # `FloatingPointError`; it counts as diverged. For each optimizer we keep the run
 # with the best validation accuracy (ties: the lower validation loss).
 
@@ -732,7 +732,7 @@ def train(name: str, lr: float):
     model = make_mlp(WIDTHS, dtype=np.float32)
     model.load_state_dict(initial_weights)
     try:
-        history = fit(model, make_optimizer(name, model.parameters(), lr), x_train, y_train,
+        history = fit_arrays(model, make_optimizer(name, model.parameters(), lr), x_train, y_train,
                       epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, verbose=False)
     except FloatingPointError:
         return None, None

@@ -44,7 +44,7 @@ from scratch import data, plots, utils
 from scratch.config import Config, ConfigError, non_negative, positive, unit_interval
 from scratch.engine import Tensor, nn, no_grad, optim
 from scratch.engine.models import make_mlp
-from scratch.engine.train import Callback, EarlyStopping, evaluate, fit
+from scratch.engine.loop import Callback, EarlyStopping, evaluate, fit_arrays
 
 
 @dataclass
@@ -185,7 +185,7 @@ class Track(Callback):
 utils.seed_everything(cfg.seed)
 model = mnist_mlp()
 n_weights = sum(p.size for p in model.parameters())
-history = fit(model, optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum), x_train, y_train,
+history = fit_arrays(model, optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum), x_train, y_train,
               epochs=cfg.epochs, batch_size=cfg.batch_size, val=(x_val, y_val), seed=cfg.seed, verbose=False,
               callbacks=[Track((x_train, y_train), (x_test, y_test))])
 runs = {"none": (model, history)}  # every variant of experiment 1 goes here
@@ -387,7 +387,7 @@ plots.show(fig, cfg.run_dir / "overfitting.html")
 #
 # ### Penalties as part of the loss
 #
-# `fit` calls `loss_fn(output, target)` for training and for evaluation. The
+# `fit_arrays` calls `loss_fn(output, target)` for training and for evaluation. The
 # penalty belongs to the training objective only, so the wrapper below adds it in
 # training mode and reports the plain data loss in evaluation mode (which
 # `evaluate` switches on).
@@ -556,7 +556,7 @@ def train_variant(dropout: float = 0.0, l1: float = 0.0, l2: float = 0.0, early_
     callbacks = [Track((x_train, y_train), (x_test, y_test))]
     if early_stopping:
         callbacks += [EarlyStopping(monitor="val_acc", mode="max", patience=cfg.patience), RestoreBest("val_acc")]
-    hist = fit(net, optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum), x_train, y_train,
+    hist = fit_arrays(net, optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum), x_train, y_train,
                epochs=cfg.epochs, batch_size=cfg.batch_size, loss_fn=penalized(F.cross_entropy, net, l1, l2),
                val=(x_val, y_val), callbacks=callbacks, seed=cfg.seed, verbose=False)
     return net, hist, (callbacks[-1].best_epoch if early_stopping else None)
@@ -645,7 +645,7 @@ def train_adam(decoupled: bool, decay: float):
     utils.seed_everything(cfg.seed)
     net = mnist_mlp()
     opt = (optim.AdamW if decoupled else optim.Adam)(decay_groups(net, decay), lr=cfg.adam_lr)
-    fit(net, opt, x_train, y_train, epochs=cfg.adam_epochs, batch_size=cfg.batch_size, seed=cfg.seed,
+    fit_arrays(net, opt, x_train, y_train, epochs=cfg.adam_epochs, batch_size=cfg.batch_size, seed=cfg.seed,
         verbose=False)
     return net
 
@@ -1146,7 +1146,7 @@ print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 #
 # utils.seed_everything(cfg.seed)
 # net = mnist_mlp()
-# fit(net, optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum), x_train, y_train,
+# fit_arrays(net, optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum), x_train, y_train,
 #     epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, verbose=False,
 #     callbacks=[SoftThreshold(cfg.lr * cfg.l1 / (1 - cfg.momentum))])
 # w = np.concatenate([p.data.ravel() for p in net.parameters() if p.ndim == 2])
@@ -1174,7 +1174,7 @@ print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 # y_random = rng.permutation(y_train)
 # utils.seed_everything(cfg.seed)
 # net = mnist_mlp()
-# hist = fit(net, optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum), x_train, y_random,
+# hist = fit_arrays(net, optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum), x_train, y_random,
 #            epochs=5 * cfg.epochs, batch_size=cfg.batch_size, val=(x_test, y_test), seed=cfg.seed, verbose=False)
 # print(evaluate(net, x_train, y_random)["val_acc"], hist["val_acc"][-1])
 # ```

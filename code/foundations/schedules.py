@@ -44,7 +44,7 @@ from scratch import data, plots, utils
 from scratch.config import Config, ConfigError, positive, unit_interval
 from scratch.engine import Tensor, nn, optim
 from scratch.engine.models import make_mlp
-from scratch.engine.train import Callback, fit
+from scratch.engine.loop import Callback, fit_arrays
 
 
 # %% [markdown]
@@ -134,7 +134,7 @@ run_started = time.perf_counter()
 # $f(\theta) = \tfrac12 h\,\theta^2$ and a gradient with Gaussian noise of standard
 # deviation $\sigma$, as a mini-batch would give. We run thousands of independent
 # SGD runs at once, as one NumPy array (this is a formula, not a network, so
-# `fit` has nothing to do here), with a large and a small constant learning rate,
+# `fit_arrays` has nothing to do here), with a large and a small constant learning rate,
 # and with a large one that decays along a cosine:
 
 # %%
@@ -477,7 +477,7 @@ plots.show(fig, cfg.run_dir / "schedules.html")
 # :pyobject: SequentialLR.step
 # ```
 #
-# The training loop `scratch.engine.train.fit` takes a `scheduler` and steps it
+# The training loop `scratch.engine.loop.fit_arrays` takes a `scheduler` and steps it
 # after every optimizer step (`scheduler_interval="step"`, the default, what
 # one-cycle and cyclical rates need) or after every epoch
 # (`scheduler_interval="epoch"`). Every schedule below is stepped per step, with
@@ -486,17 +486,17 @@ plots.show(fig, cfg.run_dir / "schedules.html")
 # ### The range test as a callback
 #
 # The range test is not a scheduler: it has to *watch* the loss and stop the run.
-# `fit` calls a callback's `on_batch_end` after every step, with a `state` holding
+# `fit_arrays` calls a callback's `on_batch_end` after every step, with a `state` holding
 # the optimizer, the step's loss and a `stop` flag, which is all the test needs.
-# Two details come from `fit` itself. It checks `stop` only at the end of an epoch,
+# Two details come from `fit_arrays` itself. It checks `stop` only at the end of an epoch,
 # so the callback also sets the learning rate to 0 when it stops: the rest of the
-# epoch then leaves the weights alone. And `fit` raises `FloatingPointError` as soon as
+# epoch then leaves the weights alone. And `fit_arrays` raises `FloatingPointError` as soon as
 # a loss is not finite, which a sweep into huge learning rates can reach between
 # two checks: for the range test that is divergence too, so `range_test` catches it.
 
 # %%
 class LRRangeTest(Callback):
-    """The learning-rate range test (Smith, 2017) as a callback of `fit`.
+    """The learning-rate range test (Smith, 2017) as a callback of `fit_arrays`.
 
     Sets the lr of step k to eq. (schedules-range-test), records (lr, loss) and the smoothed loss of
     eq. (schedules-smoothing), and stops once the smoothed loss exceeds `diverge` times its minimum.
@@ -526,7 +526,7 @@ class LRRangeTest(Callback):
         self.losses.append(state.loss)
         self.smoothed.append(self._average / (1 - self.smoothing ** (k + 1)))
         if self.smoothed[-1] > self.diverge * min(self.smoothed) or k + 1 == len(self.schedule):
-            self.done = state.stop = True  # fit stops at the end of this epoch...
+            self.done = state.stop = True  # fit_arrays stops at the end of this epoch...
             self._set_lr(state, 0.0)  # ...and until then, an lr of 0 leaves the weights as they are
         else:
             self._set_lr(state, self.schedule[k + 1])
@@ -581,7 +581,7 @@ print(seeded_mlp(cfg.seed))
 # %% [markdown]
 # ### The range test
 #
-# One short run of `fit` with the callback, from the same kind of fresh network
+# One short run of `fit_arrays` with the callback, from the same kind of fresh network
 # as the real runs, with the same momentum. Overflow warnings of the diverging
 # end are silenced: they are the expected outcome, not a problem.
 
@@ -595,7 +595,7 @@ def range_test(seed: int) -> LRRangeTest:
     epochs = math.ceil(cfg.range_steps / steps_per_epoch)  # enough epochs for every step of the sweep
     try:
         with np.errstate(over="ignore", invalid="ignore"):
-            fit(model, opt, x_train, y_train, epochs=epochs, batch_size=cfg.batch_size,
+            fit_arrays(model, opt, x_train, y_train, epochs=epochs, batch_size=cfg.batch_size,
                 callbacks=[test], seed=seed, verbose=False)
     except FloatingPointError:  # the loss overflowed before the callback saw it rise: diverged
         test.done = True
@@ -682,13 +682,13 @@ SCHEDULES = {  # name -> the scheduler for an optimizer whose lr is the peak (No
 
 
 def train(schedule: str, peak: float, seed: int):
-    """One run of fit(). Returns (History, lr of every step), or (None, lrs) if the loss overflowed."""
+    """One run of fit_arrays(). Returns (History, lr of every step), or (None, lrs) if the loss overflowed."""
     model = seeded_mlp(seed)
     opt = optim.SGD(model.parameters(), lr=peak, momentum=cfg.momentum)
     recorder = LRRecorder()
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging run overflows: fit reports it
-            history = fit(model, opt, x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
+            history = fit_arrays(model, opt, x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
                           val=(x_test, y_test), scheduler=SCHEDULES[schedule](opt, peak),
                           callbacks=[recorder], seed=seed, verbose=False)
     except FloatingPointError:
@@ -891,7 +891,7 @@ print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 #   gets both the speed and the precision.
 # - Step decay, cosine annealing (with or without warm restarts), cyclical rates,
 #   one-cycle and warm-up are all closed-form functions of the step; the library
-#   implements them with PyTorch's interface, and `fit` steps them after every
+#   implements them with PyTorch's interface, and `fit_arrays` steps them after every
 #   optimizer step.
 # - The peak matters more than the shape. The range test, eq.
 #   {eq}`schedules-range-test`, finds it in one short run: sweep the learning rate
@@ -962,7 +962,7 @@ print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 #     test = LRRangeTest(1e-6, 1.0, cfg.range_steps, cfg.range_smoothing, cfg.range_diverge)
 #     try:
 #         with np.errstate(over="ignore", invalid="ignore"):
-#             fit(model, opt, x_train, y_train, epochs=math.ceil(cfg.range_steps / steps_per_epoch),
+#             fit_arrays(model, opt, x_train, y_train, epochs=math.ceil(cfg.range_steps / steps_per_epoch),
 #                 batch_size=cfg.batch_size, callbacks=[test], seed=seed, verbose=False)
 #     except FloatingPointError:
 #         pass
@@ -1038,7 +1038,7 @@ print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 # def train_cycled(seed, peak=peak_lr):
 #     model = seeded_mlp(seed)
 #     opt = optim.SGD(model.parameters(), lr=peak, momentum=0.95)
-#     return fit(model, opt, x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
+#     return fit_arrays(model, opt, x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
 #                val=(x_test, y_test), scheduler=SCHEDULES["one-cycle"](opt, peak),
 #                callbacks=[CycleMomentum(peak)], seed=seed, verbose=False)
 #
@@ -1053,7 +1053,7 @@ print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 #
 # :::{exercise}
 # :label: schedules-ex-5
-# Call `fit` with `scheduler=CosineAnnealingLR(opt, T_max=total_steps)` but
+# Call `fit_arrays` with `scheduler=CosineAnnealingLR(opt, T_max=total_steps)` but
 # `scheduler_interval="epoch"`. What learning rate does the last epoch use? And
 # what happens with `OneCycleLR(opt, max_lr=peak_lr, total_steps=total_steps)`
 # stepped per epoch?
@@ -1074,7 +1074,7 @@ print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 # model = seeded_mlp(cfg.seed)
 # opt = optim.SGD(model.parameters(), lr=peak_lr, momentum=cfg.momentum)
 # sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-# history = fit(model, opt, x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
+# history = fit_arrays(model, opt, x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
 #               scheduler=sched, scheduler_interval="epoch", verbose=False)
 # print(history["lr"])  # all close to peak_lr
 # ```

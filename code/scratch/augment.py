@@ -79,7 +79,7 @@ class MixUp:
 
     ``x' = lam x_i + (1 - lam) x_j`` with the targets mixed the same way,
     ``lam ~ Beta(alpha, alpha)`` once per batch. Returns soft targets
-    ``(B, num_classes)``, which ``scratch.optim.cross_entropy`` accepts.
+    ``(B, num_classes)``, which ``scratch.recipes.cross_entropy`` accepts.
     Uses ``torchvision.transforms.v2.MixUp``.
     """
 

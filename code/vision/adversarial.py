@@ -49,7 +49,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 import scratch
-from scratch import data, optim, plots, utils, vis
+from scratch import data, recipes, plots, utils, vis
 from scratch.attacks import (AdversarialBatches, accuracy_under_attack, fgsm,
                              input_gradient, pgd)
 from scratch.augment import Augment
@@ -717,8 +717,8 @@ def adversarial_batch(x, y):
     return attack(*augment(x.float() / 255, y))
 
 
-optimizer = optim.sgd(robust, lr=cfg.lr, weight_decay=cfg.weight_decay)
-scheduler = optim.one_cycle(optimizer, cfg.lr, cfg.epochs * len(train_loader))
+optimizer = recipes.sgd(robust, lr=cfg.lr, weight_decay=cfg.weight_decay)
+scheduler = recipes.one_cycle(optimizer, cfg.lr, cfg.epochs * len(train_loader))
 t_train = time.perf_counter()
 # checkpoint=None: a short fine-tune, and a checkpoint left by a run on another
 # ResNet-chapter network must never be resumed.

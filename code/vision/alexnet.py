@@ -47,7 +47,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from scratch import augment, data, optim, plots, utils, vis
+from scratch import augment, data, recipes, plots, utils, vis
 from scratch.config import ConfigError, choice, describe, non_negative, positive
 from scratch.models.alexnet import (LAYOUTS, PAPER_PARAMETERS, AlexNet,
                                     LocalResponseNorm, pca_lighting, rgb_pca)
@@ -782,11 +782,11 @@ plots.show(fig, cfg.run_dir / "batch.html")
 model = AlexNet(len(class_names), LAYOUT, two_towers=cfg.two_towers,
                 lrn=cfg.lrn, overlap=cfg.overlap, dropout=cfg.dropout,
                 mean=mean, std=std).to(memory_format=torch.channels_last)
-optimizer = optim.sgd(model, cfg.lr, momentum=cfg.momentum, nesterov=False,
+optimizer = recipes.sgd(model, cfg.lr, momentum=cfg.momentum, nesterov=False,
                       weight_decay=cfg.weight_decay)
 steps = cfg.epochs * len(train_loader)
 if cfg.schedule == "one_cycle":
-    scheduler = optim.one_cycle(optimizer, cfg.lr, steps)
+    scheduler = recipes.one_cycle(optimizer, cfg.lr, steps)
 else:  # the paper's three divisions by 10, at fixed points of the run
     marks = [round(cfg.epochs * f) * len(train_loader) for f in (1/3, 2/3, 8/9)]
     warm = round(cfg.warmup_epochs * len(train_loader))

@@ -60,7 +60,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from scratch import data, plots, utils, vis
 from scratch.config import ConfigError, non_negative, positive
 from scratch.models.inspection import count_parameters
-from scratch.models.small_cnn import PARAMETERS, SmallCNN
+from scratch.models.small_cnn import TABLE_PARAMETERS, SmallCNN
 from scratch.train import TrainConfig, fit, predict
 
 
@@ -531,12 +531,12 @@ def stored_numbers(model):
 
 # %%
 probe = SmallCNN()
-counts = {name: count_parameters(getattr(probe, name)) for name in PARAMETERS}
+counts = {name: count_parameters(getattr(probe, name)) for name in TABLE_PARAMETERS}
 for name, n in counts.items():
-    print(f"{name:<6}{n:>7,} parameters (table: {PARAMETERS[name]:,})")
+    print(f"{name:<6}{n:>7,} parameters (table: {TABLE_PARAMETERS[name]:,})")
 print(f"total {count_parameters(probe):,}; output shape for 4 images: "
       f"{tuple(probe(torch.zeros(4, 1, 14, 14)).shape)}")
-assert counts == PARAMETERS
+assert counts == TABLE_PARAMETERS
 
 
 # %% [markdown]

@@ -50,12 +50,12 @@ from torch.nn import functional as F
 from torch.utils.data import (BatchSampler, DataLoader, RandomSampler,
                               SequentialSampler, TensorDataset)
 
-from scratch import data, optim, plots, utils, vis
+from scratch import data, recipes, plots, utils, vis
 from scratch.augment import Augment
 from scratch.config import ConfigError, choice, describe, non_negative, positive
 from scratch.history import Callback
 from scratch.models.inspection import count_parameters, multiply_adds
-from scratch.models.resnet import (CIFAR_RESNET18, IMAGENET_PARAMETERS,
+from scratch.models.resnet import (CIFAR_RESNET18, TORCHVISION_PARAMETERS,
                                    PAPER_CIFAR_PARAMETERS, PAPER_GFLOPS,
                                    BasicBlock, cifar_depth_kwargs,
                                    cifar_resnet, load_cifar_resnet,
@@ -410,7 +410,7 @@ for name, build in builders.items():
         ours = build()
         theirs = getattr(torchvision.models, name)(weights=None)
     n_ours, n_theirs = count_parameters(ours), count_parameters(theirs)
-    assert n_ours == n_theirs == IMAGENET_PARAMETERS[name], name
+    assert n_ours == n_theirs == TORCHVISION_PARAMETERS[name], name
     gmacs = sum(multiply_adds(ours, (1, 3, 224, 224)).values()) / 1e9
     print(f"{name:<10}{weighted_layers(ours):>7}{n_ours:>13,}{n_theirs:>13,}"
           f"{gmacs:>8.2f}{PAPER_GFLOPS[name]:>7.1f}")
@@ -661,8 +661,8 @@ def degradation_study(cfg):
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         loader = tensor_loader(x, torch.from_numpy(labels).long(), 128, True)
-        opt = optim.sgd(model, cfg.degradation_lr, weight_decay=5e-4)
-        sched = optim.one_cycle(opt, cfg.degradation_lr,
+        opt = recipes.sgd(model, cfg.degradation_lr, weight_decay=5e-4)
+        sched = recipes.one_cycle(opt, cfg.degradation_lr,
                                 cfg.degradation_epochs * len(loader))
         loss_fn = RecordingLoss()
         t0 = time.perf_counter()
@@ -768,14 +768,14 @@ print(f"classifier: {weighted_layers(model)} weighted layers, "
       f"{count_parameters(model):,} parameters")
 if cfg.channels_last:
     model = model.to(memory_format=torch.channels_last)
-optimizer = optim.sgd(model, cfg.lr, momentum=cfg.momentum,
+optimizer = recipes.sgd(model, cfg.lr, momentum=cfg.momentum,
                       weight_decay=cfg.weight_decay)
-scheduler = optim.one_cycle(optimizer, cfg.lr, cfg.epochs * len(train_loader),
+scheduler = recipes.one_cycle(optimizer, cfg.lr, cfg.epochs * len(train_loader),
                             pct_start=cfg.warmup)
 timer = TimeToAccuracy(cfg.target_acc)
 t_train = time.perf_counter()
 history = fit(model, optimizer, train_loader, cfg,
-              loss_fn=optim.cross_entropy(cfg.label_smoothing),
+              loss_fn=recipes.cross_entropy(cfg.label_smoothing),
               val_loader=test_loader if cfg.eval_every_epoch else None,
               scheduler=scheduler, batch_transform=augment,
               callbacks=(timer,))

@@ -45,7 +45,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from scratch import data, optim, plots, utils, vis
+from scratch import data, recipes, plots, utils, vis
 from scratch.augment import random_flip
 from scratch.config import ConfigError, choice, describe, non_negative, positive
 from scratch.models.inspection import count_parameters
@@ -714,9 +714,9 @@ def train(name, up=cfg.up, skips=True, loss=cfg.loss):
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(
-        optim.param_groups(model, cfg.weight_decay), lr=cfg.lr)
+        recipes.param_groups(model, cfg.weight_decay), lr=cfg.lr)
     # OneCycleLR divides by zero for fewer than 8 steps (tiny runs): pad it.
-    scheduler = optim.one_cycle(optimizer, cfg.lr,
+    scheduler = recipes.one_cycle(optimizer, cfg.lr,
                                 max(cfg.epochs * len(train_loader), 8))
     print(f"--- {name}: up={up}, skips={skips}, loss={loss}, "
           f"{count_parameters(model):,} parameters")

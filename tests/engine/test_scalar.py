@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from scratch.engine import Value  # noqa: E402
-from scratch.engine.viz import draw_graph  # noqa: E402
+from scratch.engine.draw import draw_graph  # noqa: E402
 
 # Every op, written once; it runs on Values and on 0-d torch tensors alike.
 UNARY = {

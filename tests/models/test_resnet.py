@@ -10,7 +10,7 @@ from torch import nn
 
 from scratch.models.inspection import count_parameters, multiply_adds
 from scratch.models.layers import Normalize
-from scratch.models.resnet import (CIFAR_RESNET18, IMAGENET_PARAMETERS, PAPER_CIFAR_PARAMETERS, PAPER_GFLOPS,
+from scratch.models.resnet import (CIFAR_RESNET18, TORCHVISION_PARAMETERS, PAPER_CIFAR_PARAMETERS, PAPER_GFLOPS,
                                    BasicBlock, Bottleneck, PadShortcut, cifar_depth_kwargs, cifar_resnet,
                                    load_cifar_resnet, make_shortcut, resnet18, resnet34, resnet50,
                                    weighted_layers)
@@ -25,7 +25,7 @@ def test_imagenet_parameter_counts_match_torchvision(name):
     ours = count_parameters(IMAGENET[name]())
     theirs = count_parameters(getattr(torchvision.models, name)(weights=None))
     expected = {"resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032}[name]
-    assert IMAGENET_PARAMETERS[name] == expected
+    assert TORCHVISION_PARAMETERS[name] == expected
     assert ours == theirs == expected
 
 
@@ -199,7 +199,7 @@ def test_multiply_adds_of_a_single_conv():
 def test_counting_on_the_meta_device_needs_no_data():
     with torch.device("meta"):
         model = resnet50()
-    assert count_parameters(model) == IMAGENET_PARAMETERS["resnet50"]
+    assert count_parameters(model) == TORCHVISION_PARAMETERS["resnet50"]
     assert _total_macs(model, (1, 3, 224, 224)) == _total_macs(resnet50(), (1, 3, 224, 224))
 
 

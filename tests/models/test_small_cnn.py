@@ -4,16 +4,16 @@ import torch
 from torch import nn
 
 from scratch.models.inspection import count_parameters
-from scratch.models.small_cnn import PARAMETERS, SmallCNN
+from scratch.models.small_cnn import TABLE_PARAMETERS, SmallCNN
 
 
 def test_parameter_counts():
     model = SmallCNN()
-    assert PARAMETERS == {"conv1": 16 * (5 * 5 + 1), "conv2": 32 * (16 * 3 * 3 + 1),
+    assert TABLE_PARAMETERS == {"conv1": 16 * (5 * 5 + 1), "conv2": 32 * (16 * 3 * 3 + 1),
                           "fc": 10 * (32 * 3 * 3 + 1)}
-    for name, expected in PARAMETERS.items():
+    for name, expected in TABLE_PARAMETERS.items():
         assert count_parameters(getattr(model, name)) == expected, name
-    assert count_parameters(model) == 7_946 == sum(PARAMETERS.values())
+    assert count_parameters(model) == 7_946 == sum(TABLE_PARAMETERS.values())
     # The normalisation statistics are buffers, not trainable parameters.
     assert {n for n, _ in model.named_buffers()} == {"norm.mean", "norm.std"}
 

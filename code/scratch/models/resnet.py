@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from .layers import Normalize
 
 # Parameter counts of torchvision.models.resnetXX(weights=None), 1000 classes.
-IMAGENET_PARAMETERS = {"resnet18": 11_689_512, "resnet34": 21_797_672,
+TORCHVISION_PARAMETERS = {"resnet18": 11_689_512, "resnet34": 21_797_672,
                        "resnet50": 25_557_032}
 # Table 1 of the paper: multiply-adds ("FLOPs") for one 224x224 image.
 PAPER_GFLOPS = {"resnet18": 1.8, "resnet34": 3.6, "resnet50": 3.8}

@@ -25,7 +25,7 @@ from torch import nn
 from .layers import Normalize
 
 # Parameters per layer for the default widths, from the table above.
-PARAMETERS = {"conv1": 16 * (25 + 1), "conv2": 32 * (16 * 9 + 1),
+TABLE_PARAMETERS = {"conv1": 16 * (25 + 1), "conv2": 32 * (16 * 9 + 1),
               "fc": 10 * (32 * 3 * 3 + 1)}
 
 

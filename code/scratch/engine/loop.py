@@ -1,4 +1,4 @@
-"""The training loop of the NumPy-engine chapters: :func:`fit` on arrays.
+"""The training loop of the NumPy-engine chapters: :func:`fit_arrays`.
 
 It mirrors :func:`scratch.train.fit` (same :class:`~scratch.history.History`,
 same callbacks, one summary line per epoch) for models built with
@@ -41,7 +41,7 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, loss_fn: Callable = F.cross_en
     return {prefix + k: v / len(x) for k, v in totals.items()}
 
 
-def fit(model, optimizer, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
+def fit_arrays(model, optimizer, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
         loss_fn: Callable = F.cross_entropy, val: Optional[tuple] = None, metrics: Optional[dict] = None,
         scheduler=None, scheduler_interval: str = "step", callbacks: tuple = (), seed: int = 0,
         config=None, verbose: bool = True) -> History:

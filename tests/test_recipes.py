@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scratch.optim import cross_entropy, one_cycle, param_groups, sgd, step_lr
+from scratch.recipes import cross_entropy, one_cycle, param_groups, sgd, step_lr
 
 
 def net():

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from scratch.engine import nn, optim
-from scratch.engine.train import Callback, EarlyStopping, evaluate, fit
+from scratch.engine.loop import Callback, EarlyStopping, evaluate, fit_arrays
 
 
 def blobs(n, seed):
@@ -23,7 +23,7 @@ def test_fit_learns_and_records(capsys):
     net = model()
     opt = optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     sched = optim.lr_scheduler.StepLR(opt, step_size=8, gamma=0.5)
-    h = fit(net, opt, x, y, epochs=3, batch_size=32, val=val, scheduler=sched)
+    h = fit_arrays(net, opt, x, y, epochs=3, batch_size=32, val=val, scheduler=sched)
     assert len(h) == 3 and len(h.steps) == 24
     assert h["val_acc"][-1] > 0.95 and h["loss"][-1] < h["loss"][0]
     assert h["lr"] == [0.1, 0.05, 0.025]  # each epoch's starting rate; the scheduler steps per batch
@@ -36,7 +36,7 @@ def test_same_seed_same_run():
     runs = []
     for _ in range(2):
         net = model()
-        runs.append(fit(net, optim.SGD(net.parameters(), lr=0.1), x, y, epochs=2, batch_size=16,
+        runs.append(fit_arrays(net, optim.SGD(net.parameters(), lr=0.1), x, y, epochs=2, batch_size=16,
                         verbose=False, seed=3).steps)
     assert runs[0] == runs[1]
 
@@ -50,7 +50,7 @@ def test_callbacks_and_early_stopping():
             seen.append(state.step)
 
     net = model()
-    h = fit(net, optim.SGD(net.parameters(), lr=0.1), x, y, epochs=100, batch_size=64, val=val,
+    h = fit_arrays(net, optim.SGD(net.parameters(), lr=0.1), x, y, epochs=100, batch_size=64, val=val,
             callbacks=[Spy(), EarlyStopping("val_acc", mode="max", patience=2)], verbose=False)
     assert len(h) < 100 and seen == list(range(1, 2 * len(h) + 1))
 
@@ -59,7 +59,7 @@ def test_diverging_run_is_reported():
     x, y = blobs(64, 0)
     net = model()
     with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="lower the learning rate") as err:
-        fit(net, optim.SGD(net.parameters(), lr=1e6), x, y * 0 + 1, epochs=50, batch_size=16, verbose=False,
+        fit_arrays(net, optim.SGD(net.parameters(), lr=1e6), x, y * 0 + 1, epochs=50, batch_size=16, verbose=False,
             loss_fn=lambda out, t: ((out - 1e3) ** 2).mean() * 1e30)
     assert err.value.history.steps  # the steps before the divergence are kept
 
@@ -72,6 +72,6 @@ def test_a_callback_can_stop_mid_epoch():
             state.stop = state.step == 3
 
     net = model()
-    h = fit(net, optim.SGD(net.parameters(), lr=0.1), x, y, epochs=5, batch_size=16, verbose=False,
+    h = fit_arrays(net, optim.SGD(net.parameters(), lr=0.1), x, y, epochs=5, batch_size=16, verbose=False,
             callbacks=[StopAt()])
     assert len(h.steps) == 3 and len(h) == 1
