@@ -166,3 +166,90 @@ def test_values_that_used_to_slip_through(argv, message, monkeypatch):
 def test_non_finite_values_from_code_are_rejected_too():
     with pytest.raises(ConfigError, match="lr: expected a finite number"):
         Typed.create("tiny", lr=float("inf"))
+
+
+# ---- nested specs: a model's settings inside a chapter's config -------------------
+from scratch.config import FieldError, Spec, flatten, in_range  # noqa: E402
+
+
+@dataclass
+class NetSpec(Spec):
+    widths: tuple[int, ...] = field(default=(16, 32), metadata=positive("channels"))
+    depth: int = field(default=2, metadata=positive("stages"))
+    drop: float = field(default=0.1, metadata=in_range(0, 1, "dropout", high_open=True))
+
+    def validate(self):
+        if len(self.widths) != self.depth:
+            raise ConfigError(f"widths={self.widths} needs depth={self.depth} entries")
+
+
+@dataclass
+class NestedConfig(TrainConfig):
+    NAME = "nested"
+    model: NetSpec = field(default_factory=lambda: NetSpec(widths=(8, 8, 8), depth=3))
+    lr: float = field(default=0.1, metadata=positive("step size"))
+
+    PROFILES = {"tiny": dict(model=dict(widths=(4, 4, 4)), epochs=1),
+                "full": {"model.drop": 0.3}}
+
+
+def test_nested_spec_merges_default_profile_and_command_line():
+    small = NestedConfig.create("small")
+    assert small.model == NetSpec(widths=(8, 8, 8), depth=3, drop=0.1)  # the config's default
+    tiny = NestedConfig.create("tiny")
+    assert tiny.model.widths == (4, 4, 4) and tiny.model.depth == 3  # profile over default
+    assert NestedConfig.create("full").model.drop == 0.3  # dotted keys in a profile too
+    cli = NestedConfig.parse_args(["--profile=tiny", "--model.widths=5,6", "--model.depth", "2"])
+    assert cli.model == NetSpec(widths=(5, 6), depth=2, drop=0.1) and cli.epochs == 1
+    assert flatten(cli.to_dict())["model.widths"] == (5, 6)
+    assert "  model.widths" in cli.summary()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model.wdiths=4"], "unknown config key 'model.wdiths'; known keys: depth, drop, widths"),
+    (["--model=4"], "--model: is a group of settings; set its keys one by one"),
+    (["--lr.x=1"], "--lr: is a float, not a group of settings"),
+    (["--model.widths=4,0,4"], "model.widths=4,0,4: each item must be > 0"),
+    (["--model.drop=1"], r"model.drop=1.0: must be in \[0, 1\)"),
+    (["--model.depth=x"], "--model.depth: expected int, got 'x'"),
+    (["--model.depth=2"], r"model: widths=\(8, 8, 8\) needs depth=2 entries"),  # validate()
+])
+def test_nested_mistakes_name_the_dotted_key(argv, message):
+    with pytest.raises(ConfigError, match=message):
+        NestedConfig.parse_args(argv)
+
+
+def test_nested_help_lists_dotted_keys_with_profile_defaults():
+    text = NestedConfig.help()
+    assert "--model.widths (tuple): channels [must be > 0]" in text
+    assert 'tiny=[4, 4, 4], small=[8, 8, 8], full=[8, 8, 8]' in text
+    assert "--model.drop (float): dropout [must be in [0, 1)]" in text
+    assert "tiny=0.1, small=0.1, full=0.3" in text
+
+
+def test_spec_from_dict_round_trips_and_rejects_unknown_keys():
+    spec = NetSpec(widths=(1, 2, 3), depth=3)
+    assert NetSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(FieldError, match="size: unknown config key"):
+        NetSpec.from_dict({"size": 3})
+    # a dict where a spec belongs (a checkpoint's config) is rebuilt and checked
+    cfg = NestedConfig(model={"widths": [2, 2], "depth": 2})
+    assert cfg.model == NetSpec(widths=(2, 2), depth=2)
+    with pytest.raises(ConfigError, match="model.depth=0: must be > 0"):
+        NestedConfig(model={"depth": 0})
+
+
+def test_in_range_ends():
+    closed, half = in_range(1, 3), in_range(1, 3, low_open=True)
+    assert closed["rule"] == "must be in [1, 3]" and half["rule"] == "must be in (1, 3]"
+    assert closed["check"](1) and not half["check"](1) and half["check"](3)
+    assert not in_range(0, 1, high_open=True)["check"](1)
+
+
+def test_resume_names_a_changed_nested_field(tmp_path):
+    from scratch.train import check_resumable
+    old = NestedConfig.create("tiny", out_dir=str(tmp_path))
+    new = NestedConfig.create("tiny", out_dir=str(tmp_path), **{"model.widths": (4, 4, 5)})
+    with pytest.raises(ConfigError, match=r"model.widths \[4, 4, 4\] -> \[4, 4, 5\]"):
+        check_resumable({"config": old.to_dict()}, new, tmp_path / "last.pt")
+    check_resumable({"config": old.to_dict()}, old, tmp_path / "last.pt")  # same: fine

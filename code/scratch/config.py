@@ -60,9 +60,21 @@ def non_negative(help: str = "") -> dict:
     return _rule(lambda v: v >= 0, "must be >= 0", help)
 
 
+def in_range(lo, hi, help: str = "", *, low_open: bool = False,
+             high_open: bool = False) -> dict:
+    """Field metadata: the value must lie between ``lo`` and ``hi``, each end
+    included unless ``low_open`` / ``high_open`` (the rule reads ``(0, 1]``)."""
+
+    def check(v):
+        return (lo < v if low_open else lo <= v) and (v < hi if high_open else v <= hi)
+
+    rule = f"must be in {'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}"
+    return _rule(check, rule, help)
+
+
 def unit_interval(help: str = "") -> dict:
     """Field metadata: the value must lie in [0, 1)."""
-    return _rule(lambda v: 0 <= v < 1, "must be in [0, 1)", help)
+    return in_range(0, 1, help, high_open=True)
 
 
 def choice(*options, help: str = "") -> dict:
@@ -166,8 +178,203 @@ def _check_type(value, kind, name):
     return value
 
 
+class FieldError(ConfigError):
+    """A ConfigError about one field: the message starts with the field's name, so a
+    config that nests the spec can prefix its own (``model.widths=...``)."""
+
+
+def _is_spec(kind) -> bool:
+    return isinstance(kind, type) and issubclass(kind, Spec)
+
+
+def _check_fields(obj) -> None:
+    """Apply every field's type and rule; nested specs may come as dicts."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        kind = hints[f.name]
+        value = getattr(obj, f.name)
+        if _is_spec(kind):
+            value = _nested(f.name, kind, value)
+        else:
+            value = _check_type(value, kind, f.name)
+        object.__setattr__(obj, f.name, value)
+        check = f.metadata.get("check")
+        # The rules (positive, in_range, ...) hold for each item of a tuple; a
+        # chapter's own check sees the whole value.
+        each = isinstance(value, tuple) and f.metadata.get("elementwise")
+        items = value if each else (value,)
+        if check is not None and value is not None and (
+                (each and not value) or not all(check(v) for v in items)):
+            rule = f.metadata["rule"]
+            rule = rule() if callable(rule) else rule  # may depend on the machine
+            if each:
+                rule = (f"each item {rule}" if value
+                        else f"needs one or more values (each {rule})")
+            raise FieldError(f"{f.name}={_show(value)}: {rule}")
+
+
+def _nested(name: str, kind, value):
+    """``value`` as a ``kind`` spec: an instance, or a dict of its fields (from a
+    profile, the command line or a checkpoint); errors name ``name.field``."""
+    if isinstance(value, kind):
+        return value
+    if not isinstance(value, dict):
+        raise FieldError(f"{name}: expected {kind.__name__} or a dict of its fields, "
+                         f"got {value!r}")
+    try:
+        return kind.from_dict(value)
+    except FieldError as err:
+        raise FieldError(f"{name}.{err}") from None
+    except ConfigError as err:
+        raise FieldError(f"{name}: {err}") from None
+
+
+def _split(flat: dict) -> dict:
+    """``{"model.widths": w, "lr": r}`` -> ``{"model": {"widths": w}, "lr": r}``;
+    nested dicts merge with dotted keys (a later key wins)."""
+    out: dict = {}
+    for key, value in flat.items():
+        head, dot, rest = key.partition(".")
+        if dot:
+            value = {rest: value}
+        if isinstance(value, dict) and isinstance(out.get(head), dict):
+            out[head] = _split({**_flatten(out[head]), **_flatten(value)})
+        elif isinstance(value, dict):
+            out[head] = _split(value)
+        else:
+            out[head] = value
+    return out
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    """The inverse of :func:`_split`: nested dicts as dotted keys."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def flatten(values: dict) -> dict:
+    """A config's ``to_dict()`` with nested specs as dotted keys (``model.widths``)."""
+    return _flatten(values)
+
+
+def _default(f: dataclasses.Field):
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
 @dataclass
-class Config:
+class Spec:
+    """A typed group of settings: a model's architecture, or the knobs of a study.
+
+    Its fields take the same types and rules as a chapter's config. A model's spec
+    sits beside the model (as nanoGPT's ``GPTConfig`` beside ``GPT``) and builds
+    it; a chapter's config nests specs as fields, and the command line sets their
+    fields with dotted keys::
+
+        @dataclass
+        class ResNetConfig(TrainConfig):
+            model: ResNetSpec = field(default_factory=ResNetSpec, metadata=describe(
+                "the classifier"))
+
+        python resnet.py --model.widths=32,64,128
+    """
+
+    def __post_init__(self):
+        _check_fields(self)
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-field checks; raise ConfigError. Subclasses may override."""
+
+    def to_dict(self) -> dict:
+        """Plain values only (tuples, nested dicts): JSON and ``weights_only``
+        checkpoints hold it, and ``from_dict`` rebuilds the spec from it."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, base: "Spec | None" = None):
+        """The spec with ``values`` (nested dicts or dotted keys) over ``base`` (by
+        default the class's defaults); an unknown key is a one-line ConfigError."""
+        values = _split(values)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise FieldError(f"{unknown[0]}: unknown config key; known keys: "
+                             f"{', '.join(sorted(fields))}")
+        hints = typing.get_type_hints(cls)
+        merged = {}
+        for name, f in fields.items():
+            if not f.init:
+                continue
+            start = getattr(base, name) if base is not None else None
+            if name not in values:
+                if base is not None:
+                    merged[name] = start
+                continue
+            value = values[name]
+            if _is_spec(hints[name]) and isinstance(value, dict):
+                inner = start if start is not None else _default(f)
+                try:
+                    value = hints[name].from_dict(value, inner)
+                except FieldError as err:
+                    raise FieldError(f"{name}.{err}") from None
+                except ConfigError as err:
+                    raise FieldError(f"{name}: {err}") from None
+            merged[name] = value
+        return cls(**merged)
+
+    @classmethod
+    def field_kind(cls, key: str):
+        """The declared type of a dotted key (``model.widths``), or a ConfigError."""
+        hints = typing.get_type_hints(cls)
+        head, dot, rest = key.partition(".")
+        names = sorted(f.name for f in dataclasses.fields(cls) if f.name in hints)
+        if head not in names:
+            raise FieldError(f"{head}: unknown config key; known keys: {', '.join(names)}")
+        kind = hints[head]
+        if dot:
+            if not _is_spec(kind):
+                raise FieldError(f"{head}: is a {_kind_name(kind)}, not a group of "
+                                 f"settings with keys like {head}.{rest}")
+            try:
+                return kind.field_kind(rest)
+            except FieldError as err:
+                raise FieldError(f"{head}.{err}") from None
+        if _is_spec(kind):
+            first = dataclasses.fields(kind)[0].name
+            raise FieldError(f"{head}: is a group of settings; set its keys one by one, "
+                             f"e.g. --{head}.{first}=...")
+        return kind
+
+    @classmethod
+    def field_lines(cls, prefix: str = "", defaults=None):
+        """(dotted key, field, type) of every leaf field, nested specs included;
+        ``defaults`` is the instance whose nested specs give the defaults."""
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            kind = hints[f.name]
+            if _is_spec(kind):
+                inner = getattr(defaults, f.name) if defaults is not None else _default(f)
+                yield from kind.field_lines(f"{prefix}{f.name}.", inner)
+            else:
+                yield prefix + f.name, f, kind
+
+
+def _lookup(values: dict, key: str):
+    """``values["model"]["widths"]`` for ``model.widths``, or KeyError."""
+    for part in key.split("."):
+        if not isinstance(values, dict) or part not in values:
+            raise KeyError(key)
+        values = values[part]
+    return values
+
+
+@dataclass
+class Config(Spec):
     """Base class of every chapter's config (see the module docstring)."""
 
     profile: str = field(default=DEFAULT_PROFILE,
@@ -185,33 +392,13 @@ class Config:
         "matrices gain nothing from threads, and on a busy CPU threads stall each other"))
 
     NAME: ClassVar[str] = "run"  # the chapter's name: its outputs go to out_dir/NAME
+    # Overrides per profile; a nested spec's fields as a dict (model=dict(widths=...))
+    # or as dotted keys ("model.widths": ...), merged over the spec's defaults.
     PROFILES: ClassVar[dict] = {}
 
     @property
     def run_dir(self) -> Path:
         return Path(self.out_dir) / self.NAME
-
-    def __post_init__(self):
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            value = _check_type(getattr(self, f.name), hints[f.name], f.name)
-            object.__setattr__(self, f.name, value)
-            check = f.metadata.get("check")
-            # The rules below (positive, ...) hold for each item of a tuple; a chapter's
-            # own check sees the whole value.
-            each = isinstance(value, tuple) and f.metadata.get("elementwise")
-            items = value if each else (value,)
-            if check is not None and value is not None and (
-                    (each and not value) or not all(check(v) for v in items)):
-                rule = f.metadata["rule"]
-                rule = rule() if callable(rule) else rule  # a rule may depend on the machine
-                if each:
-                    rule = f"each item {rule}" if value else f"needs one or more values (each {rule})"
-                raise ConfigError(f"{f.name}={_show(value)}: {rule}")
-        self.validate()
-
-    def validate(self) -> None:
-        """Cross-field checks; raise ConfigError. Chapters may override."""
 
     def check_run_dir(self) -> None:
         """Raise ConfigError if ``run_dir`` holds a run this config must not touch.
@@ -223,23 +410,27 @@ class Config:
     # ---- construction -------------------------------------------------------
     @classmethod
     def create(cls, profile: str | None = None, **overrides):
-        """The config of ``profile`` (default: $SCRATCH_PROFILE or small) with overrides."""
+        """The config of ``profile`` (default: $SCRATCH_PROFILE or small) with
+        overrides (nested dicts or dotted keys, given as ``**{"model.widths": w}``)."""
         if profile is None:  # not given: the environment, then the default
             profile = os.environ.get("SCRATCH_PROFILE") or DEFAULT_PROFILE
         if profile not in PROFILES:  # also --profile= (empty): never a silent default
             raise ConfigError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {**cls.PROFILES.get(profile, {}), **overrides}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ConfigError(f"unknown config key {unknown[0]!r}; known keys: {', '.join(sorted(names))}")
-        return cls(profile=profile, **values)
+        values = {**_flatten(_split(cls.PROFILES.get(profile, {}))),
+                  **_flatten(_split(overrides))}
+        try:
+            return cls.from_dict({**values, "profile": profile})
+        except FieldError as err:
+            if "unknown config key" in str(err):
+                key = str(err).split(":", 1)[0]
+                known = str(err).split("known keys: ", 1)[1]
+                raise ConfigError(f"unknown config key {key!r}; known keys: {known}") from None
+            raise
 
     @classmethod
     def parse_args(cls, argv: list[str]):
-        """Parse ``--profile P`` / ``--key=value`` / ``--key value`` arguments."""
-        hints = typing.get_type_hints(cls)
-        names = {f.name for f in dataclasses.fields(cls)}
+        """Parse ``--profile P`` / ``--key=value`` / ``--key value`` arguments;
+        nested keys are dotted (``--model.widths=32,64``)."""
         profile, overrides = None, {}
         args = list(argv)
         while args:
@@ -256,10 +447,16 @@ class Config:
                 text = args.pop(0)
             if key == "profile":
                 profile = text
-            elif key not in names:
-                raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(sorted(names))}")
-            else:
-                overrides[key] = _parse(text, hints[key], key)
+                continue
+            try:
+                kind = cls.field_kind(key)
+            except FieldError as err:
+                name, _, why = str(err).partition(": ")
+                if why.startswith("unknown config key"):
+                    raise ConfigError(f"unknown config key {name!r}; {why.split('; ', 1)[1]}") \
+                        from None
+                raise ConfigError(f"--{err}") from None
+            overrides[key] = _parse(text, kind, key)
         return cls.create(profile, **overrides)
 
     @classmethod
@@ -287,39 +484,56 @@ class Config:
         return cfg
 
     # ---- presentation -------------------------------------------------------
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
     def summary(self) -> str:
-        """The resolved config, one line per field, printed at the start of a run."""
-        width = max(len(f.name) for f in dataclasses.fields(self))
+        """The resolved config, one line per field (nested ones dotted), printed at
+        the start of a run."""
+        flat = {k: v for k, v in _flatten(self.to_dict()).items() if k != "profile"}
+        width = max(map(len, flat))
         lines = [f"{type(self).__name__} (profile={self.profile})"]
-        for f in dataclasses.fields(self):
-            if f.name != "profile":
-                lines.append(f"  {f.name:<{width}} = {json.dumps(getattr(self, f.name))}")
+        lines += [f"  {k:<{width}} = {json.dumps(v)}" for k, v in flat.items()]
         return "\n".join(lines)
 
     @classmethod
     def help(cls) -> str:
-        """The text of ``--help``: every field with its type, defaults per profile and why."""
-        hints = typing.get_type_hints(cls)
+        """The text of ``--help``: every field (nested ones dotted) with its type,
+        defaults per profile and why."""
         lines = [f"usage: python {os.path.basename(sys.argv[0] or 'chapter.py')} "
                  "[--profile tiny|small|full] [--key=value ...]",
                  f"  (the profile may also come from SCRATCH_PROFILE; default {DEFAULT_PROFILE})", "",
                  "fields:"]
-        for f in dataclasses.fields(cls):
-            if f.name == "profile":
+        profiles = {p: _split(cls.PROFILES.get(p, {})) for p in PROFILES}
+        for key, f, kind in cls.field_lines():
+            if key == "profile":
                 continue
-            kind = getattr(hints[f.name], "__name__", str(hints[f.name]))
-            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-            per = ", ".join(f"{p}={json.dumps(cls.PROFILES.get(p, {}).get(f.name, default))}"
-                            for p in PROFILES)
+            default = _default_of(cls, key)
+            per = []
+            for p in PROFILES:
+                try:
+                    value = _lookup(profiles[p], key)
+                except KeyError:
+                    value = default
+                per.append(f"{p}={json.dumps(_plain(value))}")
             text = f.metadata.get("help", "")
             rule = f.metadata.get("rule", "")
             rule = rule() if callable(rule) else rule
-            lines.append(f"  --{f.name} ({kind}): {text}" + (f" [{rule}]" if rule else ""))
-            lines.append(f"      {per}")
+            lines.append(f"  --{key} ({_kind_name(kind)}): {text}" + (f" [{rule}]" if rule else ""))
+            lines.append(f"      {', '.join(per)}")
         return "\n".join(lines)
+
+
+def _default_of(cls, key: str):
+    """The class default of a dotted key, through the nested specs' defaults."""
+    head, dot, rest = key.partition(".")
+    f = next(f for f in dataclasses.fields(cls) if f.name == head)
+    value = _default(f)
+    for part in rest.split(".") if dot else ():
+        value = getattr(value, part)
+    return value
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
 
 
 def _show(value) -> str:

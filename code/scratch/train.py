@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from . import distributed, progress
-from .config import Config, ConfigError, choice, describe, non_negative, positive
+from .config import Config, ConfigError, choice, describe, flatten, non_negative, positive
 from .history import (Callback, EarlyStopping, History, State, epoch_line,  # noqa: F401  (shared by both loops)
                       step_line)
 from .utils import atomic_path, pick_device
@@ -146,8 +146,9 @@ def config_changes(stored: dict, cfg: TrainConfig, extendable: bool = False) -> 
     ``max_steps``) continues a run only when its learning-rate schedules do not
     depend on the run's length (``extendable``); one-cycle or cosine schedules do.
     """
-    now = json.loads(json.dumps(cfg.to_dict()))  # tuples as lists, as stored
-    stored = json.loads(json.dumps(stored))
+    # Tuples as lists, as stored; nested specs as dotted keys (model.widths).
+    now = flatten(json.loads(json.dumps(cfg.to_dict())))
+    stored = flatten(json.loads(json.dumps(stored)))
     step_based = now.get("max_steps", 0) > 0 and stored.get("max_steps", 0) > 0
     changes = []
     for name in sorted(set(now) | set(stored)):

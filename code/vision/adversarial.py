@@ -55,7 +55,7 @@ from scratch.attacks import (AdversarialBatches, accuracy_under_attack, fgsm,
 from scratch.augment import Augment
 from scratch.config import ConfigError, describe, non_negative, positive
 from scratch.models.inspection import count_parameters
-from scratch.models.resnet import load_cifar_resnet
+from scratch.models.spec import load_model
 from scratch.train import AUTOCAST, TrainConfig, fit, predict
 from scratch.utils import pick_device
 
@@ -186,12 +186,17 @@ def _load_or_train(cfg, out_dir):
     profile = (json.loads(record.read_text()).get("profile")
                if record.exists() else None)
     seconds = 0.0
-    if not path.exists() or profile != cfg.profile:
+    # A model.pt of an older version of the book holds no spec: train anew.
+    with_spec = path.exists() and "spec" in torch.load(path, weights_only=True,
+                                                       mmap=True)
+    if not with_spec or profile != cfg.profile:
         script = (Path(scratch.__file__).resolve().parents[1] / "vision"
                   / "resnet.py")
         command = [sys.executable, str(script), f"--profile={cfg.profile}",
-                   "--degradation=false", f"--out_dir={out_dir}"]
+                   "--degradation.run=false", "--resume=false",
+                   f"--out_dir={out_dir}"]
         found = ("nothing" if not path.exists()
+                 else "a network saved without its spec" if not with_spec
                  else f"a network of profile {profile!r}")
         print(f"{folder} holds {found}; training the ResNet-chapter network "
               f"(profile {cfg.profile!r}) with\n  {' '.join(command)}",
@@ -209,17 +214,15 @@ def _load_or_train(cfg, out_dir):
             ) from None
         seconds = time.perf_counter() - start
         print(f"trained in {seconds:.0f} s")
-    model = load_cifar_resnet(path)          # eval mode, on the CPU
-    kwargs = torch.load(path, weights_only=True)["kwargs"]
-    return model, kwargs, seconds
+    model, spec = load_model(path)           # eval mode, on the CPU
+    return model, spec, seconds
 
 
-model, resnet_kwargs, resnet_seconds = resnet_chapter_network(cfg)
+model, resnet_spec, resnet_seconds = resnet_chapter_network(cfg)
 model.to(device)
 if cfg.channels_last:
     model.to(memory_format=torch.channels_last)
-print("ResNet-chapter network:", {k: v for k, v in resnet_kwargs.items()
-                             if k not in ("mean", "std")})
+print("ResNet-chapter network:", resnet_spec)
 print(f"parameters: {count_parameters(model):,}; first layer: "
       f"{type(model.normalize).__name__} (the model takes images in [0, 1])")
 
@@ -846,8 +849,7 @@ utils.save_run(cfg.run_dir / "metrics.json", cfg, {
     "robust_curve": {name: dict(zip(map(str, cfg.eps_curve), v))
                      for name, v in robust_curve.items()},
     "test_images": len(x_test), "adv_train_images": len(train_images),
-    "resnet_kwargs": {k_: v for k_, v in resnet_kwargs.items()
-                      if k_ not in ("mean", "std")},
+    "resnet_spec": resnet_spec.to_dict(),
     "parameters": count_parameters(model),
     "seconds_resnet_training": round(resnet_seconds, 1),
     "seconds_attack_curve": round(t_attack, 1),

@@ -52,16 +52,18 @@ from torch.utils.data import (BatchSampler, DataLoader, RandomSampler,
 
 from scratch import data, recipes, plots, utils, vis
 from scratch.augment import Augment
-from scratch.config import ConfigError, choice, describe, non_negative, positive
+from scratch.config import (ConfigError, FieldError, Spec, choice, describe, flatten,
+                            in_range, non_negative, positive)
 from scratch.history import Callback
 from scratch.models.inspection import count_parameters, multiply_adds
 from scratch.models.resnet import (CIFAR_RESNET18, TORCHVISION_PARAMETERS,
                                    PAPER_CIFAR_PARAMETERS, PAPER_GFLOPS,
                                    BasicBlock, cifar_depth_kwargs,
-                                   cifar_resnet, load_cifar_resnet,
+                                   ResNetSpec, cifar_resnet,
                                    resnet18, resnet34, resnet50,
                                    weighted_layers)
-from scratch.train import TrainConfig, fit, predict, save_checkpoint
+from scratch.models.spec import load_model, save_model
+from scratch.train import TrainConfig, fit, predict
 
 
 # %% [markdown]
@@ -74,9 +76,38 @@ def network_name(name):
     kind, _, depth = name.partition("-")
     if kind not in ("plain", "resnet") or not depth.isdigit() \
             or int(depth) < 8 or (int(depth) - 2) % 6:
-        raise ConfigError(f"degradation_nets: {name!r} is not plain-D or "
-                          "resnet-D with D = 6n + 2 >= 8 (8, 14, 20, 32, 56, ...)")
+        raise FieldError(f"nets: {name!r} is not plain-D or resnet-D with "
+                          "D = 6n + 2 >= 8 (8, 14, 20, 32, 56, ...)")
     return kind == "resnet", int(depth)
+
+
+@dataclass
+class DegradationStudy(Spec):
+    """Plain and residual networks of several depths, trained alike."""
+
+    run: bool = field(default=True, metadata=describe(
+        "run the study; false: just train and save the classifier"))
+    nets: tuple[str, ...] = field(default=(
+        "plain-20", "plain-56", "resnet-20", "resnet-56"), metadata=describe(
+        "networks of the study: plain-D or resnet-D, D = 6n + 2"))
+    width: int = field(default=16, metadata=positive(
+        "channels of their first stage (the paper's 16; doubled per stage)"))
+    size: int = field(default=50_000, metadata=positive(
+        "training images of the study"))
+    epochs: int = field(default=20, metadata=positive(
+        "epochs of the study: the gap shows from the start"))
+    resolution: int = field(default=32, metadata=choice(
+        8, 16, 32, help="image size in the study: 16 = 2x2 average-pooled "
+        "CIFAR, 4x cheaper"))
+    lr: float = field(default=0.1, metadata=positive(
+        "peak one-cycle rate of the study: the paper's 0.1 at batch 128"))
+
+    def validate(self):
+        if self.run and not self.nets:
+            raise ConfigError("nets is empty: name at least one network or "
+                              "set --degradation.run=false")
+        for name in self.nets:
+            network_name(name)
 
 
 @dataclass
@@ -85,21 +116,18 @@ class ResNetConfig(TrainConfig):
 
     NAME = "resnet"  # outputs go to out_dir/resnet
 
+    model: ResNetSpec = field(default_factory=lambda: ResNetSpec(
+        **CIFAR_RESNET18), metadata=describe(
+        "the classifier; the default is the CIFAR ResNet-18"))
+    degradation: DegradationStudy = field(default_factory=DegradationStudy,
+                                          metadata=describe("the study"))
     train_size: int = field(default=50_000, metadata=positive(
         "CIFAR-10 training images used (seeded, class-stratified); all 50,000 "
         "in full"))
-    test_size: int = field(default=10_000, metadata=positive(
-        "test images; scored after every epoch (no model selection is done "
-        "with them: the schedule is fixed in advance)"))
-    blocks: tuple[int, ...] = field(default=CIFAR_RESNET18["blocks"], metadata=positive(
-        "blocks per stage of the classifier: (2, 2, 2, 2) is ResNet-18"))
-    widths: tuple[int, ...] = field(default=CIFAR_RESNET18["widths"], metadata=positive(
-        "channels per stage; the first is also the stem's width"))
-    shortcut: str = field(default="B", metadata=choice(
-        "A", "B", "C", help="A: zero-padding identity, B: projection where "
-        "shapes change, C: projection everywhere (the paper's options)"))
-    preact: bool = field(default=False, metadata=describe(
-        "pre-activation blocks (BN-ReLU-conv) instead of the original ones"))
+    test_size: int = field(default=10_000, metadata=in_range(
+        1, 10_000, "test images (CIFAR-10 has 10,000); scored after every epoch "
+        "(no model selection is done with them: the schedule is fixed in "
+        "advance)"))
     epochs: int = field(default=60, metadata=positive(
         "passes over the training set: one-cycle runs need far fewer than "
         "the paper's 164 with step decay"))
@@ -108,16 +136,16 @@ class ResNetConfig(TrainConfig):
     lr: float = field(default=0.4, metadata=positive(
         "peak of the one-cycle schedule: the paper's 0.1 at batch 128, "
         "scaled linearly to batch 512"))
-    warmup: float = field(default=0.25, metadata={
-        "help": "fraction of the steps spent raising the learning rate",
-        "check": lambda v: 0 < v < 1, "rule": "must be in (0, 1)"})
+    warmup: float = field(default=0.25, metadata=in_range(
+        0, 1, "fraction of the steps spent raising the learning rate",
+        low_open=True, high_open=True))
     momentum: float = field(default=0.9, metadata=non_negative(
         "Nesterov momentum, as in the paper (which used plain momentum)"))
     weight_decay: float = field(default=5e-4, metadata=non_negative(
         "L2 penalty on weights only, not on biases and BN parameters"))
-    label_smoothing: float = field(default=0.1, metadata={
-        "help": "target 1 - s for the true class, s / 10 spread over all",
-        "check": lambda v: 0 <= v < 1, "rule": "must be in [0, 1)"})
+    label_smoothing: float = field(default=0.1, metadata=in_range(
+        0, 1, "target 1 - s for the true class, s / 10 spread over all",
+        high_open=True))
     crop: int = field(default=4, metadata=non_negative(
         "random crops after padding by this many pixels (reflect); the "
         "paper's augmentation, with zero padding"))
@@ -130,61 +158,28 @@ class ResNetConfig(TrainConfig):
     eval_every_epoch: bool = field(default=True, metadata=describe(
         "score the test set after every epoch (needed for target_acc); "
         "false: only once at the end, which saves time on a CPU"))
-    target_acc: float = field(default=0.94, metadata={
-        "help": "record the time at which test accuracy first reaches this",
-        "check": lambda v: 0 < v <= 1, "rule": "must be in (0, 1]"})
-    degradation: bool = field(default=True, metadata=describe(
-        "run the degradation study (plain vs residual networks); false: "
-        "just train and save the classifier"))
-    degradation_nets: tuple[str, ...] = field(default=(
-        "plain-20", "plain-56", "resnet-20", "resnet-56"), metadata=describe(
-        "networks of the study: plain-D or resnet-D, D = 6n + 2"))
-    degradation_width: int = field(default=16, metadata=positive(
-        "channels of their first stage (the paper's 16; doubled per stage)"))
-    degradation_size: int = field(default=50_000, metadata=positive(
-        "training images of the study"))
-    degradation_epochs: int = field(default=20, metadata=positive(
-        "epochs of the study: the gap shows from the start"))
-    degradation_resolution: int = field(default=32, metadata=choice(
-        8, 16, 32, help="image size in the study: 16 = 2x2 average-pooled "
-        "CIFAR, 4x cheaper"))
-    degradation_lr: float = field(default=0.1, metadata=positive(
-        "peak one-cycle rate of the study: the paper's 0.1 at batch 128"))
+    target_acc: float = field(default=0.94, metadata=in_range(
+        0, 1, "record the time at which test accuracy first reaches this",
+        low_open=True))
     gradcam_images: int = field(default=12, metadata=non_negative(
         "test images shown with their Grad-CAM maps"))
 
     PROFILES = {
-        "tiny": dict(train_size=2048, test_size=256, blocks=(1, 1, 1),  # tests
-                     widths=(8, 16, 32), epochs=5, batch_size=64, lr=0.2,
-                     precision="fp32", degradation_nets=("plain-8", "resnet-14"),
-                     degradation_width=4, degradation_size=256,
-                     degradation_epochs=1, degradation_resolution=8,
+        "tiny": dict(model=dict(blocks=(1, 1, 1), widths=(8, 16, 32)),  # tests
+                     train_size=2048, test_size=256, epochs=5, batch_size=64,
+                     lr=0.2, precision="fp32",
+                     degradation=dict(nets=("plain-8", "resnet-14"), width=4,
+                                      size=256, epochs=1, resolution=8),
                      gradcam_images=4, threads=1),
         # book build on a 2-core CPU: ResNet-8 for 2 epochs, flips only
-        "small": dict(blocks=(1, 1, 1), widths=(16, 32, 64), epochs=2,
-                      batch_size=128, lr=0.4, crop=0, cutout=0,
+        "small": dict(model=dict(blocks=(1, 1, 1), widths=(16, 32, 64)),
+                      epochs=2, batch_size=128, lr=0.4, crop=0, cutout=0,
                       precision="auto", eval_every_epoch=False,
-                      degradation_nets=("plain-20", "plain-56", "resnet-20",
-                                        "resnet-56"),
-                      degradation_width=8, degradation_size=4_000,
-                      degradation_epochs=3, degradation_resolution=16,
+                      degradation=dict(width=8, size=4_000, epochs=3,
+                                       resolution=16),
                       threads=2),
         "full": dict(precision="auto"),  # CIFAR ResNet-18 on a GPU
     }
-
-    def validate(self):
-        if len(self.blocks) != len(self.widths):
-            raise ConfigError(f"blocks={self.blocks} and widths={self.widths} "
-                              "need one entry per stage")
-        if self.degradation:
-            if not self.degradation_nets:
-                raise ConfigError("degradation_nets is empty: name at least "
-                                  "one network or set --degradation=false")
-            for name in self.degradation_nets:
-                network_name(name)
-        if self.test_size > 10_000:
-            raise ConfigError(f"test_size={self.test_size}: CIFAR-10 has "
-                              "10,000 test images")
 
 
 cfg = ResNetConfig.from_cli()
@@ -554,18 +549,19 @@ plots.show(fig, cfg.run_dir / "gradients_at_init.html")
 # uses narrow networks on images average-pooled to 16×16. The fields that differ:
 
 # %%
-profiles = {p: ResNetConfig.create(p) for p in ("tiny", "small", "full")}
-fields = ["train_size", "blocks", "widths", "epochs", "batch_size", "lr",
-          "crop", "cutout", "precision", "degradation_width",
-          "degradation_size", "degradation_epochs", "degradation_resolution"]
+profiles = {p: flatten(ResNetConfig.create(p).to_dict())
+            for p in ("tiny", "small", "full")}
+fields = ["train_size", "model.blocks", "model.widths", "epochs", "batch_size",
+          "lr", "crop", "cutout", "precision", "degradation.width",
+          "degradation.size", "degradation.epochs", "degradation.resolution"]
 print(f"{'field':<24}" + "".join(f"{p:>16}" for p in profiles))
 for name in fields:
-    values = [getattr(c, name) for c in profiles.values()]
-    text = [",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+    values = [c[name] for c in profiles.values()]
+    text = [",".join(map(str, v)) if isinstance(v, list) else str(v)
             for v in values]
     print(f"{name:<24}" + "".join(f"{t:>16}" for t in text))
 for p, c in profiles.items():
-    print(f"degradation_nets ({p}): {', '.join(c.degradation_nets)}")
+    print(f"degradation.nets ({p}): {', '.join(c['degradation.nets'])}")
 print(f"this run: profile {cfg.profile!r}")
 
 
@@ -619,7 +615,7 @@ plots.show(fig, cfg.run_dir / "batch.html")
 # %% [markdown]
 # ### The degradation problem, measured
 #
-# The study trains the networks of `degradation_nets` with the same recipe (SGD
+# The study trains the networks of `degradation.nets` with the same recipe (SGD
 # with Nesterov momentum, a one-cycle schedule, weight decay; no augmentation and
 # no label smoothing, because we care about how well each network *fits* the
 # training set) on the same images in the same order. The loss function records
@@ -639,31 +635,31 @@ class RecordingLoss:
 
 
 def degradation_study(cfg):
-    """Train each network of cfg.degradation_nets; per-step loss and accuracy."""
+    """Train each network of cfg.degradation.nets; per-step loss and accuracy."""
     images, labels = data.subsample(*data.cifar10("train"),
-                                    cfg.degradation_size, seed=cfg.seed)
+                                    cfg.degradation.size, seed=cfg.seed)
     x = torch.from_numpy(images).float().div_(255)
-    if cfg.degradation_resolution < 32:  # average-pool to the study's size
-        x = F.avg_pool2d(x, 32 // cfg.degradation_resolution)
+    if cfg.degradation.resolution < 32:  # average-pool to the study's size
+        x = F.avg_pool2d(x, 32 // cfg.degradation.resolution)
     if cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     stats = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
-    study_cfg = dataclasses.replace(cfg, epochs=cfg.degradation_epochs,
+    study_cfg = dataclasses.replace(cfg, epochs=cfg.degradation.epochs,
                                     batch_size=128)
-    w = cfg.degradation_width
+    w = cfg.degradation.width
     runs = {}
-    for name in cfg.degradation_nets:
+    for name in cfg.degradation.nets:
         residual, depth = network_name(name)
         utils.seed_everything(cfg.seed)  # same initial draws, same batches
-        model = cifar_resnet(blocks=cifar_depth_kwargs(depth)["blocks"],
-                             widths=(w, 2 * w, 4 * w), residual=residual,
-                             mean=stats[0].tolist(), std=stats[1].tolist())
+        spec = ResNetSpec.depth(depth, widths=(w, 2 * w, 4 * w),
+                                residual=residual)
+        model = spec.build(mean=stats[0].tolist(), std=stats[1].tolist())
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         loader = tensor_loader(x, torch.from_numpy(labels).long(), 128, True)
-        opt = recipes.sgd(model, cfg.degradation_lr, weight_decay=5e-4)
-        sched = recipes.one_cycle(opt, cfg.degradation_lr,
-                                cfg.degradation_epochs * len(loader))
+        opt = recipes.sgd(model, cfg.degradation.lr, weight_decay=5e-4)
+        sched = recipes.one_cycle(opt, cfg.degradation.lr,
+                                cfg.degradation.epochs * len(loader))
         loss_fn = RecordingLoss()
         t0 = time.perf_counter()
         history = fit(model, opt, loader, study_cfg, loss_fn=loss_fn,
@@ -674,13 +670,13 @@ def degradation_study(cfg):
     return runs
 
 
-if cfg.degradation:
+if cfg.degradation.run:
     study = degradation_study(cfg)
-    steps_per_epoch = len(study[cfg.degradation_nets[0]]["loss"]) \
-        // cfg.degradation_epochs
+    steps_per_epoch = len(study[cfg.degradation.nets[0]]["loss"]) \
+        // cfg.degradation.epochs
     window = max(1, steps_per_epoch // 3)
     epochs_axis = [(i + 1) / steps_per_epoch
-                   for i in range(len(study[cfg.degradation_nets[0]]["loss"]))]
+                   for i in range(len(study[cfg.degradation.nets[0]]["loss"]))]
     print(f"{'network':<12}{'parameters':>11}{'final train loss':>18}"
           f"{'final train acc':>17}{'seconds':>9}")
     for name, run in study.items():
@@ -701,10 +697,10 @@ if cfg.degradation:
             plain = nets[False, depth]
             verdict = "better" if final[name] < final[plain] else "worse"
             print(f"{name} fits the training set {verdict} than {plain}")
-    res = cfg.degradation_resolution
+    res = cfg.degradation.resolution
     fig = plots.lines({n: plots.smooth(r["loss"], window) for n, r in study.items()},
                       x=epochs_axis, xlabel="epoch", ylabel="training loss",
-                      title=f"Training loss, {cfg.degradation_size:,} CIFAR-10 "
+                      title=f"Training loss, {cfg.degradation.size:,} CIFAR-10 "
                       f"images at {res}×{res} (moving average)")
     plots.show(fig, cfg.run_dir / "degradation_loss.html")
     fig = plots.lines({n: plots.smooth(r["acc"], window) for n, r in study.items()},
@@ -713,7 +709,7 @@ if cfg.degradation:
     plots.show(fig, cfg.run_dir / "degradation_accuracy.html")
 else:
     study = None
-    print("degradation study skipped (--degradation=false)")
+    print("degradation study skipped (--degradation.run=false)")
 
 # %% [markdown]
 # Read the table, the verdicts below it and the curves with the paper's Fig. 1 and
@@ -759,11 +755,8 @@ class TimeToAccuracy(Callback):
             self.seconds = time.perf_counter() - self.t0
 
 
-model_kwargs = dict(blocks=list(cfg.blocks), widths=list(cfg.widths),
-                    shortcut=cfg.shortcut, preact=cfg.preact, num_classes=10,
-                    mean=mean.tolist(), std=std.tolist())
 utils.seed_everything(cfg.seed)
-model = cifar_resnet(**model_kwargs)
+model = cfg.model.build(mean=mean.tolist(), std=std.tolist())
 print(f"classifier: {weighted_layers(model)} weighted layers, "
       f"{count_parameters(model):,} parameters")
 if cfg.channels_last:
@@ -840,7 +833,7 @@ print("easiest classes: " + ", ".join(f"{classes[c]} {per_class[c]:.0%}"
 
 # %%
 if cfg.gradcam_images:
-    last_stage = f"stages.{len(cfg.widths) - 1}"
+    last_stage = f"stages.{len(cfg.model.widths) - 1}"
     picks = torch.arange(cfg.gradcam_images)
     cam = vis.grad_cam(model, last_stage, test_x[picks])    # (B, 32, 32)
     images = test_images[picks.numpy()]                      # uint8 (B, 3, 32, 32)
@@ -861,16 +854,16 @@ if cfg.gradcam_images:
 #
 # ### Saving the model
 #
-# The trained network is saved as its `state_dict` together with the arguments that
-# rebuild it, `cifar_resnet(**kwargs)`; the chapter on adversarial examples
-# ({doc}`adversarial`) loads it from there. A fresh network loaded from the file
-# must predict exactly as the trained one:
+# The trained network is saved as its `state_dict` together with its spec,
+# `cfg.model` (a `ResNetSpec`, plain values only), by `save_model`; `load_model`
+# rebuilds the network from the spec and loads the weights, in one call, and
+# the chapter on adversarial examples ({doc}`adversarial`) loads it that way. A
+# fresh network loaded from the file must predict exactly as the trained one:
 
 # %%
 model.cpu()
-state = {k: v.contiguous() for k, v in model.state_dict().items()}
-save_checkpoint(cfg.run_dir / "model.pt", model=state, kwargs=model_kwargs)
-restored = load_cifar_resnet(cfg.run_dir / "model.pt")  # weights_only=True
+save_model(cfg.run_dir / "model.pt", model, cfg.model)
+restored, _ = load_model(cfg.run_dir / "model.pt")  # weights_only=True
 check = test_x[:1000]  # a thousand test images are check enough
 # Both on the CPU: a GPU's convolutions round differently from the CPU's.
 same = torch.equal(predict(restored, check).argmax(1),

@@ -5,6 +5,8 @@ import math
 
 import pytest
 import torch
+
+from scratch.models.spec import load_model, save_model
 import torchvision
 from torch import nn
 
@@ -12,7 +14,7 @@ from scratch.models.inspection import count_parameters, multiply_adds
 from scratch.models.layers import Normalize
 from scratch.models.resnet import (CIFAR_RESNET18, TORCHVISION_PARAMETERS, PAPER_CIFAR_PARAMETERS, PAPER_GFLOPS,
                                    BasicBlock, Bottleneck, PadShortcut, cifar_depth_kwargs, cifar_resnet,
-                                   load_cifar_resnet, make_shortcut, resnet18, resnet34, resnet50,
+                                   ResNetSpec, make_shortcut, resnet18, resnet34, resnet50,
                                    weighted_layers)
 from scratch.train import save_checkpoint
 
@@ -177,18 +179,29 @@ def test_zero_init_residual_zeroes_last_bn_only_in_residual_nets():
 
 # ---- normalisation inside the model, saving and reloading --------------------------------
 def test_normalize_first_and_save_reload_roundtrip(tmp_path):
-    kwargs = dict(blocks=[1, 1, 1], widths=[8, 16, 32], shortcut="B", preact=False, num_classes=10,
-                  mean=[0.49, 0.48, 0.45], std=[0.25, 0.24, 0.26])
+    spec = ResNetSpec(blocks=(1, 1, 1), widths=(8, 16, 32), shortcut="B")
     torch.manual_seed(0)
-    model = cifar_resnet(**kwargs).eval()
+    model = spec.build(mean=[0.49, 0.48, 0.45], std=[0.25, 0.24, 0.26]).eval()
     assert isinstance(model.normalize, Normalize)
     x = torch.rand(4, 3, 32, 32)  # images in [0, 1]
     path = tmp_path / "model.pt"
-    save_checkpoint(path, model=model.state_dict(), kwargs=kwargs)
-    restored = load_cifar_resnet(path)  # weights_only=True
+    save_model(path, model, spec)
+    restored, stored = load_model(path)  # weights_only=True
+    assert stored == spec
+    assert torch.allclose(restored.normalize.mean.flatten(), torch.tensor([0.49, 0.48, 0.45]))
     with torch.no_grad():
         assert torch.equal(restored(x), model(x))
     assert not restored.training
+
+
+def test_spec_builds_what_cifar_resnet_builds():
+    for depth in (20, 56):
+        torch.manual_seed(0)
+        a = ResNetSpec.depth(depth, normalize=False).build()
+        torch.manual_seed(0)
+        b = cifar_resnet(**cifar_depth_kwargs(depth))
+        assert count_parameters(a) == count_parameters(b)
+        assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def test_multiply_adds_of_a_single_conv():

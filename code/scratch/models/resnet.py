@@ -23,13 +23,16 @@ Networks*, 2016).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..config import ConfigError, choice, describe, field, positive
 from .layers import Normalize
+from .spec import ModelSpec
 
 # Parameter counts of torchvision.models.resnetXX(weights=None), 1000 classes.
 TORCHVISION_PARAMETERS = {"resnet18": 11_689_512, "resnet34": 21_797_672,
@@ -316,12 +319,57 @@ def cifar_depth_kwargs(depth: int) -> dict:
 CIFAR_RESNET18 = dict(blocks=(2, 2, 2, 2), widths=(64, 128, 256, 512), shortcut="B")
 
 
-def load_cifar_resnet(path, map_location="cpu") -> ResNet:
-    """Rebuild a network saved as ``{"model": state_dict, "kwargs": kwargs}``."""
-    state = torch.load(path, map_location=map_location, weights_only=True)
-    model = cifar_resnet(**state["kwargs"])
-    model.load_state_dict(state["model"])
-    return model.eval()
+@dataclass
+class ResNetSpec(ModelSpec):
+    """A CIFAR ResNet's architecture: ``ResNetSpec(...).build(mean, std)``.
+
+    The defaults are the paper's ResNet-20 (Section 4.2); ``normalize`` puts
+    :class:`Normalize` first, so the model takes images in [0, 1] (its mean and
+    std come from the training data, through ``build``, and live in the
+    ``state_dict``).
+    """
+
+    blocks: tuple[int, ...] = field(default=(3, 3, 3), metadata=positive(
+        "blocks per stage: (3, 3, 3) is ResNet-20, (2, 2, 2, 2) ResNet-18"))
+    widths: tuple[int, ...] = field(default=(16, 32, 64), metadata=positive(
+        "channels per stage; the first is also the stem's width"))
+    block: str = field(default="basic", metadata=choice(
+        "basic", "bottleneck", help="two 3x3 convolutions, or 1x1-3x3-1x1"))
+    shortcut: str = field(default="A", metadata=choice(
+        "A", "B", "C", help="A: zero-padding identity, B: projection where "
+        "shapes change, C: projection everywhere (the paper's options)"))
+    residual: bool = field(default=True, metadata=describe(
+        "add the shortcut; false: the same network without it (a plain net)"))
+    preact: bool = field(default=False, metadata=describe(
+        "pre-activation blocks (BN-ReLU-conv) instead of the original ones"))
+    num_classes: int = field(default=10, metadata=positive("output classes"))
+    normalize: bool = field(default=True, metadata=describe(
+        "standardise images inside the model (it then takes [0, 1] pixels)"))
+
+    def validate(self):
+        if len(self.blocks) != len(self.widths):
+            raise ConfigError(f"blocks={_csv(self.blocks)} and "
+                              f"widths={_csv(self.widths)} need one entry per stage")
+
+    @classmethod
+    def depth(cls, depth: int, **fields) -> "ResNetSpec":
+        """The paper's CIFAR ResNet-(6n+2): n basic blocks in each of 3 stages of
+        16, 32, 64 channels, option A shortcuts (``fields`` override)."""
+        return cls(**{**cifar_depth_kwargs(depth), **fields})
+
+    def build(self, mean=None, std=None) -> ResNet:
+        if self.normalize:  # placeholders until the data's (or a state_dict's)
+            mean = [0.5] * 3 if mean is None else [float(v) for v in mean]
+            std = [0.25] * 3 if std is None else [float(v) for v in std]
+        else:
+            mean = std = None
+        return ResNet(list(self.blocks), list(self.widths), self.block, "cifar",
+                      self.num_classes, shortcut=self.shortcut,
+                      residual=self.residual, preact=self.preact, mean=mean, std=std)
+
+
+def _csv(values) -> str:
+    return ",".join(map(str, values))
 
 
 # ---- counting -------------------------------------------------------------------------
