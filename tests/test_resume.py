@@ -33,7 +33,7 @@ def first_run(tmp_path_factory):
 
 @pytest.mark.parametrize("args, expected", [
     (["--epochs=1", "--lr=0.05"], "lr 0.1 -> 0.05"),                  # the reproduction
-    (["--modern=true"], "modern false -> true"),                      # another architecture
+    (["--model.modern=true"], "model.modern false -> true"),                      # another architecture
     (["--epochs=3"], "epochs 1 -> 3 (the schedule depends on the run's length)"),  # one-cycle
     (["--train_size=500"], "train_size 600 -> 500"),
 ])

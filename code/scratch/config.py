@@ -494,6 +494,28 @@ class Config(Spec):
         return "\n".join(lines)
 
     @classmethod
+    def profile_table(cls, keys=None, width: int = 88) -> str:
+        """The fields (dotted keys) whose values differ between the profiles, one
+        row each, with a column per profile: the table a chapter shows in its
+        Experiment section. ``keys`` picks and orders the rows instead. A row too
+        wide for ``width`` columns is written as one line per profile."""
+        values = {p: _flatten(cls.create(p).to_dict()) for p in PROFILES}
+        if keys is None:
+            keys = [k for k in values[PROFILES[0]] if k not in ("profile", "out_dir")
+                    and len({json.dumps(values[p][k]) for p in PROFILES}) > 1]
+        text = {k: [_show(values[p][k]).strip("'") for p in PROFILES] for k in keys}
+        key_w = max([len("field"), *map(len, keys)]) + 2
+        fits = {k: v for k, v in text.items() if max(map(len, v)) <= 18}
+        col = max([len(p) for p in PROFILES] + [len(t) for v in fits.values() for t in v]) + 2
+        lines = [f"{'field':<{key_w}}" + "".join(f"{p:>{col}}" for p in PROFILES)]
+        for k, v in text.items():
+            if k in fits and key_w + col * len(PROFILES) <= width:
+                lines.append(f"{k:<{key_w}}" + "".join(f"{t:>{col}}" for t in v))
+            else:
+                lines += [f"{k} ({p}): {t}" for p, t in zip(PROFILES, v)]
+        return "\n".join(lines)
+
+    @classmethod
     def help(cls) -> str:
         """The text of ``--help``: every field (nested ones dotted) with its type,
         defaults per profile and why."""

@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from . import distributed, progress
+from .models.spec import ModelSpec, spec_record
 from .config import Config, ConfigError, choice, describe, flatten, non_negative, positive
 from .history import (Callback, EarlyStopping, History, State, epoch_line,  # noqa: F401  (shared by both loops)
                       step_line)
@@ -310,6 +311,13 @@ def save_checkpoint(path, **state) -> None:
 def load_checkpoint(path, map_location="cpu") -> dict:
     """Load a checkpoint without unpickling arbitrary objects (``weights_only=True``)."""
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def _spec_of(config) -> dict:
+    """``{"spec": ...}`` when the config nests a model spec, so that
+    :func:`scratch.models.spec.load_model` rebuilds the model from the checkpoint."""
+    spec = getattr(config, "model", None)
+    return {"spec": spec_record(spec)} if isinstance(spec, ModelSpec) else {}
 
 
 def _rng_state(loader=None) -> dict:
@@ -630,7 +638,7 @@ class _Trainer:
             callbacks=[cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks],
             epoch=self.state.epoch, step=self.state.step, batch=self.batch_in_epoch,
             epoch_totals=dict(self.epoch_totals), epoch_rng=self.epoch_rng, rng=_rng_state(self.train_loader),
-            config=self.config.to_dict(),
+            config=self.config.to_dict(), **_spec_of(self.config),
             extendable=all(_extendable(s) for s in self.schedulers.values()))
 
     def resume(self) -> dict:

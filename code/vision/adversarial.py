@@ -467,15 +467,7 @@ print(f"largest change of any value: {(x_adv - x8).abs().max() * 255:.4f} "
 # the ResNet chapter's own run time. `tiny`, for the tests, checks that everything runs and learns more than chance.
 
 # %%
-profiles = {p: AdversarialConfig.create(p) for p in ("tiny", "small", "full")}
-print(f"{'field':<16}" + "".join(f"{p:>9}" for p in profiles))
-for name in ["test_size", "adv_train_size", "epochs", "precision",
-             "channels_last", "threads"]:
-    values = [getattr(c, name) for c in profiles.values()]
-    print(f"{name:<16}" + "".join(f"{str(v):>9}" for v in values))
-print(f"{'eps_curve':<16}" + "  ".join(
-    f"{p}: {', '.join(f'{e:g}' for e in c.eps_curve)}"
-    for p, c in profiles.items()))
+print(AdversarialConfig.profile_table())  # the fields whose values differ
 print(f"this run: profile {cfg.profile!r}, eps = {cfg.eps:g}/255, "
       f"PGD-{cfg.pgd_steps} with step eps * {cfg.step_fraction:g}")
 

@@ -50,11 +50,12 @@ from torch.utils.data import DataLoader, TensorDataset
 from scratch import augment, data, recipes, plots, utils, vis
 from scratch.config import ConfigError, choice, describe, non_negative, positive
 from scratch.models.alexnet import (LAYOUTS, PAPER_PARAMETERS, AlexNet,
-                                    LocalResponseNorm, pca_lighting, rgb_pca)
+                                    AlexNetSpec, LocalResponseNorm, pca_lighting,
+                                    rgb_pca)
+from scratch.models.spec import load_model
 from scratch.models.inspection import multiply_adds, parameter_counts
 from scratch.models.layers import Normalize, center_crop
-from scratch.train import (AUTOCAST, TrainConfig, fit, load_checkpoint,
-                           pick_device, predict)
+from scratch.train import AUTOCAST, TrainConfig, fit, pick_device, predict
 
 
 # %% [markdown]
@@ -96,15 +97,10 @@ class AlexNetConfig(TrainConfig):
     momentum: float = field(default=0.9, metadata=non_negative("the paper's 0.9"))
     weight_decay: float = field(default=5e-4, metadata=non_negative(
         "the paper's 0.0005; it found it lowers the training error too"))
-    dropout: float = field(default=0.5, metadata={
-        "help": "dropout probability in fc6 and fc7: the paper's 0.5",
-        "check": lambda v: 0 <= v < 1, "rule": "must be in [0, 1)"})
-    lrn: bool = field(default=True, metadata=describe(
-        "local response normalisation after conv1 and conv2"))
-    overlap: bool = field(default=True, metadata=describe(
-        "overlapping 3x3 max-pooling with stride 2 (False: 2x2, stride 2)"))
-    two_towers: bool = field(default=True, metadata=describe(
-        "conv2, conv4, conv5 in two groups, as on the paper's two GPUs"))
+    model: AlexNetSpec = field(default_factory=lambda: AlexNetSpec(
+        num_classes=10), metadata=describe(
+        "the network: the paper's ideas (LRN, overlapping pooling, two towers, "
+        "dropout) switch on and off here; Imagenette and CIFAR-10 have 10 classes"))
     crop_padding: int = field(default=4, metadata=non_negative(
         "cifar10 only: random crops after padding by this much (0 = none)"))
     flip: bool = field(default=True, metadata=describe("random horizontal flips"))
@@ -130,11 +126,13 @@ class AlexNetConfig(TrainConfig):
 
     PROFILES = {
         "tiny": dict(dataset="cifar10", train_size=1_536, val_size=128,  # tests
-                     test_size=256, epochs=3, batch_size=64, dropout=0.0,
+                     test_size=256, epochs=3, batch_size=64,
+                     model=dict(layout="cifar", dropout=0.0),
                      schedule="one_cycle", lr=0.02, lighting=0.0,
                      fig1_size=256, fig1_epochs=1, bench_batch=2,
                      bench_steps=1, threads=1),
-        "small": dict(dataset="cifar10", train_size=6_000, val_size=1_000,
+        "small": dict(dataset="cifar10", model=dict(layout="cifar"),
+                      train_size=6_000, val_size=1_000,
                       test_size=3_000, epochs=4, schedule="one_cycle",
                       lr=0.05, lighting=0.0, fig1_size=1_500, fig1_epochs=8,
                       bench_batch=8, bench_steps=2, threads=2),
@@ -142,6 +140,10 @@ class AlexNetConfig(TrainConfig):
     }
 
     def validate(self):
+        layout = "imagenet" if self.dataset == "imagenette" else "cifar"
+        if self.model.layout != layout:
+            raise ConfigError(f"dataset={self.dataset} needs model.layout={layout} "
+                              f"(got {self.model.layout}): add --model.layout={layout}")
         if self.train_size and self.val_size >= self.train_size:
             raise ConfigError(f"val_size={self.val_size} must be smaller than "
                               f"train_size={self.train_size}")
@@ -152,7 +154,7 @@ class AlexNetConfig(TrainConfig):
 
 cfg = AlexNetConfig.from_cli()
 utils.seed_everything(cfg.seed)
-LAYOUT = "imagenet" if cfg.dataset == "imagenette" else "cifar"
+LAYOUT = cfg.model.layout  # "imagenet" for Imagenette, "cifar" for CIFAR-10
 device = pick_device(cfg.device)
 
 # %% [markdown]
@@ -672,13 +674,7 @@ del bench_net
 # `tiny`, for the tests, checks that everything runs and learns more than chance. The fields that differ:
 
 # %%
-profiles = {p: AlexNetConfig.create(p) for p in ("tiny", "small", "full")}
-print(f"{'field':<13}" + "".join(f"{p:>12}" for p in profiles))
-for name in ["dataset", "train_size", "val_size", "test_size", "epochs",
-             "batch_size", "lr", "schedule", "lighting", "fig1_size",
-             "fig1_epochs", "bench_batch", "threads"]:
-    values = [getattr(c, name) for c in profiles.values()]
-    print(f"{name:<13}" + "".join(f"{v!s:>12}" for v in values))
+print(AlexNetConfig.profile_table())  # the fields whose values differ
 print(f"this run: profile {cfg.profile!r} on {device.type}")
 
 
@@ -779,9 +775,7 @@ plots.show(fig, cfg.run_dir / "batch.html")
 # {cite:p}`goyal2017accurate`. `fit` writes a checkpoint after every epoch.
 
 # %%
-model = AlexNet(len(class_names), LAYOUT, two_towers=cfg.two_towers,
-                lrn=cfg.lrn, overlap=cfg.overlap, dropout=cfg.dropout,
-                mean=mean, std=std).to(memory_format=torch.channels_last)
+model = cfg.model.build(mean=mean, std=std).to(memory_format=torch.channels_last)
 optimizer = recipes.sgd(model, cfg.lr, momentum=cfg.momentum, nesterov=False,
                       weight_decay=cfg.weight_decay)
 steps = cfg.epochs * len(train_loader)
@@ -995,14 +989,14 @@ for name, errors in curves.items():
 #
 # ### Checkpoint and new photographs
 #
-# A fresh network loads the weights that `fit` saved (with `weights_only=True`,
-# which refuses to unpickle anything but tensors) and must predict exactly as the
-# trained one:
+# A fresh network, rebuilt from the spec that `fit` saved with the weights, loads
+# them (with `weights_only=True`, which refuses to unpickle anything but tensors
+# and plain values) and must predict exactly as the trained one:
 
 # %%
-restored = AlexNet(len(class_names), LAYOUT, two_towers=cfg.two_towers,
-                   lrn=cfg.lrn, overlap=cfg.overlap, dropout=cfg.dropout)
-restored.load_state_dict(load_checkpoint(cfg.run_dir / "last.pt")["model"])
+# fit's checkpoint holds the spec (cfg.model) with the weights: one call
+# rebuilds the network and loads them.
+restored, _ = load_model(cfg.run_dir / "last.pt")
 model.to(device)
 restored.to(device, memory_format=torch.channels_last)
 same = torch.equal(scores(restored, test_x).argmax(dim=1), pred)
@@ -1203,7 +1197,7 @@ print(f"metrics saved to {cfg.run_dir / 'metrics.json'}")
 # :::{exercise}
 # :label: alexnet-ex-3
 # Measure what dropout and augmentation do to the gap between training and test
-# accuracy: train the CIFAR AlexNet with `--dropout=0 --crop_padding=0
+# accuracy: train the CIFAR AlexNet with `--model.dropout=0 --crop_padding=0
 # --flip=false` and with the defaults, on 5,000 images for 15 epochs each, and
 # compare the training accuracy (centre crops, eval mode) with the test accuracy.
 # :::
@@ -1212,7 +1206,7 @@ print(f"metrics saved to {cfg.run_dir / 'metrics.json'}")
 # :class: dropdown
 # ```bash
 # python code/vision/alexnet.py --train_size=5000 --epochs=15 --out_dir=runs/reg
-# python code/vision/alexnet.py --train_size=5000 --epochs=15 --dropout=0 \
+# python code/vision/alexnet.py --train_size=5000 --epochs=15 --model.dropout=0 \
 #     --crop_padding=0 --flip=false --out_dir=runs/noreg
 # ```
 # Each run prints its training and test top-1 accuracy and the gap. What to

@@ -58,9 +58,9 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from scratch import data, plots, utils, vis
-from scratch.config import ConfigError, non_negative, positive
+from scratch.config import ConfigError, describe, non_negative, positive
 from scratch.models.inspection import count_parameters
-from scratch.models.small_cnn import TABLE_PARAMETERS, SmallCNN
+from scratch.models.small_cnn import TABLE_PARAMETERS, SmallCNN, SmallCNNSpec
 from scratch.train import TrainConfig, fit, predict
 
 
@@ -119,6 +119,8 @@ class FeaturesConfig(TrainConfig):
         "a held-out part of the training set (pixels prefer 0.1, by about a "
         "point); small C also lets the solver converge faster"))
     # ---- the CNN (epochs, batch_size, device, precision: TrainConfig's fields) ---------
+    model: SmallCNNSpec = field(default_factory=SmallCNNSpec, metadata=describe(
+        "the CNN: two conv-ReLU-pool stages and a linear read-out"))
     epochs: int = field(default=15, metadata=positive(
         "passes over the training images; smaller training sets in the "
         "learning curves get as many optimizer steps as the largest one"))
@@ -551,7 +553,7 @@ def train_cnn(x, y, epochs, verbose=False):
     """A SmallCNN trained on (N, 14, 14) images in [0, 1]; returns the model,
     its conv1 weights before training, the history and the seconds taken."""
     torch.manual_seed(cfg.seed)  # same initial weights for every run
-    model = SmallCNN(mean=float(x.mean()), std=float(x.std()))
+    model = cfg.model.build(mean=float(x.mean()), std=float(x.std()))
     initial = model.conv1.weight.detach().clone()
     loader = DataLoader(TensorDataset(torch.as_tensor(x)[:, None],
                                       torch.as_tensor(y)),
@@ -588,12 +590,7 @@ def train_cnn(x, y, epochs, verbose=False):
 # purpose, never on the test images. The fields that differ between profiles:
 
 # %%
-profiles = {p: FeaturesConfig.create(p) for p in ("tiny", "small", "full")}
-print(f"{'field':<16}" + "".join(f"{p:>22}" for p in profiles))
-for name in ["train_size", "test_size", "svm_train_size", "curve_sizes",
-             "epochs", "threads"]:
-    values = [str(getattr(c, name)) for c in profiles.values()]
-    print(f"{name:<16}" + "".join(f"{v:>22}" for v in values))
+print(FeaturesConfig.profile_table())  # the fields whose values differ
 print(f"this run: profile {cfg.profile!r}")
 
 

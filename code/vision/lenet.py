@@ -45,9 +45,10 @@ from torch.utils.data import DataLoader, TensorDataset, default_collate
 from scratch import data, plots, utils
 from scratch.config import ConfigError, describe, non_negative, positive
 from scratch.models.inspection import parameter_counts
-from scratch.models.lenet import (PAPER_PARAMETERS, LeNet5, pad_and_normalize,
-                                  pixel_stats, random_shift)
-from scratch.train import (TrainConfig, evaluate, fit, load_checkpoint,
+from scratch.models.lenet import (PAPER_PARAMETERS, LeNet5, LeNetSpec,
+                                  pad_and_normalize, pixel_stats, random_shift)
+from scratch.models.spec import load_model
+from scratch.train import (TrainConfig, evaluate, fit,
                            predict)
 
 
@@ -90,8 +91,8 @@ class LeNetConfig(TrainConfig):
     max_shift: int = field(default=0, metadata=non_negative(
         "random shifts of up to this many pixels per axis; 0 = none, as "
         "in the paper's 0.95% run without distortions (the full profile)"))
-    modern: bool = field(default=False, metadata=describe(
-        "True: ReLU, max-pooling and a full C3 instead of the 1998 choices"))
+    model: LeNetSpec = field(default_factory=LeNetSpec, metadata=describe(
+        "the network: --model.modern=true for ReLU, max-pooling and a full C3"))
     threads: int = field(default=0, metadata=non_negative(
         "CPU threads for PyTorch (0 = its default, one per core); a network "
         "this small gains little from more, and on a busy 2-core machine "
@@ -454,12 +455,7 @@ print("output shape for a batch of 4 images:", tuple(out.shape))
 # seconds a chapter may take on a two-core CPU; `tiny`, for the tests, checks that everything runs and learns more than chance. The fields that differ:
 
 # %%
-profiles = {p: LeNetConfig.create(p) for p in ("tiny", "small", "full")}
-print(f"{'field':<12}" + "".join(f"{p:>9}" for p in profiles))
-for name in ["train_size", "val_size", "test_size", "epochs", "max_shift",
-             "threads"]:
-    values = [getattr(c, name) for c in profiles.values()]
-    print(f"{name:<12}" + "".join(f"{v:>9,}" for v in values))
+print(LeNetConfig.profile_table())  # the fields whose values differ
 print(f"this run: profile {cfg.profile!r}")
 
 
@@ -535,7 +531,7 @@ plots.show(fig, cfg.run_dir / "batch.html")
 # tuning. `fit` writes a checkpoint to `cfg.run_dir / "last.pt"` after every epoch.
 
 # %%
-model = LeNet5(modern=cfg.modern)
+model = cfg.model.build()
 optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, nesterov=True,
                             momentum=cfg.momentum,
                             weight_decay=cfg.weight_decay)
@@ -622,9 +618,8 @@ if len(wrong):
 # make exactly the same predictions:
 
 # %%
-restored = LeNet5(modern=cfg.modern)
-state = load_checkpoint(cfg.run_dir / "last.pt")  # weights_only=True
-restored.load_state_dict(state["model"])
+# fit's checkpoint holds the model's spec (cfg.model) beside its weights.
+restored, _ = load_model(cfg.run_dir / "last.pt")  # weights_only=True
 acc = {name: evaluate(net, test_loader, prefix="test_")["test_acc"]
        for name, net in [("trained", model), ("restored", restored)]}
 same = torch.equal(predict(restored, test_x).argmax(dim=1), pred)
@@ -832,7 +827,7 @@ print(f"metrics saved to {cfg.run_dir / 'metrics.json'}")
 #
 # :::{exercise}
 # :label: lenet-ex-3
-# Train the modern variant, `python code/vision/lenet.py --modern=true` (ReLU,
+# Train the modern variant, `python code/vision/lenet.py --model.modern=true` (ReLU,
 # max-pooling, full C3), and print its parameter table with `parameter_table`.
 # Which layers lose or gain parameters, and why? Compare its test accuracy and
 # training time with the paper version over three seeds (`--seed=1`, ...).

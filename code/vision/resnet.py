@@ -52,7 +52,7 @@ from torch.utils.data import (BatchSampler, DataLoader, RandomSampler,
 
 from scratch import data, recipes, plots, utils, vis
 from scratch.augment import Augment
-from scratch.config import (ConfigError, FieldError, Spec, choice, describe, flatten,
+from scratch.config import (ConfigError, FieldError, Spec, choice, describe,
                             in_range, non_negative, positive)
 from scratch.history import Callback
 from scratch.models.inspection import count_parameters, multiply_adds
@@ -549,19 +549,7 @@ plots.show(fig, cfg.run_dir / "gradients_at_init.html")
 # uses narrow networks on images average-pooled to 16×16. The fields that differ:
 
 # %%
-profiles = {p: flatten(ResNetConfig.create(p).to_dict())
-            for p in ("tiny", "small", "full")}
-fields = ["train_size", "model.blocks", "model.widths", "epochs", "batch_size",
-          "lr", "crop", "cutout", "precision", "degradation.width",
-          "degradation.size", "degradation.epochs", "degradation.resolution"]
-print(f"{'field':<24}" + "".join(f"{p:>16}" for p in profiles))
-for name in fields:
-    values = [c[name] for c in profiles.values()]
-    text = [",".join(map(str, v)) if isinstance(v, list) else str(v)
-            for v in values]
-    print(f"{name:<24}" + "".join(f"{t:>16}" for t in text))
-for p, c in profiles.items():
-    print(f"degradation.nets ({p}): {', '.join(c['degradation.nets'])}")
+print(ResNetConfig.profile_table())  # the fields whose values differ
 print(f"this run: profile {cfg.profile!r}")
 
 

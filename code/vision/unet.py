@@ -37,6 +37,7 @@ import time
 
 T0 = time.perf_counter()  # the whole chapter is timed, plots included
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,7 +50,7 @@ from scratch import data, recipes, plots, utils, vis
 from scratch.augment import random_flip
 from scratch.config import ConfigError, choice, describe, non_negative, positive
 from scratch.models.inspection import count_parameters
-from scratch.models.unet import (LOSSES, PAPER_PARAMETERS, UNet, UNet2015,
+from scratch.models.unet import (LOSSES, PAPER_PARAMETERS, UNet, UNet2015, UNetSpec,
                                  dice_score, iou_score, paste_digits, scores,
                                  soft_dice, soft_iou, unet_parameters)
 from scratch.train import TrainConfig, evaluate, fit, predict
@@ -88,18 +89,8 @@ class UNetConfig(TrainConfig):
     max_digits: int = field(default=2, metadata=positive(
         "digits: up to this many digits per image (the first always, each "
         "further one with probability 1/2); overlaps make the task harder"))
-    width: int = field(default=64, metadata=positive(
-        "channels of the top level, doubled at each level down: 64 is the "
-        "paper's (64 ... 1024)"))
-    depth: int = field(default=4, metadata=positive(
-        "number of 2x2 poolings: the paper's 4. Each one doubles the "
-        "receptive field's reach and divides the map's side by 2"))
-    batch_norm: bool = field(default=True, metadata=describe(
-        "BatchNorm after every convolution: not in the 2015 paper, but it "
-        "makes a U-Net train fast at a high learning rate"))
-    up: str = field(default="transpose", metadata=choice(
-        "transpose", "bilinear", help="the main model's upsampling: the "
-        "paper's learned 2x2 up-convolution, or bilinear + 1x1 convolution"))
+    model: UNetSpec = field(default_factory=UNetSpec, metadata=describe(
+        "the main model: width and depth of the U, BatchNorm, upsampling"))
     loss: str = field(default="bce+dice", metadata=choice(
         *LOSSES, help="the main model's loss: BCE + Dice is a common, robust "
         "choice (per-pixel gradients and an overlap term)"))
@@ -125,11 +116,12 @@ class UNetConfig(TrainConfig):
 
     PROFILES = {
         "tiny": dict(dataset="digits", image_size=32, train_size=1_024,  # tests
-                     val_size=64, test_size=128, width=16, depth=2, epochs=2,
+                     val_size=64, test_size=128, epochs=2,
+                     model=dict(width=16, depth=2),
                      batch_size=64, lr=1e-2, compare=("bilinear",),
                      flip=False, precision="auto", threads=1),
         "small": dict(dataset="digits", image_size=32, train_size=6_000,  # CPU
-                      val_size=500, test_size=1_000, width=16, depth=3,
+                      val_size=500, test_size=1_000, model=dict(width=16, depth=3),
                       epochs=4, batch_size=64, lr=3e-3,
                       compare=("bilinear", "noskip"), flip=False,
                       precision="auto", threads=2),
@@ -137,9 +129,9 @@ class UNetConfig(TrainConfig):
     }
 
     def validate(self):
-        if self.image_size % 2 ** self.depth:
+        if self.image_size % 2 ** self.model.depth:
             raise ConfigError(f"image_size={self.image_size} must be divisible "
-                              f"by 2**depth = {2 ** self.depth}")
+                              f"by 2**model.depth = {2 ** self.model.depth}")
         if self.val_size >= self.train_size:
             raise ConfigError(f"val_size={self.val_size} must be smaller "
                               f"than train_size={self.train_size}")
@@ -456,9 +448,9 @@ print(f"share of the bottom level: {formula['bottom'] / total:.0%}")
 for kwargs in [dict(in_channels=1, num_classes=2, width=64, depth=4,
                     batch_norm=False),
                dict(in_channels=1, num_classes=2, width=64, depth=4),
-               dict(width=cfg.width, depth=cfg.depth, up="transpose"),
-               dict(width=cfg.width, depth=cfg.depth, up="bilinear"),
-               dict(width=cfg.width, depth=cfg.depth, skips=False)]:
+               dict(width=cfg.model.width, depth=cfg.model.depth, up="transpose"),
+               dict(width=cfg.model.width, depth=cfg.model.depth, up="bilinear"),
+               dict(width=cfg.model.width, depth=cfg.model.depth, skips=False)]:
     net = UNet(**kwargs)
     n = count_parameters(net)
     assert n == unet_parameters(**kwargs)
@@ -561,15 +553,7 @@ print("soft IoU of the hard mask: ",
 # the book is built on), float32 where bfloat16 would only be emulated. The fields that differ:
 
 # %%
-profiles = {p: UNetConfig.create(p) for p in ("tiny", "small", "full")}
-print(f"{'field':<14}" + "".join(f"{p:>28}" for p in profiles))
-for name in ["dataset", "image_size", "train_size", "val_size", "test_size",
-             "width", "depth", "epochs", "batch_size", "lr", "compare",
-             "flip", "precision", "threads"]:
-    values = [getattr(c, name) for c in profiles.values()]
-    print(f"{name:<14}" + "".join(
-        f"{','.join(v) if isinstance(v, tuple) else str(v):>28}"
-        for v in values))
+print(UNetConfig.profile_table())  # the fields whose values differ
 print(f"this run: profile {cfg.profile!r}")
 
 
@@ -705,12 +689,11 @@ METRICS = {"dice": dice_score, "iou": iou_score}
 # models differ only in what the variant changes.
 
 # %%
-def train(name, up=cfg.up, skips=True, loss=cfg.loss):
+def train(name, up=cfg.model.up, skips=True, loss=cfg.loss):
     """Train one U-Net; return it, its history and its test scores."""
     utils.seed_everything(cfg.seed)
-    model = UNet(in_channels=3, num_classes=1, width=cfg.width,
-                 depth=cfg.depth, batch_norm=cfg.batch_norm, up=up,
-                 skips=skips, mean=mean, std=std)
+    spec = dataclasses.replace(cfg.model, up=up, skips=skips)  # one change
+    model = spec.build(mean=mean, std=std)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(
@@ -738,7 +721,7 @@ def train(name, up=cfg.up, skips=True, loss=cfg.loss):
 model, history, main_result = train("main")
 
 # %%
-fig = plots.training_curves(history, title=f"U-Net ({cfg.up}, {cfg.loss}) "
+fig = plots.training_curves(history, title=f"U-Net ({cfg.model.up}, {cfg.loss}) "
                             f"on {cfg.dataset}")
 plots.show(fig, cfg.run_dir / "curves.html")
 
@@ -820,8 +803,8 @@ plots.show(fig, cfg.run_dir / "worst.html")
 # connections, or another loss.
 
 # %%
-results = {f"main ({cfg.up}, {cfg.loss})": main_result}
-curves = {f"main ({cfg.up}, {cfg.loss})": [r.get("val_dice") for r in
+results = {f"main ({cfg.model.up}, {cfg.loss})": main_result}
+curves = {f"main ({cfg.model.up}, {cfg.loss})": [r.get("val_dice") for r in
                                            history.epochs]}
 for variant in cfg.compare:
     kind = VARIANTS[variant]

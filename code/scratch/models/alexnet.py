@@ -18,12 +18,15 @@ so it takes images in [0, 1].
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import choice, describe, field, in_range, positive
 from .layers import Normalize
+from .spec import ModelSpec
 
 # The paper's constants for LRN (Section 3.3), chosen there on a validation set.
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
@@ -212,3 +215,33 @@ def pca_lighting(x: torch.Tensor, eigenvalues: torch.Tensor, eigenvectors: torch
     alpha = torch.randn(x.shape[0], 3, device=x.device) * sigma          # (B, 3)
     shift = (alpha * scale) @ eigenvectors.to(x.device).T               # (B, 3) RGB
     return (x + shift[:, :, None, None]).clamp(0, 1)
+
+
+@dataclass
+class AlexNetSpec(ModelSpec):
+    """AlexNet's choices, each one of the paper's ideas that a chapter switches
+    on and off: ``AlexNetSpec(layout="cifar").build(mean, std)``."""
+
+    layout: str = field(default="imagenet", metadata=choice(
+        *LAYOUTS, help="imagenet: the paper's 224-pixel network; cifar: the "
+        "same design scaled to 32x32 images"))
+    num_classes: int = field(default=1000, metadata=positive("output classes"))
+    two_towers: bool = field(default=True, metadata=describe(
+        "conv2, conv4, conv5 in two groups, as on the paper's two GPUs"))
+    lrn: bool = field(default=True, metadata=describe(
+        "local response normalisation after conv1 and conv2"))
+    overlap: bool = field(default=True, metadata=describe(
+        "overlapping 3x3 max-pooling with stride 2 (false: 2x2, stride 2)"))
+    dropout: float = field(default=0.5, metadata=in_range(
+        0, 1, "dropout probability in fc6 and fc7: the paper's 0.5",
+        high_open=True))
+    act: str = field(default="relu", metadata=choice(
+        "relu", "tanh", help="the non-linearity (the paper's Figure 1 compares)"))
+    init: str = field(default="he", metadata=choice(
+        "he", "paper", help="he: N(0, 2/fan_in); paper: N(0, 0.01^2), some "
+        "biases 1"))
+
+    def build(self, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)) -> AlexNet:
+        return AlexNet(self.num_classes, self.layout, two_towers=self.two_towers,
+                       lrn=self.lrn, overlap=self.overlap, dropout=self.dropout,
+                       act=self.act, init=self.init, mean=mean, std=std)

@@ -24,12 +24,16 @@ connected C3.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ..config import describe, field, positive
+from .spec import ModelSpec
 
 # The paper's trainable parameters per layer (Section II.B): 60,000 in all.
 PAPER_PARAMETERS = {"c1": 156, "s2": 12, "c3": 1_516, "s4": 32,
@@ -259,3 +263,16 @@ def random_shift(x: torch.Tensor, max_shift: int,
     batch = torch.arange(b)[:, None, None]             # (B, 1, 1)
     crops = padded.permute(0, 2, 3, 1)[batch, rows, cols]  # (B, H, W, C)
     return crops.permute(0, 3, 1, 2)                   # (B, C, H, W)
+
+
+@dataclass
+class LeNetSpec(ModelSpec):
+    """LeNet-5's choices: the 1998 network, or its modern variant."""
+
+    modern: bool = field(default=False, metadata=describe(
+        "ReLU, max-pooling, a full C3 and He initialisation instead of the "
+        "paper's scaled tanh, trainable subsampling and partial C3"))
+    num_classes: int = field(default=10, metadata=positive("output classes"))
+
+    def build(self) -> LeNet5:
+        return LeNet5(self.num_classes, modern=self.modern)

@@ -19,10 +19,14 @@ by side.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from ..config import field, positive
 from .layers import Normalize
+from .spec import ModelSpec
 
 # Parameters per layer for the default widths, from the table above.
 TABLE_PARAMETERS = {"conv1": 16 * (25 + 1), "conv2": 32 * (16 * 9 + 1),
@@ -65,3 +69,16 @@ class SmallCNN(nn.Module):
         x = self.pool(self.act(self.conv1(self.norm(x))))
         x = self.pool(self.act(self.conv2(x)))
         return self.fc(x.flatten(1))
+
+
+@dataclass
+class SmallCNNSpec(ModelSpec):
+    """The small CNN's sizes: ``SmallCNNSpec().build(mean, std)``."""
+
+    channels: tuple[int, int] = field(default=(16, 32), metadata=positive(
+        "maps of conv1 and conv2: 16 = the Gabor bank's filters"))
+    size: int = field(default=14, metadata=positive("input side in pixels"))
+    num_classes: int = field(default=10, metadata=positive("output classes"))
+
+    def build(self, mean: float = 0.0, std: float = 1.0) -> SmallCNN:
+        return SmallCNN(mean, std, self.channels, self.size, self.num_classes)

@@ -40,13 +40,18 @@ def _qualified(spec: ModelSpec) -> str:
     return f"{type(spec).__module__}.{type(spec).__qualname__}"
 
 
+def spec_record(spec: ModelSpec) -> dict:
+    """The spec as a checkpoint holds it: its class's dotted name and its fields."""
+    return {"class": _qualified(spec), "fields": spec.to_dict()}
+
+
 def save_model(path, model: nn.Module, spec: ModelSpec, **extra) -> None:
     """Write ``{"spec": ..., "model": state_dict, **extra}`` atomically. Only plain
     values and tensors, so that :func:`load_model` reads it with
-    ``weights_only=True``."""
+    ``weights_only=True``. (:func:`scratch.train.fit`'s checkpoints hold the spec
+    too, when the config's ``model`` is one, so they load the same way.)"""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    record = {"spec": {"class": _qualified(spec), "fields": spec.to_dict()},
-              "model": state, **extra}
+    record = {"spec": spec_record(spec), "model": state, **extra}
     with atomic_path(path) as tmp:
         torch.save(record, tmp)
 
@@ -70,7 +75,8 @@ def load_model(path, map_location="cpu") -> tuple[nn.Module, ModelSpec]:
     ``(model in eval mode, spec)``."""
     record = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(record, dict) or "spec" not in record:
-        raise ConfigError(f"{path} is not a model saved by save_model (no spec)")
+        raise ConfigError(f"{path} holds no model spec: not written by save_model, or "
+                          "by fit for a config without a `model` spec")
     spec = spec_from_record(record)
     model = spec.build()
     model.load_state_dict(record["model"])

@@ -23,11 +23,15 @@ cross-entropy, their sum, and the hard Dice and IoU of thresholded predictions.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..config import choice, describe, field, positive
 from .layers import Normalize, center_crop
+from .spec import ModelSpec
 
 # The paper's widths, level by level (Fig. 1 of the paper).
 PAPER_WIDTHS = (64, 128, 256, 512, 1024)
@@ -323,3 +327,31 @@ def paste_digits(backgrounds, digits, seed: int = 0, max_digits: int = 2, scale=
     images = (images * 255).round().clamp(0, 255).to(torch.uint8)
     masks = (alpha[:, 0] > threshold).to(torch.uint8)
     return images.numpy(), masks.numpy()
+
+
+@dataclass
+class UNetSpec(ModelSpec):
+    """The padded U-Net's choices: ``UNetSpec(width=16, depth=3).build(mean, std)``."""
+
+    in_channels: int = field(default=3, metadata=positive("image channels"))
+    num_classes: int = field(default=1, metadata=positive(
+        "output maps: 1 for a binary mask"))
+    width: int = field(default=64, metadata=positive(
+        "channels of the top level, doubled at each level down: 64 is the "
+        "paper's (64 ... 1024)"))
+    depth: int = field(default=4, metadata=positive(
+        "number of 2x2 poolings: the paper's 4. Each one doubles the "
+        "receptive field's reach and divides the map's side by 2"))
+    batch_norm: bool = field(default=True, metadata=describe(
+        "BatchNorm after every convolution: not in the 2015 paper, but it "
+        "makes a U-Net train fast at a high learning rate"))
+    up: str = field(default="transpose", metadata=choice(
+        "transpose", "bilinear", help="upsampling: the paper's learned 2x2 "
+        "up-convolution, or bilinear + 1x1 convolution"))
+    skips: bool = field(default=True, metadata=describe(
+        "skip connections; false: the decoder sees only the bottleneck"))
+
+    def build(self, mean=None, std=None) -> UNet:
+        return UNet(self.in_channels, self.num_classes, self.width, self.depth,
+                    batch_norm=self.batch_norm, up=self.up, skips=self.skips,
+                    mean=mean, std=std)
