@@ -67,9 +67,8 @@ class MLPConfig(Config):
         "full-batch gradient-descent step: of 0.1, 0.5 and 1, 0.5 converges within the steps without jumps"))
     xor_steps: int = field(default=1000, metadata=positive(
         "full-batch steps: a run that succeeds has its loss near zero well before 1000"))
-    xor_study_widths: tuple[int, ...] = field(default=(2, 3, 4, 8), metadata={
-        "help": "hidden widths of the seed study: from the minimum (2) to comfortably wide",
-        "check": lambda v: len(v) > 0 and all(w > 0 for w in v), "rule": "must be positive widths"})
+    xor_study_widths: tuple[int, ...] = field(default=(2, 3, 4, 8), metadata=positive(
+        "hidden widths of the seed study: from the minimum (2) to comfortably wide"))
     xor_study_seeds: int = field(default=20, metadata=positive(
         "initializations per width in the study: 20 tell 'always' from 'three times in four'"))
     snapshots: int = field(default=20, metadata=positive(

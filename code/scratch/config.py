@@ -221,8 +221,14 @@ def _nested(name: str, kind, value):
     if not isinstance(value, dict):
         raise FieldError(f"{name}: expected {kind.__name__} or a dict of its fields, "
                          f"got {value!r}")
+    return _within(name, lambda: kind.from_dict(value))
+
+
+def _within(name: str, build):
+    """``build()``, with its errors named as those of the nested spec ``name``:
+    ``model.widths=0: ...`` for a field, ``model: ...`` for a cross-field rule."""
     try:
-        return kind.from_dict(value)
+        return build()
     except FieldError as err:
         raise FieldError(f"{name}.{err}") from None
     except ConfigError as err:
@@ -318,12 +324,7 @@ class Spec:
             value = values[name]
             if _is_spec(hints[name]) and isinstance(value, dict):
                 inner = start if start is not None else _default(f)
-                try:
-                    value = hints[name].from_dict(value, inner)
-                except FieldError as err:
-                    raise FieldError(f"{name}.{err}") from None
-                except ConfigError as err:
-                    raise FieldError(f"{name}: {err}") from None
+                value = _within(name, lambda: hints[name].from_dict(value, inner))
             merged[name] = value
         return cls(**merged)
 
@@ -380,10 +381,9 @@ class Config(Spec):
     profile: str = field(default=DEFAULT_PROFILE,
                          metadata=choice(*PROFILES, help="tiny: tests, small: CPU, full: GPU"))
 
-    seed: int = field(default=0, metadata={
-        "help": "seeds Python, NumPy and PyTorch: runs repeat exactly",
-        # NumPy's legacy seeding takes 32-bit unsigned seeds only.
-        "check": lambda v: 0 <= v < 2**32, "rule": "must be in [0, 2**32 - 1]"})
+    # NumPy's legacy seeding takes 32-bit unsigned seeds only.
+    seed: int = field(default=0, metadata=in_range(
+        0, 2**32 - 1, "seeds Python, NumPy and PyTorch: runs repeat exactly"))
     out_dir: str = field(default_factory=lambda: os.environ.get("SCRATCH_RUNS", "runs"), metadata=describe(
         "runs go to OUT_DIR/<chapter>/: checkpoints, metrics JSON, figures (default $SCRATCH_RUNS or ./runs)"))
 

@@ -58,7 +58,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from scratch import data, plots, utils, vis
-from scratch.config import ConfigError, describe, non_negative, positive
+from scratch.config import ConfigError, describe, in_range, non_negative, positive
 from scratch.models.inspection import count_parameters
 from scratch.models.small_cnn import TABLE_PARAMETERS, SmallCNN, SmallCNNSpec
 from scratch.train import TrainConfig, fit, predict
@@ -97,12 +97,10 @@ class FeaturesConfig(TrainConfig):
     orientations: int = field(default=8, metadata=positive(
         "orientations of the bank, evenly spaced over 180 degrees: 8 means "
         "every 22.5 degrees, about the orientation bandwidth of one filter"))
-    frequencies: tuple[float, ...] = field(default=(0.2, 0.35), metadata={
-        "help": "spatial frequencies of the bank in cycles per pixel: strokes "
-                "of 14x14 digits are 1 to 3 pixels wide, so periods of 3 to 5 "
-                "pixels; 0.5 is the Nyquist limit",
-        "check": lambda f: 0 < f <= 0.5, "rule": "each must be in (0, 0.5]",
-        "elementwise": True})
+    frequencies: tuple[float, ...] = field(default=(0.2, 0.35), metadata=in_range(
+        0, 0.5, "spatial frequencies of the bank in cycles per pixel: strokes "
+        "of 14x14 digits are 1 to 3 pixels wide, so periods of 3 to 5 "
+        "pixels; 0.5 is the Nyquist limit", low_open=True))
     bandwidth: float = field(default=1.0, metadata=positive(
         "frequency bandwidth of each filter in octaves; 1 octave is typical "
         "of simple cells in the visual cortex and sets the envelope's width"))
@@ -134,9 +132,9 @@ class FeaturesConfig(TrainConfig):
     weight_decay: float = field(default=2e-3, metadata=non_negative(
         "L2 penalty: a network that fits 8,000 digits perfectly needs a "
         "little regularisation; chosen on a held-out part of the training set"))
-    warmup: float = field(default=0.2, metadata={
-        "help": "fraction of the steps spent raising the learning rate",
-        "check": lambda v: 0 < v < 1, "rule": "must be in (0, 1)"})
+    warmup: float = field(default=0.2, metadata=in_range(
+        0, 1, "fraction of the steps spent raising the learning rate",
+        low_open=True, high_open=True))
 
     PROFILES = {
         "tiny": dict(train_size=600, test_size=500, svm_train_size=600,

@@ -43,7 +43,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, default_collate
 
 from scratch import data, plots, utils
-from scratch.config import ConfigError, describe, non_negative, positive
+from scratch.config import ConfigError, describe, in_range, non_negative, positive
 from scratch.models.inspection import parameter_counts
 from scratch.models.lenet import (PAPER_PARAMETERS, LeNet5, LeNetSpec,
                                   pad_and_normalize, pixel_stats, random_shift)
@@ -81,9 +81,9 @@ class LeNetConfig(TrainConfig):
     lr: float = field(default=0.1, metadata=positive(
         "peak of the one-cycle schedule; standardised inputs and LeCun "
         "initialisation tolerate 0.1"))
-    warmup: float = field(default=0.2, metadata={
-        "help": "fraction of the steps spent raising the learning rate",
-        "check": lambda v: 0 < v < 1, "rule": "must be in (0, 1)"})
+    warmup: float = field(default=0.2, metadata=in_range(
+        0, 1, "fraction of the steps spent raising the learning rate",
+        low_open=True, high_open=True))
     momentum: float = field(default=0.9, metadata=non_negative(
         "Nesterov momentum: 0.9 averages gradients over about 10 steps"))
     weight_decay: float = field(default=5e-4, metadata=non_negative(
