@@ -131,9 +131,11 @@ def results_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "results"
 
 
-def recorded_run(name: str) -> dict | None:
-    """The committed ``full``-profile record ``results/<name>.json``, or None if none exists."""
-    path = results_dir() / f"{name}.json"
+def recorded_run(name: str, directory=None) -> dict | None:
+    """The committed ``full``-profile record ``<directory>/<name>.json`` (default
+    ``results/``), or None if none exists; :func:`scratch.results.results_table`
+    shows it."""
+    path = Path(directory if directory is not None else results_dir()) / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
