@@ -181,6 +181,18 @@ def test_results_table_prints_in_a_script_and_shows_html_in_a_notebook(
     assert rows[0].values["test_acc"] == METRICS["test_acc"]
 
 
+def test_every_chapter_ends_with_the_results_table():
+    scripts = [s for s in sorted((ROOT / "code").glob("*/*.py"))
+               if s.parent.name != "scratch"]
+    with_results = [s for s in scripts if "# ## Results" in s.read_text("utf-8")]
+    assert len(with_results) >= 15
+    for script in with_results:
+        text = script.read_text(encoding="utf-8")
+        section = text[text.index("# ## Results"):]
+        assert "results_table(" in section, f"{script.name}: no results_table call"
+        assert "recorded_run" not in text, f"{script.name}: reads the record by hand"
+
+
 def test_a_gpu_run_is_labelled_with_the_gpus_name(tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H200")
