@@ -1,11 +1,12 @@
 """Helpers shared by the chapters' Results sections."""
-from scratch.utils import recorded_run_note
+import json
+
+from scratch.utils import recorded_run
 
 
-def test_recorded_run_note_says_how_to_record_or_where_it_ran():
-    missing = recorded_run_note("unet", None, "code/vision/unet.py")
-    assert "none recorded yet" in missing and "python code/vision/unet.py" in missing
-    assert "runs/unet/metrics.json" in missing and "results/unet.json" in missing
-    record = {"seconds": 1234.4, "machine": {"gpu": "NVIDIA H100", "processor": "x86_64"}}
-    assert recorded_run_note("unet", record) == "recorded full run: 1234 s on NVIDIA H100"
-    assert recorded_run_note("unet", {"seconds": 5, "machine": {"processor": "arm"}}).endswith("5 s on arm")
+def test_recorded_run_reads_the_committed_record_or_says_there_is_none(tmp_path):
+    assert recorded_run("unet", tmp_path) is None
+    record = {"seconds": 5, "metrics": {"test_dice": 0.9}}
+    (tmp_path / "unet.json").write_text(json.dumps(record))
+    assert recorded_run("unet", tmp_path)["metrics"] == {"test_dice": 0.9}
+    assert recorded_run("no_such_chapter") is None  # the repository's results/ folder

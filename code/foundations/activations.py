@@ -47,6 +47,7 @@ from scratch.config import Config, ConfigError, describe, positive, unit_interva
 from scratch.engine import Tensor, nn, no_grad, optim
 from scratch.engine.models import make_mlp
 from scratch.engine.loop import Callback, fit_arrays
+from scratch.results import Reference, results_table
 
 
 @dataclass
@@ -966,19 +967,15 @@ metrics["relu_dead_share_at_largest_lr"] = float(ladder[largest_lr]["dead"][-1].
 metrics["relu_accuracy_at_largest_lr"] = float(ladder[largest_lr]["accuracy"])
 metrics["relu_knocked_out_weight_change"] = shock["ReLU"]["weight_change"]
 
-recorded = utils.recorded_run(ActivationsConfig.NAME)
-print(f"{'test accuracy':22}{'this run (' + cfg.profile + ')':>22}{'recorded full run':>22}")
-for name in ACTIVATIONS:
-    ours = f"{metrics[f'{name}_test_accuracy']:.3f} +- {metrics[f'{name}_test_accuracy_std']:.3f}"
-    if recorded is None:
-        theirs = "none yet"
-    else:
-        m = recorded["metrics"]
-        theirs = f"{m[f'{name}_test_accuracy']:.3f} +- {m[f'{name}_test_accuracy_std']:.3f}"
-    print(f"{ACTIVATIONS[name].label:22}{ours:>22}{theirs:>22}")
-if recorded is None:
-    print(f"(no recorded full run: results/{ActivationsConfig.NAME}.json does not exist yet)")
-print(f"\nSELU Jacobian norm at (0, 1): ours {selu_norm:.4f}, Klambauer et al. (2017) 0.7877")
+rows = results_table(
+    cfg, metrics, seconds=time.perf_counter() - run_started,
+    title="MNIST test accuracy (± std over seeds); SELU's Jacobian norm at (0, 1)",
+    columns={**{f"{name}_test_accuracy": (a.label, ".3f", f"{name}_test_accuracy_std")
+                for name, a in ACTIVATIONS.items()},
+             "selu_jacobian_norm": ("SELU Jacobian norm", ".4f")},
+    references=[Reference("SELU's fixed point", {"selu_jacobian_norm": 0.7877},
+                          source="klambauer2017self")])
+assert rows[0].values["selu_jacobian_norm"] == selu_norm
 # The paper gives 4 decimals, so agreement means |ours - 0.7877| <= 5e-5; central differences with
 # h = 1e-5 are accurate to ~1e-10 here (ours is 0.78767: 2.7e-5 from the paper's rounded value).
 assert abs(selu_norm - 0.7877) <= 5e-5, f"SELU's Jacobian norm {selu_norm:.6f} is not the paper's 0.7877"

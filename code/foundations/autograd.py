@@ -43,6 +43,7 @@ from scratch.config import Config, ConfigError, positive, unit_interval
 from scratch.engine import Tensor, Value, gradcheck, nn, no_grad, optim
 from scratch.engine.models import make_mlp
 from scratch.engine.draw import draw_graph
+from scratch.results import results_table
 
 
 @dataclass
@@ -682,16 +683,15 @@ metrics = {"train_accuracy": train_acc, "test_accuracy": test_acc, "train_loss":
            "max_weight_difference_vs_torch": weight_diff, "max_gradient_difference_vs_torch": grad_diff,
            "gradcheck_passed": passed, "train_seconds": train_seconds}
 
-recorded = utils.recorded_run(AutogradConfig.NAME)
-print(f"{'':28}{'train accuracy':>16}{'test accuracy':>15}")
-print(f"{'this run (' + cfg.profile + ')':28}{train_acc:>16.3f}{test_acc:>15.3f}")
-print(f"{'PyTorch, same start/batches':28}{metrics['torch_train_accuracy']:>16.3f}"
-      f"{metrics['torch_test_accuracy']:>15.3f}")
-if recorded is None:
-    print(f"{'recorded full run':28}  none yet: results/{AutogradConfig.NAME}.json does not exist")
-else:
-    m = recorded["metrics"]
-    print(f"{'recorded full run':28}{m['train_accuracy']:>16.3f}{m['test_accuracy']:>15.3f}")
+rows = results_table(
+    cfg, metrics, seconds=time.perf_counter() - run_started,
+    title="accuracy; PyTorch: the same network from the same start on the same batches",
+    columns={"train_accuracy": ("train acc", ".3f"),
+             "test_accuracy": ("test acc", ".3f"),
+             "torch_train_accuracy": ("PyTorch train", ".3f"),
+             "torch_test_accuracy": ("PyTorch test", ".3f"),
+             "max_weight_difference_vs_torch": ("max |dW|", ".1e")})
+assert rows[0].values["test_accuracy"] == test_acc
 
 # %%
 utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started)

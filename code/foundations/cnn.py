@@ -50,6 +50,7 @@ from scratch import data, plots, utils
 from scratch.config import ConfigError, choice, non_negative, positive
 from scratch.engine import Tensor, nn, no_grad, optim
 from scratch.engine.loop import evaluate, fit_arrays
+from scratch.results import Reference, results_table
 
 
 # %% tags=["hide-input"]
@@ -1038,22 +1039,6 @@ print(f"step time engine / PyTorch: {engine_step_ms / torch_step_ms:.2f}")
 # %%
 PAPER_TEST_ERROR = {  # LeCun et al. (1998), MNIST test error without distortions
     "MLP, 300 hidden units": 0.047, "LeNet-1": 0.017, "LeNet-5": 0.0095}
-recorded = utils.recorded_run(CNNConfig.NAME)
-print(f"{'':46}{'test accuracy':>14}")
-for run in runs:
-    print(f"{'this run (' + cfg.profile + '), seed ' + str(run['seed']):46}{run['test_acc']:>14.4f}")
-print(f"{'this run, PyTorch twin of seed ' + str(first_run['seed']):46}{torch_test['test_acc']:>14.4f}")
-print(f"{'this run, the MLP':46}{mlp_shifted[0]:>14.4f}")
-if recorded is None:
-    print(f"{'recorded full run':46}  none yet: results/{CNNConfig.NAME}.json does not exist")
-else:
-    m = recorded["metrics"]
-    print(f"{'recorded full run (' + str(recorded['config']['train_size']) + ' images)':46}"
-          f"{m['test_accuracy_mean']:>14.4f}")
-for name, error in PAPER_TEST_ERROR.items():
-    print(f"{'paper, ' + name + ' (60,000 images)':46}{1 - error:>14.4f}")
-
-# %%
 metrics = {
     "test_accuracy_mean": float(np.mean(test_accs)), "test_accuracy_min": float(min(test_accs)),
     "test_accuracy_per_seed": [float(a) for a in test_accs],
@@ -1066,6 +1051,26 @@ metrics = {
     "step_ratio_engine_over_torch": engine_step_ms / torch_step_ms,
     "conv_speedup_library_over_loops": float(speedup_conv),
 }
+rows = results_table(
+    cfg, metrics, seconds=time.perf_counter() - run_started,
+    title=f"MNIST test accuracy: the CNN's mean and worst over seeds, the PyTorch twin "
+          f"of seed {first_run['seed']}'s network, the MLP",
+    columns={"config.train_size": ("train images", ","),
+             "test_accuracy_mean": ("CNN mean", ".4f"),
+             "test_accuracy_min": ("CNN worst", ".4f"),
+             "torch_test_accuracy": ("PyTorch twin", ".4f"),
+             "mlp_test_accuracy": ("MLP", ".4f")},
+    references=[Reference(name, {"config.train_size": 60_000,
+                                 column: 1 - PAPER_TEST_ERROR[name]},
+                          source="lecun1998gradient")
+                for name, column in (("MLP, 300 hidden units", "mlp_test_accuracy"),
+                                     ("LeNet-1", "test_accuracy_mean"),
+                                     ("LeNet-5", "test_accuracy_mean"))],
+    notes=["this run, per seed: " + ", ".join(
+        f"seed {run['seed']} {run['test_acc']:.4f}" for run in runs)])
+assert rows[0].values["test_accuracy_mean"] == float(np.mean(test_accs))
+
+# %%
 utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started)
 print(f"metrics written to {cfg.run_dir / 'metrics.json'}; "
       f"the whole chapter took {time.perf_counter() - run_started:.1f} s")

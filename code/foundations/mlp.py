@@ -47,6 +47,7 @@ from scratch.config import Config, ConfigError, positive, unit_interval
 from scratch.engine import Tensor, gradcheck, nn, no_grad, optim
 from scratch.engine.tensor import _make
 from scratch.engine.loop import Callback, evaluate, fit_arrays
+from scratch.results import results_table
 
 
 # %% tags=["hide-input"]
@@ -866,16 +867,12 @@ metrics = {
     "landscape_min_loss": float(surface.min()), "landscape_max_loss": float(surface.max()),
     "train_seconds": digits_seconds,
 }
-recorded = utils.recorded_run(MLPConfig.NAME)
-print(f"{'digits, test accuracy':38}{'MLP':>8}{'linear':>9}")
-print(f"{'this run (' + cfg.profile + ')':38}{metrics['test_accuracy']:>8.3f}"
-      f"{metrics['linear_test_accuracy']:>9.3f}")
-if recorded is None:
-    print(f"{'recorded full run':38}  none yet: results/{MLPConfig.NAME}.json does not exist")
-else:
-    m = recorded["metrics"]
-    print(f"{'recorded full run':38}{m['test_accuracy']:>8.3f}{m['linear_test_accuracy']:>9.3f}")
-print(f"{'reference: scikit-learn MLPClassifier':38}{metrics['sklearn_mlp_test_accuracy']:>8.3f}")
+rows = results_table(
+    cfg, metrics, seconds=time.perf_counter() - run_started,
+    title="digits, test accuracy",
+    columns={"test_accuracy": ("MLP", ".3f"), "linear_test_accuracy": ("linear", ".3f"),
+             "sklearn_mlp_test_accuracy": ("scikit-learn MLPClassifier", ".3f")})
+assert rows[0].values["test_accuracy"] == history["val_acc"][-1]
 
 # %% [markdown]
 # Compare the columns. Unlike on XOR, the linear model is strong on digits, and

@@ -48,6 +48,7 @@ from scratch.config import Config, ConfigError, describe, positive, unit_interva
 from scratch.engine import Tensor, gradcheck, nn, no_grad, optim
 from scratch.engine.models import make_mlp
 from scratch.engine.loop import Callback, evaluate, fit_arrays
+from scratch.results import Reference, results_table
 
 
 @dataclass
@@ -1069,22 +1070,26 @@ metrics = {
     "best_steps_to_target": {m: best[m][0] for m in methods}, "speedup_batchnorm_vs_none": speedup,
 }
 
-recorded = utils.recorded_run(NormalizationConfig.NAME)
-rows = [(f"this run ({cfg.profile})", gap, speedup, usable["none"], usable["BatchNorm"])]
-if recorded is not None:
-    m = recorded["metrics"]
-    rows.append(("recorded full run", m["gn_minus_bn_points_at_smallest_batch"], m["speedup_batchnorm_vs_none"],
-                 sum(v is not None for k, v in m["steps_to_target"].items() if k.startswith("none @")),
-                 sum(v is not None for k, v in m["steps_to_target"].items() if k.startswith("BatchNorm @"))))
-print(f"{'':26}{'GN - BN accuracy at the':>26}{'steps to target:':>18}{'learning rates reaching target':>33}")
-print(f"{'':26}{'smallest batch (points)':>26}{'none / BN (best)':>18}{'none':>17}{'BatchNorm':>16}")
-for name, g_, s_, u0, u1 in rows:
-    print(f"{name:26}{g_:>26.1f}{'--' if s_ is None else f'{s_:.2f}':>18}{u0:>17}{u1:>16}")
-if recorded is None:
-    print(f"{'recorded full run':26}  none yet: results/{NormalizationConfig.NAME}.json does not exist")
-print(f"{'papers (ImageNet)':26}{'10.6 (batch 2)':>26}{'14':>18}   (Wu & He 2018; Ioffe & Szegedy 2015)")
-print("fastest runs: " + ", ".join(f"{m}: {best[m][0]} steps at lr {best[m][1]:g}" if best[m][0] is not None
-                                 else f"{m}: target never reached" for m in methods))
+metrics["learning_rates_reaching_target"] = usable
+rows = results_table(
+    cfg, metrics, seconds=time.perf_counter() - run_started,
+    title="GN - BN: test accuracy gap at the smallest batch (points); none / BN: "
+          "ratio of the fewest steps to the target; lrs: learning rates that reach it",
+    columns={"config.batch_sizes": ("smallest batch", lambda sizes: f"{min(sizes)}"),
+             "gn_minus_bn_points_at_smallest_batch": ("GN - BN", ".1f"),
+             "speedup_batchnorm_vs_none": ("none / BN", ".3g"),
+             "learning_rates_reaching_target.none": ("lrs: none", "d"),
+             "learning_rates_reaching_target.BatchNorm": ("lrs: BN", "d")},
+    references=[Reference("ResNet-50, ImageNet",
+                          {"config.batch_sizes": (2,),
+                           "gn_minus_bn_points_at_smallest_batch": 10.6},
+                          source="wu2018group"),
+                Reference("ImageNet", {"speedup_batchnorm_vs_none": 14},
+                          source="ioffe2015batch")],
+    notes=["fastest runs: " + ", ".join(
+        f"{m}: {best[m][0]} steps at lr {best[m][1]:g}" if best[m][0] is not None
+        else f"{m}: target never reached" for m in methods)])
+assert rows[0].values["speedup_batchnorm_vs_none"] == speedup
 
 # %%
 utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started)

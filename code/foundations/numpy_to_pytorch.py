@@ -45,6 +45,7 @@ import scratch.train
 from scratch import plots, utils
 from scratch.config import describe, positive, unit_interval
 from scratch.engine import Tensor, nn, optim
+from scratch.results import results_table
 
 
 # %% tags=["hide-input"]
@@ -264,17 +265,15 @@ metrics = {"max_gradient_difference_step1": max_step1_diff, "max_weight_differen
            "engine_seconds_per_epoch": float(np.mean(history_ours["seconds"])),
            "torch_seconds_per_epoch": float(np.mean(history_theirs["seconds"])), "steps": int(len(steps))}
 
-recorded = utils.recorded_run(BridgeConfig.NAME)
-print(f"{'':26}{'test acc engine':>16}{'test acc PyTorch':>17}{'max |dW| at the end':>21}")
-print(f"{'this run (' + cfg.profile + ')':26}{metrics['engine_test_accuracy']:>16.4f}"
-      f"{metrics['torch_test_accuracy']:>17.4f}{weight_diff:>21.1e}")
-if recorded is None:
-    print(f"{'recorded full run':26}  none yet: results/{BridgeConfig.NAME}.json does not exist")
-else:
-    m = recorded["metrics"]
-    print(f"{'recorded full run':26}{m['engine_test_accuracy']:>16.4f}{m['torch_test_accuracy']:>17.4f}"
-          f"{m['max_weight_difference_end']:>21.1e}")
-print(f"after {len(steps)} steps: largest loss difference {loss_gap.max():.1e}")
+rows = results_table(
+    cfg, metrics, seconds=time.perf_counter() - run_started,
+    title="test accuracy of the engine and of PyTorch; the largest differences between "
+          "their weights at the end and their losses at any step",
+    columns={"engine_test_accuracy": ("engine", ".4f"),
+             "torch_test_accuracy": ("PyTorch", ".4f"),
+             "max_weight_difference_end": ("max |dW|", ".1e"),
+             "max_loss_difference": ("max |d loss|", ".1e"), "steps": ("steps", ",")})
+assert rows[0].values["max_weight_difference_end"] == weight_diff
 # Rounding differences of ~1e-16 per step accumulate slowly in float64 SGD: measured 8.3e-16 for
 # the weights and 8.9e-16 for the losses (small), 2.0e-15 and 1.2e-15 (full, 50 epochs). 1e-9
 # stays orders of magnitude above them, and far below a wrong update's trace.

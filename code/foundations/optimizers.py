@@ -48,6 +48,7 @@ from scratch.config import Config, ConfigError, non_negative, positive, unit_int
 from scratch.engine import Tensor, no_grad, optim, stack
 from scratch.engine.models import make_mlp
 from scratch.engine.loop import evaluate, fit_arrays
+from scratch.results import results_table
 
 
 # %% tags=["hide-input"]
@@ -823,20 +824,19 @@ for name, (key, lr, model, history) in best.items():
     mnist_metrics[name] = {"lr": float(lr), "val_accuracy": -key[0],
                            "final_train_loss": history.epochs[-1]["loss"],
                            "test_accuracy": test["test_acc"], "test_loss": test["test_loss"]}
-recorded = utils.recorded_run(OptimizersConfig.NAME)
-recorded_mnist = recorded["metrics"]["mnist"] if recorded else {}
-
-print(f"{'optimizer':>10}{'lr':>8}{'last-epoch train loss':>23}{'test accuracy':>15}{'full run':>10}")
-for name, m in mnist_metrics.items():
-    full = recorded_mnist.get(name, {}).get("test_accuracy")
-    print(f"{name:>10}{m['lr']:>8.2g}{m['final_train_loss']:>23.4f}{m['test_accuracy']:>15.3f}"
-          + (f"{full:>10.3f}" if full is not None else f"{'-':>10}"))
-if recorded is None:
-    print(f"recorded full run: none yet (results/{OptimizersConfig.NAME}.json does not exist)")
 ranking = sorted(mnist_metrics, key=lambda n: mnist_metrics[n]["final_train_loss"])
-print("by final training loss, lowest first: " + " < ".join(ranking))
-print(f"paper (Kingma & Ba, 2015): Adam's training cost falls fastest; here Adam ranks "
-      f"{ranking.index('Adam') + 1} of {len(ranking)}")
+rows = results_table(  # {"mnist": ...} holds the same paths as the metrics saved below
+    cfg, {"mnist": mnist_metrics}, seconds=time.perf_counter() - run_started,
+    title="MNIST test accuracy, each optimizer at its best learning rate",
+    columns={f"mnist.{name}.test_accuracy": (name, ".3f") for name in mnist_metrics},
+    notes=["this run, each optimizer's best learning rate and last-epoch train loss: "
+           + "; ".join(f"{name} lr {m['lr']:.2g}, loss {m['final_train_loss']:.4f}"
+                       for name, m in mnist_metrics.items()),
+           "by final training loss, lowest first: " + " < ".join(ranking),
+           f"paper (Kingma & Ba, 2015): Adam's training cost falls fastest; here Adam "
+           f"ranks {ranking.index('Adam') + 1} of {len(ranking)}"])
+assert (rows[0].values["mnist.Adam.test_accuracy"]
+        == mnist_metrics["Adam"]["test_accuracy"])
 
 # %% [markdown]
 # Compare the spread of the tuned optimizers' test accuracies with the spread of

@@ -45,6 +45,7 @@ from scratch.config import Config, ConfigError, non_negative, positive, unit_int
 from scratch.engine import Tensor, nn, no_grad, optim
 from scratch.engine.models import make_mlp
 from scratch.engine.loop import Callback, EarlyStopping, evaluate, fit_arrays
+from scratch.results import Reference, results_table
 
 
 @dataclass
@@ -1064,24 +1065,23 @@ metrics.update({
     "curve_train_rmse_worst": train_rmse.max(1).tolist(), "curve_seconds": curve_seconds,
 })
 
-recorded = utils.recorded_run(RegularizationConfig.NAME)
-print(f"{'test accuracy':34}{'none':>8}{'L2':>8}{'L1':>8}{'dropout':>9}{'early stop':>12}")
-row = lambda r: "".join(f"{r[k]:>{w}.3f}" for k, w in (("none", 8), ("L2", 8), ("L1", 8), ("dropout", 9),
-                                                         ("early stopping", 12)))
-print(f"{'this run (' + cfg.profile + ', ' + str(cfg.n_train) + ' images)':34}"
-      + row({k: r["test_acc"] for k, r in results.items()}))
-if recorded is None:
-    print(f"{'recorded full run':34}  none yet: results/{RegularizationConfig.NAME}.json does not exist")
-else:
-    m = recorded["metrics"]
-    print(f"{'recorded full run':34}" + row({k: m[f"{k.replace(' ', '_')}_test_acc"] for k in results}))
-print(f"{'paper (60,000 images, Table 2)':34}{PAPER['none']:>8.3f}{'':>16}{PAPER['dropout']:>9.3f}")
-print(f"\ntest accuracy at the λ chosen on validation: "
-      f"Adam + L2 {metrics['adam_l2_best_test_acc']:.3f} (λ={best_adam:g}), "
-      f"AdamW {metrics['adamw_best_test_acc']:.3f} (λ={best_adamw:g}), "
-      f"no decay {metrics['adam_no_decay_test_acc']:.3f}")
-print(f"curve fits, n={sizes[0]} -> n={sizes[-1]}: mean max error inside {err_inside[0].mean():.2f} -> "
-      f"{err_inside[-1].mean():.2f}, with extrapolation {err_all[0].mean():.2f} -> {err_all[-1].mean():.2f}")
+rows = results_table(
+    cfg, metrics, seconds=time.perf_counter() - run_started,
+    title="MNIST test accuracy",
+    columns={"config.n_train": ("train images", ","),
+             **{f"{k.replace(' ', '_')}_test_acc": (k, ".3f") for k in results}},
+    references=[Reference("3 ReLU layers of 1024",
+                          {"config.n_train": 60_000, "none_test_acc": PAPER["none"],
+                           "dropout_test_acc": PAPER["dropout"]},
+                          source="srivastava2014dropout", setting="Table 2")],
+    notes=[f"test accuracy at the λ chosen on validation: "
+           f"Adam + L2 {metrics['adam_l2_best_test_acc']:.3f} (λ={best_adam:g}), "
+           f"AdamW {metrics['adamw_best_test_acc']:.3f} (λ={best_adamw:g}), "
+           f"no decay {metrics['adam_no_decay_test_acc']:.3f}",
+           f"curve fits, n={sizes[0]} -> n={sizes[-1]}: mean max error inside "
+           f"{err_inside[0].mean():.2f} -> {err_inside[-1].mean():.2f}, "
+           f"with extrapolation {err_all[0].mean():.2f} -> {err_all[-1].mean():.2f}"])
+assert rows[0].values["none_test_acc"] == results["none"]["test_acc"]
 
 # %%
 utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started)

@@ -45,6 +45,7 @@ from scratch.config import Config, ConfigError, positive, unit_interval
 from scratch.engine import Tensor, nn, optim
 from scratch.engine.models import make_mlp
 from scratch.engine.loop import Callback, fit_arrays
+from scratch.results import Reference, results_table
 
 
 # %% [markdown]
@@ -855,21 +856,6 @@ if annealing and "constant" in best_of:
 
 # %%
 PAPER = {"step decay": 0.912, "one-cycle": 0.924}  # Smith & Topin (2019), Fig. 1a: ResNet-56, CIFAR-10
-recorded = utils.recorded_run(SchedulesConfig.NAME)
-widths = dict(zip(SCHEDULES, (10, 12, 10, 11)))  # one column per schedule
-print(f"{'test accuracy':<48}" + "".join(f"{name:>{w}}" for name, w in widths.items()))
-print(f"{'this run (' + cfg.profile + f'), {cfg.epochs} epochs, same peak lr':<48}"
-      + "".join(f"{table[name]['accuracy']:>{w}.4f}" for name, w in widths.items()))
-if recorded is None:
-    print(f"{'recorded full run':<48}none yet: results/{SchedulesConfig.NAME}.json does not exist")
-else:
-    acc = recorded["metrics"]["final_test_accuracy"]
-    print(f"{'recorded full run, ' + str(recorded['config']['epochs']) + ' epochs, same peak lr':<48}"
-          + "".join(f"{acc[name]:>{w}.4f}" for name, w in widths.items()))
-print(f"{'paper: ResNet-56, CIFAR-10, ~80k vs 10k iterations':<48}"
-      + "".join(f"{PAPER[name]:>{w}.3f}" if name in PAPER else f"{'-':>{w}}" for name, w in widths.items()))
-
-# %%
 metrics = {
     "range_test_min_lr": best_lr, "peak_lr": peak_lr, "range_test_steps": len(finder.lrs),
     "final_test_accuracy": {name: row["accuracy"] for name, row in table.items()},
@@ -879,6 +865,19 @@ metrics = {
     "toy_final_loss": {name: float(losses[-len(losses) // 10:].mean()) for name, losses in toy.items()},
     "train_seconds": train_seconds,
 }
+rows = results_table(
+    cfg, metrics, seconds=time.perf_counter() - run_started,
+    title="test accuracy (± std over seeds), every schedule at the same peak lr",
+    columns={"config.epochs": ("epochs", "d"),
+             **{f"final_test_accuracy.{name}":
+                (name, ".3f", f"final_test_accuracy_std.{name}")
+                for name in SCHEDULES}},
+    references=[Reference("ResNet-56, CIFAR-10", {f"final_test_accuracy.{name}": acc
+                                                   for name, acc in PAPER.items()},
+                          source="smith2019superconvergence", setting="Fig. 1a")])
+assert rows[0].values["final_test_accuracy.cosine"] == table["cosine"]["accuracy"]
+
+# %%
 utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started)
 print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 

@@ -131,18 +131,9 @@ def results_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "results"
 
 
-def recorded_run(name: str) -> dict | None:
-    """The committed ``full``-profile record ``results/<name>.json``, or None if none exists."""
-    path = results_dir() / f"{name}.json"
+def recorded_run(name: str, directory=None) -> dict | None:
+    """The committed ``full``-profile record ``<directory>/<name>.json`` (default
+    ``results/``), or None if none exists; :func:`scratch.results.results_table`
+    shows it."""
+    path = Path(directory if directory is not None else results_dir()) / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def recorded_run_note(name: str, record: dict | None, script: str | None = None) -> str:
-    """One line about the recorded ``full`` run: where and how long, or how to make one."""
-    if record is None:
-        script = script or f"code/<part>/{name}.py"
-        return (f"recorded full run: none recorded yet. Run `python {script}\n--profile full` on a GPU "
-                f"and copy runs/{name}/metrics.json to results/{name}.json.")
-    machine = record.get("machine", {})
-    where = machine.get("gpu") or machine.get("processor", "?")
-    return f"recorded full run: {record['seconds']:.0f} s on {where}"

@@ -56,6 +56,7 @@ from scratch.augment import Augment
 from scratch.config import ConfigError, describe, non_negative, positive
 from scratch.models.inspection import count_parameters
 from scratch.models.spec import load_model
+from scratch.results import results_table
 from scratch.train import AUTOCAST, TrainConfig, fit, predict
 from scratch.utils import pick_device
 
@@ -779,29 +780,39 @@ plots.show(fig, cfg.run_dir / "saliency_robust.html")
 
 # %%
 seconds = time.perf_counter() - T0
-rows = [(f"this run ({cfg.profile})", curve["FGSM"][0], curve["FGSM"][k],
-         curve[PGD][k], len(x_test))]
-record = utils.recorded_run("adversarial")
-if record is not None:
-    m = record["metrics"]
-    rows.append(("recorded full run", m["clean_acc"], m["fgsm_acc"],
-                 m["pgd_acc"], m["test_images"]))
-print(f"{'':<24}{'clean':>8}{'FGSM':>8}{PGD:>8}{'test images':>13}"
-      f"   (eps = {cfg.eps:g}/255)")
-for name, clean, f, p, n_test in rows:
-    print(f"{name:<24}{clean:>8.1%}{f:>8.1%}{p:>8.1%}{n_test:>13,}")
+metrics = {
+    "clean_acc": curve["FGSM"][0], "fgsm_acc": curve["FGSM"][k],
+    "pgd_acc": curve[PGD][k], "random_acc": curve["random signs"][k],
+    "curve": {name: dict(zip(map(str, cfg.eps_curve), v))
+              for name, v in curve.items()},
+    "robust_clean_acc": robust_curve["FGSM"][0],
+    "robust_fgsm_acc": robust_curve["FGSM"][k],
+    "robust_pgd_acc": robust_curve[PGD][k],
+    "robust_curve": {name: dict(zip(map(str, cfg.eps_curve), v))
+                     for name, v in robust_curve.items()},
+    "test_images": len(x_test), "adv_train_images": len(train_images),
+    "resnet_spec": resnet_spec.to_dict(),
+    "parameters": count_parameters(model),
+    "seconds_resnet_training": round(resnet_seconds, 1),
+    "seconds_attack_curve": round(t_attack, 1),
+    "seconds_adversarial_training": round(t_train, 1),
+}
 share = ((curve["FGSM"][0] - curve["FGSM"][k])
          / max(curve["FGSM"][0] - curve[PGD][k], 1e-12))
-print(f"FGSM's share of PGD's damage (accuracy lost to FGSM / lost to "
-      f"{PGD}), this run: {share:.0%}")
-print()
-print(utils.recorded_run_note("adversarial", record, "code/vision/adversarial.py"))
-print(f"after adversarial fine-tuning (this run): clean "
-      f"{robust_curve['FGSM'][0]:.1%}, FGSM {robust_curve['FGSM'][k]:.1%}, "
-      f"{PGD} {robust_curve[PGD][k]:.1%}")
-print(f"this run: {seconds:.0f} s in all; training the ResNet-chapter "
-      f"network {resnet_seconds:.0f} s (0 = loaded), the attack curve "
-      f"{t_attack:.0f} s, the adversarial fine-tuning {t_train:.0f} s")
+rows = results_table(
+    cfg, metrics, seconds=seconds, device=device,
+    title=f"test accuracy under attack (eps = {cfg.eps:g}/255)",
+    columns={"clean_acc": ("clean", ".1%"), "fgsm_acc": ("FGSM", ".1%"),
+             "pgd_acc": (PGD, ".1%"), "test_images": ("test images", ",")},
+    notes=[f"FGSM's share of PGD's damage (accuracy lost to FGSM / lost to {PGD}), "
+           f"this run: {share:.0%}",
+           f"after adversarial fine-tuning (this run): clean "
+           f"{robust_curve['FGSM'][0]:.1%}, FGSM {robust_curve['FGSM'][k]:.1%}, "
+           f"{PGD} {robust_curve[PGD][k]:.1%}",
+           f"this run: {seconds:.0f} s in all; training the ResNet-chapter "
+           f"network {resnet_seconds:.0f} s (0 = loaded), the attack curve "
+           f"{t_attack:.0f} s, the adversarial fine-tuning {t_train:.0f} s"])
+assert rows[0].values["pgd_acc"] == curve[PGD][k]
 
 # %% [markdown]
 # The `small` profile attacks the small ResNet that the ResNet chapter
@@ -812,7 +823,7 @@ print(f"this run: {seconds:.0f} s in all; training the ResNet-chapter "
 # of the clean accuracy survives, and under random noise of the same size
 # the accuracy stays close to the clean one.
 #
-# FGSM is where networks differ, and the last line printed measures how: the
+# FGSM is where networks differ, and a line under the table measures how: the
 # share of PGD's damage that one FGSM step already does. A network whose loss
 # is nearly linear over the whole ball (in the linearity check above, the
 # actual loss stays close to its first-order prediction) loses almost as
@@ -830,23 +841,7 @@ print(f"this run: {seconds:.0f} s in all; training the ResNet-chapter "
 # `results/adversarial.json`.
 
 # %%
-utils.save_run(cfg.run_dir / "metrics.json", cfg, {
-    "clean_acc": curve["FGSM"][0], "fgsm_acc": curve["FGSM"][k],
-    "pgd_acc": curve[PGD][k], "random_acc": curve["random signs"][k],
-    "curve": {name: dict(zip(map(str, cfg.eps_curve), v))
-              for name, v in curve.items()},
-    "robust_clean_acc": robust_curve["FGSM"][0],
-    "robust_fgsm_acc": robust_curve["FGSM"][k],
-    "robust_pgd_acc": robust_curve[PGD][k],
-    "robust_curve": {name: dict(zip(map(str, cfg.eps_curve), v))
-                     for name, v in robust_curve.items()},
-    "test_images": len(x_test), "adv_train_images": len(train_images),
-    "resnet_spec": resnet_spec.to_dict(),
-    "parameters": count_parameters(model),
-    "seconds_resnet_training": round(resnet_seconds, 1),
-    "seconds_attack_curve": round(t_attack, 1),
-    "seconds_adversarial_training": round(t_train, 1),
-}, seconds)
+utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, seconds)
 print(f"metrics saved to {cfg.run_dir / 'metrics.json'}")
 
 # %% [markdown]

@@ -55,6 +55,7 @@ from scratch.models.alexnet import (LAYOUTS, PAPER_PARAMETERS, AlexNet,
 from scratch.models.spec import load_model
 from scratch.models.inspection import multiply_adds, parameter_counts
 from scratch.models.layers import Normalize, center_crop
+from scratch.results import Reference, results_table
 from scratch.train import AUTOCAST, TrainConfig, fit, pick_device, predict
 
 
@@ -1063,23 +1064,26 @@ for name, p in zip(photos, new_probs):
 # %%
 seconds = time.perf_counter() - T0
 PAPER = {"top1_error": 0.375, "top5_error": 0.170}  # ILSVRC-2010 test, Table 1
-rows = [(f"this run ({cfg.profile})", cfg.dataset, 1 - test["top1"],
-         1 - test["top5"], len(train_idx), len(history.epochs))]
-record = utils.recorded_run("alexnet")
-if record is not None:
-    m = record["metrics"]
-    rows.append(("recorded full run", record["config"]["dataset"],
-                 1 - m["test_top1"], 1 - m["test_top5"],
-                 m.get("train_images", 0), record["config"]["epochs"]))
-rows.append(("paper", "ImageNet-1k", PAPER["top1_error"], PAPER["top5_error"],
-             1_200_000, 90))
-print(f"{'':<20}{'data':>12}{'top-1 err':>11}{'top-5 err':>11}"
-      f"{'train images':>14}{'epochs':>8}")
-for name, ds, e1, e5, n, ep in rows:
-    print(f"{name:<20}{ds:>12}{e1:>11.1%}{e5:>11.1%}{n:>14,}{ep:>8}")
-print()
-print(utils.recorded_run_note("alexnet", record, "code/vision/alexnet.py"))
-print(f"this run: {seconds:.0f} s")
+metrics = {
+    "test_top1": test["top1"], "test_top5": test["top5"],
+    "train_top1": train_acc, "val_acc": history.last.get("val_acc"),
+    "train_images": len(train_idx), "test_images": len(test_y),
+    "parameters": sum(parameter_counts(model).values()),
+    "train_images_per_s": train_rate,
+    "bench_images_per_s_224": rate,
+    "fig1_final_train_error": {k: v[-1] for k, v in curves.items()},
+}
+error = lambda acc: f"{1 - acc:.1%}"
+rows = results_table(
+    cfg, metrics, seconds=seconds, device=device, title="test error",
+    columns={"config.dataset": ("data", ""), "test_top1": ("top-1 err", error),
+             "test_top5": ("top-5 err", error), "train_images": ("train images", ","),
+             "config.epochs": ("epochs", "d")},
+    references=[Reference("AlexNet", {
+        "config.dataset": "ImageNet-1k", "test_top1": 1 - PAPER["top1_error"],
+        "test_top5": 1 - PAPER["top5_error"], "train_images": 1_200_000,
+        "config.epochs": 90}, source="krizhevsky2012imagenet", setting="Table 1")])
+assert rows[0].values["test_top1"] == test["top1"]
 
 # %% [markdown]
 # The three rows are three different tasks. The paper's numbers are for 1,000
@@ -1092,15 +1096,7 @@ print(f"this run: {seconds:.0f} s")
 # machine go to `metrics.json` in the run folder.
 
 # %%
-utils.save_run(cfg.run_dir / "metrics.json", cfg, {
-    "test_top1": test["top1"], "test_top5": test["top5"],
-    "train_top1": train_acc, "val_acc": history.last.get("val_acc"),
-    "train_images": len(train_idx), "test_images": len(test_y),
-    "parameters": sum(parameter_counts(model).values()),
-    "train_images_per_s": train_rate,
-    "bench_images_per_s_224": rate,
-    "fig1_final_train_error": {k: v[-1] for k, v in curves.items()},
-}, seconds)
+utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, seconds)
 print(f"metrics saved to {cfg.run_dir / 'metrics.json'}")
 
 # %% [markdown]

@@ -61,6 +61,7 @@ from scratch import data, plots, utils, vis
 from scratch.config import ConfigError, describe, in_range, non_negative, positive
 from scratch.models.inspection import count_parameters
 from scratch.models.small_cnn import TABLE_PARAMETERS, SmallCNN, SmallCNNSpec
+from scratch.results import Reference, results_table
 from scratch.train import TrainConfig, fit, predict
 
 
@@ -1082,32 +1083,33 @@ print(f"a kernel matrix for ImageNet: {n_imagenet ** 2:.1e} entries, "
 
 # %%
 seconds = time.perf_counter() - T0
-record = utils.recorded_run("features")
 # LeNet et al. 1998, Fig. 9 (28x28 MNIST, 60,000 training images, no
 # distortions): a degree-4 polynomial SVM on pixels 1.1%, LeNet-5 0.95% error.
 PAPER = {"RBF SVM, pixels": 1 - 0.011, "CNN": 1 - 0.0095}
-print(f"{'test accuracy':<24}" + "".join(f"{n:>17}" for n in main))
-print(f"{'this run (' + cfg.profile + ')':<24}"
-      + "".join(f"{results[n]['acc']:>17.2%}" for n in main))
-if record is not None:
-    m = record["metrics"]
-    print(f"{'recorded full run':<24}"
-          + "".join(f"{m['acc'][n]:>17.2%}" for n in main))
-print(f"{'paper (28×28, poly SVM)':<24}" + "".join(
-    f"{PAPER[n]:>17.2%}" if n in PAPER else f"{'-':>17}" for n in main))
-print()
-if record is None:
-    print("recorded full run: none recorded yet. Run `python code/vision/"
-          "features.py\n--profile full` on a GPU machine and copy "
-          "runs/features/metrics.json to results/features.json.")
-else:
-    machine = record.get("machine", {})
-    where = machine.get("gpu") or machine.get("processor", "?")
-    print(f"recorded full run: {record['seconds']:.0f} s on {where}, "
-          f"{record['metrics']['train_images']:,} training images")
-print(f"this run: {seconds:.0f} s, {len(train_x):,} training and "
-      f"{len(test_x):,} test images (the MNIST copy found has "
-      f"{len(all_train[0]):,} training images)")
+metrics = {
+    "acc": {n: r["acc"] for n, r in results.items()},
+    "train_seconds": {n: r["train_s"] for n, r in results.items()},
+    "stored_numbers": {n: r["stored"] for n, r in results.items()},
+    "learning_curves": {n: {"n": c["n"], "acc": c["acc"],
+                            "train_s": c["train_s"]}
+                        for n, c in curves.items()},
+    "gabor_fit_cosine": {n: float(s.mean()) for n, s in baselines.items()},
+    "train_images": len(train_x), "test_images": len(test_x),
+    "svm_train_images": len(svm_idx), "cnn_parameters": count_parameters(cnn),
+}
+rows = results_table(
+    cfg, metrics, seconds=seconds, title="MNIST test accuracy",
+    columns={**{f"acc.{n}": (n, ".2%") for n in main},
+             "train_images": ("train images", ",")},
+    references=[
+        Reference("polynomial SVM", {"acc.RBF SVM, pixels": PAPER["RBF SVM, pixels"],
+                                     "train_images": 60_000},
+                  source="lecun1998gradient", setting="Fig. 9"),
+        Reference("LeNet-5", {"acc.CNN": PAPER["CNN"], "train_images": 60_000},
+                  source="lecun1998gradient", setting="Fig. 9")],
+    notes=[f"this run: {len(train_x):,} training and {len(test_x):,} test images "
+           f"(the MNIST copy found has {len(all_train[0]):,} training images)"])
+assert rows[0].values["acc.CNN"] == results["CNN"]["acc"]
 
 # %% [markdown]
 # The paper's numbers are context, not a target: {cite:t}`lecun1998gradient`
@@ -1127,17 +1129,7 @@ print(f"this run: {seconds:.0f} s, {len(train_x):,} training and "
 # `results/features.json`.
 
 # %%
-utils.save_run(cfg.run_dir / "metrics.json", cfg, {
-    "acc": {n: r["acc"] for n, r in results.items()},
-    "train_seconds": {n: r["train_s"] for n, r in results.items()},
-    "stored_numbers": {n: r["stored"] for n, r in results.items()},
-    "learning_curves": {n: {"n": c["n"], "acc": c["acc"],
-                            "train_s": c["train_s"]}
-                        for n, c in curves.items()},
-    "gabor_fit_cosine": {n: float(s.mean()) for n, s in baselines.items()},
-    "train_images": len(train_x), "test_images": len(test_x),
-    "svm_train_images": len(svm_idx), "cnn_parameters": count_parameters(cnn),
-}, seconds)
+utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, seconds)
 print(f"metrics saved to {cfg.run_dir / 'metrics.json'}")
 
 # %% [markdown]

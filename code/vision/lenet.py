@@ -48,6 +48,7 @@ from scratch.models.inspection import parameter_counts
 from scratch.models.lenet import (PAPER_PARAMETERS, LeNet5, LeNetSpec,
                                   pad_and_normalize, pixel_stats, random_shift)
 from scratch.models.spec import load_model
+from scratch.results import Reference, results_table
 from scratch.train import (TrainConfig, evaluate, fit,
                            predict)
 
@@ -699,37 +700,33 @@ seconds = time.perf_counter() - T0
 # LeNet-5 trained on all 60,000 training images without distortions, scored
 # on the 10,000 test images: Fig. 9 of the paper.
 PAPER_TEST_ERROR = 0.0095
-PAPER_SETTING = {"training images": 60_000, "shifts": 0, "epochs": 20,
-                 "test images": 10_000}
-rows = [(f"this run ({cfg.profile})", 1 - test["test_acc"], sizes["train"],
-         cfg.max_shift, cfg.epochs, sizes["test"])]
-record = utils.recorded_run("lenet")
-if record is not None:
-    m, c = record["metrics"], record["config"]
-    rows.append(("recorded full run", 1 - m["test_acc"],
-                 m.get("train_images", 0), c["max_shift"], c["epochs"],
-                 m.get("test_images", 0)))
-rows.append(("paper", PAPER_TEST_ERROR, *PAPER_SETTING.values()))
-print(f"{'':<20}{'test error':>11}{'train images':>14}{'shifts':>8}"
-      f"{'epochs':>8}{'test images':>13}")
-for name, error, n_train, shift, epochs, n_test in rows:
-    shown = f"±{shift} px" if shift else "none"
-    print(f"{name:<20}{error:>11.2%}{n_train:>14,}{shown:>8}{epochs:>8}"
-          f"{n_test:>13,}")
-setting = dict(zip(PAPER_SETTING, rows[0][2:]))
-differ = [k for k in PAPER_SETTING if setting[k] != PAPER_SETTING[k]]
+PAPER_SETTING = {"train_images": 60_000, "config.max_shift": 0, "config.epochs": 20,
+                 "test_images": 10_000}
+metrics = {
+    "test_acc": test["test_acc"], "test_loss": test["test_loss"],
+    "val_acc": history.last.get("val_acc"),
+    "train_images": sizes["train"], "test_images": sizes["test"],
+    "parameters": sum(parameter_counts(model).values()),
+}
+columns = {"test_acc": ("test error", lambda acc: f"{1 - acc:.2%}"),
+           "train_images": ("train images", ","),
+           "config.max_shift": ("shifts", lambda px: f"±{px} px" if px else "none"),
+           "config.epochs": ("epochs", "d"), "test_images": ("test images", ",")}
+rows = results_table(
+    cfg, metrics, seconds=seconds, columns=columns, title="MNIST test error",
+    references=[Reference("LeNet-5",
+                          {"test_acc": 1 - PAPER_TEST_ERROR, **PAPER_SETTING},
+                          source="lecun1998gradient", setting="Fig. 9")],
+    notes=[f"the MNIST training split found here has {len(train_images):,} images"])
+differ = [columns[k][0] for k in PAPER_SETTING if rows[0].values[k] != PAPER_SETTING[k]]
 print("this run has the paper's setting" if not differ else
       "this run differs from the paper's setting in: " + ", ".join(differ))
-print()
-print(utils.recorded_run_note("lenet", record, "code/vision/lenet.py"))
-print(f"this run: {seconds:.0f} s; the MNIST training split found here has "
-      f"{len(train_images):,} images")
 
 # %% [markdown]
 # Read this run's number as a check that everything works, not as a replication:
 # the `small` profile trains on a few thousand images, shifted at random, for a
 # few epochs, and where the machine's copy of MNIST is smaller than the official
-# one (the last line says how many training images it found), its test images
+# one (a line under the table says how many training images it found), its test images
 # are a subset of the official test set too. The comparison with the paper is
 # the `full` profile's job, and it uses the paper's setting for the 0.95%: all
 # 60,000 training images with none held out for validation, no shifts or other
@@ -744,12 +741,7 @@ print(f"this run: {seconds:.0f} s; the MNIST training split found here has "
 # folder; a `full` run's file is what gets recorded in `results/lenet.json`.
 
 # %%
-utils.save_run(cfg.run_dir / "metrics.json", cfg, {
-    "test_acc": test["test_acc"], "test_loss": test["test_loss"],
-    "val_acc": history.last.get("val_acc"),
-    "train_images": sizes["train"], "test_images": sizes["test"],
-    "parameters": sum(parameter_counts(model).values()),
-}, seconds)
+utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, seconds)
 print(f"metrics saved to {cfg.run_dir / 'metrics.json'}")
 
 # %% [markdown]

@@ -63,6 +63,7 @@ from scratch.models.resnet import (CIFAR_RESNET18, TORCHVISION_PARAMETERS,
                                    resnet18, resnet34, resnet50,
                                    weighted_layers)
 from scratch.models.spec import load_model, save_model
+from scratch.results import Reference, results_table
 from scratch.train import TrainConfig, fit, predict
 
 
@@ -867,32 +868,25 @@ assert same
 seconds = time.perf_counter() - T0
 PAPER_ERRORS = {"ResNet-20": 0.0875, "ResNet-56": 0.0697,
                 "ResNet-110": 0.0643}  # CIFAR-10 test error, paper's Table 6
-print(f"{'':<34}{'test accuracy':>14}{'epochs':>8}{'parameters':>12}")
-print(f"{'this run (' + cfg.profile + ')':<34}{test['test_acc']:>14.2%}"
-      f"{cfg.epochs:>8}{count_parameters(model):>12,}")
-record = utils.recorded_run("resnet")
-if record is not None:
-    m = record["metrics"]
-    print(f"{'recorded full run':<34}{m['test_acc']:>14.2%}"
-          f"{record['config']['epochs']:>8}{m.get('parameters', 0):>12,}")
-for name, error in PAPER_ERRORS.items():
-    depth = int(name.split("-")[1])
-    print(f"{'paper, ' + name + ' (164 epochs)':<34}{1 - error:>14.2%}"
-          f"{'164':>8}{count_parameters(cifar_resnet(**cifar_depth_kwargs(depth))):>12,}")
-print()
-if record is None:
-    print("recorded full run: none recorded yet. Run `python code/vision/"
-          "resnet.py\n--profile full` on a GPU and copy runs/resnet/"
-          "metrics.json to results/resnet.json.")
-else:
-    machine = record.get("machine", {})
-    where = machine.get("gpu") or machine.get("processor", "?")
-    t94 = record["metrics"].get("seconds_to_target")
-    print(f"recorded full run: {record['seconds']:.0f} s on {where}; "
-          + (f"{record['config']['target_acc']:.0%} after {t94:.0f} s"
-             if t94 else "target accuracy not reached"))
-print(f"this run: {seconds:.0f} s in all, {train_seconds:.0f} s of them "
-      "training the classifier")
+metrics = {"test_acc": test["test_acc"], "test_loss": test["test_loss"],
+           "parameters": count_parameters(model),
+           "train_images": len(train_images), "test_images": len(test_images),
+           "train_seconds": train_seconds,
+           "epoch_to_target": timer.epoch, "seconds_to_target": timer.seconds}
+millions = lambda n: f"{n / 1e6:.2f} M"
+rows = results_table(
+    cfg, metrics, seconds=seconds, title="CIFAR-10 test accuracy",
+    columns={"test_acc": ("test accuracy", ".2%"), "config.epochs": ("epochs", "d"),
+             "parameters": ("parameters", millions),
+             "seconds_to_target": (f"s to {cfg.target_acc:.0%}", ".0f")},
+    references=[Reference(name, {"test_acc": 1 - error, "config.epochs": 164,
+                                 "parameters": PAPER_CIFAR_PARAMETERS[
+                                     int(name.split("-")[1])] * 1e6},
+                          source="he2016deep", setting="Table 6")
+                for name, error in PAPER_ERRORS.items()],
+    notes=[f"this run: {seconds:.0f} s in all, {train_seconds:.0f} s of them "
+           "training the classifier"])
+assert rows[0].values["test_acc"] == test["test_acc"]
 
 # %% [markdown]
 # The `small` run is a check that everything works and a measure of what two CPU
@@ -905,11 +899,6 @@ print(f"this run: {seconds:.0f} s in all, {train_seconds:.0f} s of them "
 # folder; a `full` run's file is what gets recorded in `results/resnet.json`.
 
 # %%
-metrics = {"test_acc": test["test_acc"], "test_loss": test["test_loss"],
-           "parameters": count_parameters(model),
-           "train_images": len(train_images), "test_images": len(test_images),
-           "train_seconds": train_seconds,
-           "epoch_to_target": timer.epoch, "seconds_to_target": timer.seconds}
 if study is not None:
     last = -steps_per_epoch
     metrics["degradation"] = {

@@ -53,6 +53,7 @@ from scratch.models.inspection import count_parameters
 from scratch.models.unet import (LOSSES, PAPER_PARAMETERS, UNet, UNet2015, UNetSpec,
                                  dice_score, iou_score, paste_digits, scores,
                                  soft_dice, soft_iou, unet_parameters)
+from scratch.results import Reference, results_table
 from scratch.train import TrainConfig, evaluate, fit, predict
 
 # The experiments a run can add to its main model: each changes one thing.
@@ -846,22 +847,25 @@ seconds = time.perf_counter() - T0
 # Table 2 of the paper, IoU on the ISBI 2015 cell-tracking data sets: other data,
 # other images, printed for scale only.
 PAPER_IOU = {"PhC-U373": 0.9203, "DIC-HeLa": 0.7756}
-print(f"{'':<26}{'data':>10}{'test Dice':>11}{'test IoU':>10}"
-      f"{'epochs':>8}{'params':>12}")
-print(f"{'this run (' + cfg.profile + ')':<26}{cfg.dataset:>10}"
-      f"{main_result['test_dice']:>11.3f}{main_result['test_iou']:>10.3f}"
-      f"{cfg.epochs:>8}{main_result['parameters']:>12,}")
-record = utils.recorded_run("unet")
-if record is not None:
-    m, c = record["metrics"], record["config"]
-    print(f"{'recorded full run':<26}{c['dataset']:>10}{m['test_dice']:>11.3f}"
-          f"{m['test_iou']:>10.3f}{c['epochs']:>8}{m['parameters']:>12,}")
-for name, value in PAPER_IOU.items():
-    print(f"{'paper, ' + name:<26}{'cells':>10}{'-':>11}{value:>10.3f}"
-          f"{'-':>8}{PAPER_PARAMETERS:>12,}")
-print()
-print(utils.recorded_run_note("unet", record, "code/vision/unet.py"))
-print(f"this run: {seconds:.0f} s")
+metrics = {
+    "test_dice": main_result["test_dice"], "test_iou": main_result["test_iou"],
+    "val_dice": history.last.get("val_dice"),
+    "parameters": main_result["parameters"],
+    "train_images": len(train_set[0]), "test_images": len(test_set[0]),
+    "variants": results,
+}
+rows = results_table(
+    cfg, metrics, seconds=seconds, title="segmentation, test set",
+    columns={"config.dataset": ("data", ""), "test_dice": ("test Dice", ".3f"),
+             "test_iou": ("test IoU", ".3f"), "config.epochs": ("epochs", "d"),
+             "parameters": ("params", ",")},
+    # The paper prints no parameter count: PAPER_PARAMETERS is its network's,
+    # counted above from its layer widths.
+    references=[Reference(name, {"config.dataset": "cells", "test_iou": value,
+                                 "parameters": PAPER_PARAMETERS},
+                          source="ronneberger2015unet", setting="Table 2")
+                for name, value in PAPER_IOU.items()])
+assert rows[0].values["test_dice"] == main_result["test_dice"]
 
 # %% [markdown]
 # The paper's numbers are for other images (phase-contrast and DIC microscopy of
@@ -874,13 +878,7 @@ print(f"this run: {seconds:.0f} s")
 # folder; a `full` run's file is what gets recorded in `results/unet.json`.
 
 # %%
-utils.save_run(cfg.run_dir / "metrics.json", cfg, {
-    "test_dice": main_result["test_dice"], "test_iou": main_result["test_iou"],
-    "val_dice": history.last.get("val_dice"),
-    "parameters": main_result["parameters"],
-    "train_images": len(train_set[0]), "test_images": len(test_set[0]),
-    "variants": results,
-}, seconds)
+utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, seconds)
 print(f"metrics saved to {cfg.run_dir / 'metrics.json'}")
 
 # %% [markdown]
