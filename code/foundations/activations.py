@@ -43,10 +43,10 @@ from scipy.special import log_ndtr, ndtr
 
 import scratch.engine.functional as F
 from scratch import data, plots, utils
-from scratch.config import Config, ConfigError, describe, positive, unit_interval
+from scratch.config import Config, ConfigError, positive, unit_interval
 from scratch.engine import Tensor, nn, no_grad, optim
-from scratch.engine.models import make_mlp
 from scratch.engine.loop import Callback, fit_arrays
+from scratch.engine.models import make_mlp
 from scratch.results import Reference, results_table
 
 
@@ -55,85 +55,207 @@ class ActivationsConfig(Config):
     NAME = "activations"
 
     # ---- data
-    n_train: int = field(default=8000, metadata=positive(
-        "MNIST training images (a seeded, class-stratified subset; all of the offline stand-in's 8000): "
-        "enough for 90%+ in a few epochs, so the differences are the activations'"))
-    n_test: int = field(default=2000, metadata=positive(
-        "test images scored after every epoch: 2000 pin an accuracy down to about +-1 point (95%)"))
+    n_train: int = field(
+        default=8000,
+        metadata=positive(
+            "MNIST training images (a seeded, class-stratified subset; all of the offline stand-in's 8000): "
+            "enough for 90%+ in a few epochs, so the differences are the activations'"
+        ),
+    )
+    n_test: int = field(
+        default=2000,
+        metadata=positive(
+            "test images scored after every epoch: 2000 pin an accuracy down to about +-1 point (95%)"
+        ),
+    )
     # ---- experiment 1: gradient flow at initialization
-    flow_depth: int = field(default=30, metadata=positive(
-        "hidden layers of the untrained probe network: at 30, a factor of 1/4 per layer (sigmoid's best) "
-        "is 1e-18, while a well-matched activation keeps its gradients within a small factor"))
-    flow_width: int = field(default=128, metadata=positive(
-        "units per hidden layer of the probe: wide enough for the variance arguments (sums of many terms) "
-        "to hold, cheap in float64"))
-    flow_batch: int = field(default=256, metadata=positive(
-        "training images in the probe's batch: the loss is their mean cross-entropy"))
-    flow_inits: int = field(default=3, metadata=positive(
-        "random initializations per activation; gradient norms are averaged geometrically (on a log scale)"))
+    flow_depth: int = field(
+        default=30,
+        metadata=positive(
+            "hidden layers of the untrained probe network: at 30, a factor of 1/4 per layer (sigmoid's best) "
+            "is 1e-18, while a well-matched activation keeps its gradients within a small factor"
+        ),
+    )
+    flow_width: int = field(
+        default=128,
+        metadata=positive(
+            "units per hidden layer of the probe: wide enough for the variance arguments (sums of many terms) "
+            "to hold, cheap in float64"
+        ),
+    )
+    flow_batch: int = field(
+        default=256,
+        metadata=positive(
+            "training images in the probe's batch: the loss is their mean cross-entropy"
+        ),
+    )
+    flow_inits: int = field(
+        default=3,
+        metadata=positive(
+            "random initializations per activation; gradient norms are averaged geometrically (on a log scale)"
+        ),
+    )
     # ---- experiment 2: training comparison
-    train_depth: int = field(default=8, metadata=positive(
-        "linear layers of the trained MLP (so train_depth - 1 activations): deep enough that sigmoid "
-        "stalls, shallow enough to train every activation several times on a CPU"))
-    train_width: int = field(default=64, metadata=positive(
-        "units per hidden layer of the trained MLP: 64 reach 90%+ on MNIST and keep a run under a second"))
-    epochs: int = field(default=6, metadata=positive(
-        "passes over the training images: the well-matched activations are past 90% by then"))
-    batch_size: int = field(default=64, metadata=positive(
-        "images per SGD step: 125 steps per epoch on 8000 images"))
-    lr: float = field(default=0.02, metadata=positive(
-        "SGD step size, the same for every activation (not tuned for any): about the largest at which "
-        "no activation diverged in our trials"))
-    momentum: float = field(default=0.9, metadata=unit_interval(
-        "SGD momentum: the usual 0.9"))
-    n_seeds: int = field(default=3, metadata=positive(
-        "trainings per activation (initializations and batch orders); the spread over seeds is the noise"))
+    train_depth: int = field(
+        default=8,
+        metadata=positive(
+            "linear layers of the trained MLP (so train_depth - 1 activations): deep enough that sigmoid "
+            "stalls, shallow enough to train every activation several times on a CPU"
+        ),
+    )
+    train_width: int = field(
+        default=64,
+        metadata=positive(
+            "units per hidden layer of the trained MLP: 64 reach 90%+ on MNIST and keep a run under a second"
+        ),
+    )
+    epochs: int = field(
+        default=6,
+        metadata=positive(
+            "passes over the training images: the well-matched activations are past 90% by then"
+        ),
+    )
+    batch_size: int = field(
+        default=64,
+        metadata=positive("images per SGD step: 125 steps per epoch on 8000 images"),
+    )
+    lr: float = field(
+        default=0.02,
+        metadata=positive(
+            "SGD step size, the same for every activation (not tuned for any): about the largest at which "
+            "no activation diverged in our trials"
+        ),
+    )
+    momentum: float = field(
+        default=0.9, metadata=unit_interval("SGD momentum: the usual 0.9")
+    )
+    n_seeds: int = field(
+        default=3,
+        metadata=positive(
+            "trainings per activation (initializations and batch orders); the spread over seeds is the noise"
+        ),
+    )
     # ---- experiment 3: saturation and sparsity
-    blocked: float = field(default=0.02, metadata=unit_interval(
-        "a unit is 'blocked' when phi'(z) < blocked * (phi's largest slope): 0.02 makes it |tanh| > 0.99 for tanh"))
-    n_probe: int = field(default=1000, metadata=positive(
-        "images on which saturation is measured and on which a unit must be silent to count as dead"))
+    blocked: float = field(
+        default=0.02,
+        metadata=unit_interval(
+            "a unit is 'blocked' when phi'(z) < blocked * (phi's largest slope): 0.02 makes it |tanh| > 0.99 for tanh"
+        ),
+    )
+    n_probe: int = field(
+        default=1000,
+        metadata=positive(
+            "images on which saturation is measured and on which a unit must be silent to count as dead"
+        ),
+    )
     # ---- experiment 4: dying ReLU
-    leaky_slope: float = field(default=0.01, metadata=unit_interval(
-        "negative slope of the leaky ReLU: Maas et al.'s and PyTorch's default"))
-    dying_lrs: tuple[float, ...] = field(default=(0.01, 0.05, 0.1, 0.2), metadata=positive(
-        "SGD learning rates of the ladder: from safe to far too large for this ReLU network"))
-    dying_depth: int = field(default=5, metadata=positive(
-        "linear layers of the dying-ReLU network: a smaller copy of the trained MLP"))
-    dying_epochs: int = field(default=3, metadata=positive(
-        "epochs of each ladder run: units die in the first hundred steps or not at all"))
-    probe_every: int = field(default=25, metadata=positive(
-        "steps between two counts of the dead units"))
-    shock_fraction: float = field(default=0.5, metadata=unit_interval(
-        "share of the first layer's units knocked out by the simulated bad update"))
-    shock_margin: float = field(default=0.5, metadata=positive(
-        "how far below zero the knocked-out units' largest pre-activation is pushed"))
-    shock_lr: float = field(default=0.1, metadata=positive(
-        "plain-SGD step size after the knock-out: a safe one; the point is what happens next"))
-    shock_epochs: int = field(default=4, metadata=positive(
-        "epochs of the knock-out runs; the knock-out comes after the first"))
-    shock_slopes: tuple[float, ...] = field(default=(0.01, 0.1), metadata=positive(
-        "negative slopes of the leaky ReLUs compared with ReLU after the knock-out"))
+    leaky_slope: float = field(
+        default=0.01,
+        metadata=unit_interval(
+            "negative slope of the leaky ReLU: Maas et al.'s and PyTorch's default"
+        ),
+    )
+    dying_lrs: tuple[float, ...] = field(
+        default=(0.01, 0.05, 0.1, 0.2),
+        metadata=positive(
+            "SGD learning rates of the ladder: from safe to far too large for this ReLU network"
+        ),
+    )
+    dying_depth: int = field(
+        default=5,
+        metadata=positive(
+            "linear layers of the dying-ReLU network: a smaller copy of the trained MLP"
+        ),
+    )
+    dying_epochs: int = field(
+        default=3,
+        metadata=positive(
+            "epochs of each ladder run: units die in the first hundred steps or not at all"
+        ),
+    )
+    probe_every: int = field(
+        default=25, metadata=positive("steps between two counts of the dead units")
+    )
+    shock_fraction: float = field(
+        default=0.5,
+        metadata=unit_interval(
+            "share of the first layer's units knocked out by the simulated bad update"
+        ),
+    )
+    shock_margin: float = field(
+        default=0.5,
+        metadata=positive(
+            "how far below zero the knocked-out units' largest pre-activation is pushed"
+        ),
+    )
+    shock_lr: float = field(
+        default=0.1,
+        metadata=positive(
+            "plain-SGD step size after the knock-out: a safe one; the point is what happens next"
+        ),
+    )
+    shock_epochs: int = field(
+        default=4,
+        metadata=positive(
+            "epochs of the knock-out runs; the knock-out comes after the first"
+        ),
+    )
+    shock_slopes: tuple[float, ...] = field(
+        default=(0.01, 0.1),
+        metadata=positive(
+            "negative slopes of the leaky ReLUs compared with ReLU after the knock-out"
+        ),
+    )
 
     PROFILES = {
-        "tiny": dict(threads=1, n_train=600, n_test=200, flow_depth=6, flow_width=32, flow_batch=64, flow_inits=1,
-                     train_width=32, epochs=1, n_seeds=1, n_probe=200, dying_lrs=(0.05, 0.2),
-                     dying_epochs=1, probe_every=5, shock_epochs=2),  # tests: seconds
+        "tiny": dict(
+            threads=1,
+            n_train=600,
+            n_test=200,
+            flow_depth=6,
+            flow_width=32,
+            flow_batch=64,
+            flow_inits=1,
+            train_width=32,
+            epochs=1,
+            n_seeds=1,
+            n_probe=200,
+            dying_lrs=(0.05, 0.2),
+            dying_epochs=1,
+            probe_every=5,
+            shock_epochs=2,
+        ),  # tests: seconds
         "small": dict(threads=1),  # the book build: about half a minute of CPU
-        "full": dict(n_train=60000, n_test=10000, flow_depth=50, flow_width=256, flow_inits=10,
-                     train_width=128, epochs=20, n_seeds=5, dying_epochs=5, probe_every=100,
-                     shock_epochs=10),  # all of MNIST; NumPy on a CPU, an hour or so
+        "full": dict(
+            n_train=60000,
+            n_test=10000,
+            flow_depth=50,
+            flow_width=256,
+            flow_inits=10,
+            train_width=128,
+            epochs=20,
+            n_seeds=5,
+            dying_epochs=5,
+            probe_every=100,
+            shock_epochs=10,
+        ),  # all of MNIST; NumPy on a CPU, an hour or so
     }
 
     def validate(self):
         for name in ("batch_size", "n_probe"):
             if getattr(self, name) > self.n_train:
-                raise ConfigError(f"{name}={getattr(self, name)} exceeds n_train={self.n_train}")
+                raise ConfigError(
+                    f"{name}={getattr(self, name)} exceeds n_train={self.n_train}"
+                )
         if min(self.train_depth, self.dying_depth) < 2:
-            raise ConfigError("train_depth and dying_depth need at least 2 linear layers (one activation)")
+            raise ConfigError(
+                "train_depth and dying_depth need at least 2 linear layers (one activation)"
+            )
         if self.shock_epochs < 2:
-            raise ConfigError(f"shock_epochs={self.shock_epochs}: the knock-out comes after epoch 1, "
-                              "so at least 2 are needed")
+            raise ConfigError(
+                f"shock_epochs={self.shock_epochs}: the knock-out comes after epoch 1, "
+                "so at least 2 are needed"
+            )
         if self.blocked == 0:
             raise ConfigError("blocked must be > 0: a threshold of 0 counts nothing")
 
@@ -358,18 +480,21 @@ run_started = time.perf_counter()
 # `seed` starts from the *same* standard normal draws, scaled by its own
 # initialization, so the comparisons are paired.
 
+
 # %%
 class Activation(NamedTuple):
-    label: str                  # the name in plots and tables
-    module: Callable            # () -> nn.Module
-    init: str                   # the weight initialization that goes with it
+    label: str  # the name in plots and tables
+    module: Callable  # () -> nn.Module
+    init: str  # the weight initialization that goes with it
 
 
 ACTIVATIONS = {
     "sigmoid": Activation("sigmoid", nn.Sigmoid, "xavier"),
     "tanh": Activation("tanh", nn.Tanh, "xavier"),
     "relu": Activation("ReLU", nn.ReLU, "he"),
-    "leaky_relu": Activation(f"leaky ReLU ({cfg.leaky_slope})", lambda: nn.LeakyReLU(cfg.leaky_slope), "he"),
+    "leaky_relu": Activation(
+        f"leaky ReLU ({cfg.leaky_slope})", lambda: nn.LeakyReLU(cfg.leaky_slope), "he"
+    ),
     "elu": Activation("ELU", nn.ELU, "he"),
     "selu": Activation("SELU", nn.SELU, "lecun"),
     "gelu": Activation("GELU", nn.GELU, "he"),
@@ -377,18 +502,28 @@ ACTIVATIONS = {
 }
 INITS = {  # weight (out, in) -> filled in place, from the generator g
     "xavier": lambda w, g: nn.init.xavier_normal_(w, generator=g),  # var 2 / (in + out)
-    "he": lambda w, g: nn.init.kaiming_normal_(w, nonlinearity="relu", generator=g),  # var 2 / in
+    "he": lambda w, g: nn.init.kaiming_normal_(
+        w, nonlinearity="relu", generator=g
+    ),  # var 2 / in
     "lecun": lambda w, g: nn.init.lecun_normal_(w, generator=g),  # var 1 / in
 }
-COLOR = dict(zip(ACTIVATIONS, plots.COLORS))  # one colour per activation in every figure
-DASH = {name: "dash" if name == "leaky_relu" else "solid" for name in ACTIVATIONS}  # it often lies on ReLU
+COLOR = dict(
+    zip(ACTIVATIONS, plots.COLORS)
+)  # one colour per activation in every figure
+DASH = {
+    name: "dash" if name == "leaky_relu" else "solid" for name in ACTIVATIONS
+}  # it often lies on ReLU
 
 
-def activation_mlp(name: str, widths: list, seed: int, dtype=np.float32) -> nn.Sequential:
+def activation_mlp(
+    name: str, widths: list, seed: int, dtype=np.float32
+) -> nn.Sequential:
     """The engine's make_mlp, widths[0] -> widths[1] -> ..., with activation `name` between the layers,
     initialised for it: biases 0, weights by ACTIVATIONS[name].init from a generator seeded by `seed`."""
     act = ACTIVATIONS[name]
-    return make_mlp(widths, act.module, init_weight=INITS[act.init], seed=seed, dtype=dtype)
+    return make_mlp(
+        widths, act.module, init_weight=INITS[act.init], seed=seed, dtype=dtype
+    )
 
 
 def derivative(module, z: np.ndarray) -> np.ndarray:
@@ -409,23 +544,52 @@ print(activation_mlp("selu", [784, 64, 64, 10], seed=0))
 
 # %%
 z_grid = np.linspace(-5, 5, 401)  # odd count: z = 0 is the middle point
-curves = {name: (act.module()(Tensor(z_grid)).data, derivative(act.module(), z_grid))
-          for name, act in ACTIVATIONS.items()}
+curves = {
+    name: (act.module()(Tensor(z_grid)).data, derivative(act.module(), z_grid))
+    for name, act in ACTIVATIONS.items()
+}
 
-fig = make_subplots(rows=1, cols=2, subplot_titles=["activation phi(z)", "derivative phi'(z)"])
+fig = make_subplots(
+    rows=1, cols=2, subplot_titles=["activation phi(z)", "derivative phi'(z)"]
+)
 for name, (values, slopes) in curves.items():
-    style = dict(name=ACTIVATIONS[name].label, legendgroup=name, line=dict(color=COLOR[name], dash=DASH[name]))
+    style = dict(
+        name=ACTIVATIONS[name].label,
+        legendgroup=name,
+        line=dict(color=COLOR[name], dash=DASH[name]),
+    )
     # float32 halves the page's size and is exact enough to draw
-    fig.add_trace(go.Scatter(x=z_grid.astype(np.float32), y=values.astype(np.float32), **style), row=1, col=1)
-    fig.add_trace(go.Scatter(x=z_grid.astype(np.float32), y=slopes.astype(np.float32), showlegend=False, **style),
-                  row=1, col=2)
+    fig.add_trace(
+        go.Scatter(x=z_grid.astype(np.float32), y=values.astype(np.float32), **style),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=z_grid.astype(np.float32),
+            y=slopes.astype(np.float32),
+            showlegend=False,
+            **style,
+        ),
+        row=1,
+        col=2,
+    )
 n = len(curves)
 buttons = [dict(label="all", method="update", args=[{"visible": [True] * 2 * n}])]
-buttons += [dict(label=ACTIVATIONS[name].label, method="update",
-                 args=[{"visible": [j // 2 == i for j in range(2 * n)]}]) for i, name in enumerate(curves)]
-fig.update_layout(title="Eight activation functions and their derivatives", height=430,
-                  hovermode="x unified",
-                  updatemenus=[dict(buttons=buttons, x=1.02, y=0, xanchor="left", yanchor="bottom")])
+buttons += [
+    dict(
+        label=ACTIVATIONS[name].label,
+        method="update",
+        args=[{"visible": [j // 2 == i for j in range(2 * n)]}],
+    )
+    for i, name in enumerate(curves)
+]
+fig.update_layout(
+    title="Eight activation functions and their derivatives",
+    height=430,
+    hovermode="x unified",
+    updatemenus=[dict(buttons=buttons, x=1.02, y=0, xanchor="left", yanchor="bottom")],
+)
 fig.update_xaxes(title_text="pre-activation z")
 fig.update_yaxes(range=[-2, 3], row=1, col=1)
 fig.update_yaxes(range=[-0.2, 1.9], row=1, col=2)
@@ -433,8 +597,10 @@ plots.show(fig, cfg.run_dir / "activations.html")
 
 print(f"{'':22}{'largest slope':>14}{'slope at 0':>12}{'phi(-5)':>10}")
 for name, (values, slopes) in curves.items():
-    print(f"{ACTIVATIONS[name].label:22}{slopes.max():>14.4f}{slopes[len(z_grid) // 2]:>12.4f}"
-          f"{values[0]:>10.4f}")
+    print(
+        f"{ACTIVATIONS[name].label:22}{slopes.max():>14.4f}{slopes[len(z_grid) // 2]:>12.4f}"
+        f"{values[0]:>10.4f}"
+    )
 
 # %% [markdown]
 # The table confirms {eq}`activations-sigmoid-tanh`: the sigmoid's slope never
@@ -451,10 +617,16 @@ z_wide = np.linspace(-8, 8, 16001)
 gelu_exact = nn.GELU()(Tensor(z_wide)).data
 gelu_tanh = nn.GELU(approximate="tanh")(Tensor(z_wide)).data
 gelu_sigmoid = (Tensor(z_wide) * Tensor(1.702 * z_wide).sigmoid()).data
-print(f"max |gelu - tanh approximation|         = {np.abs(gelu_exact - gelu_tanh).max():.1e}")
-print(f"max |gelu - z sigmoid(1.702 z)|         = {np.abs(gelu_exact - gelu_sigmoid).max():.1e}")
-print(f"max |gelu' - tanh approximation's slope| = "
-      f"{np.abs(derivative(nn.GELU(), z_wide) - derivative(nn.GELU(approximate='tanh'), z_wide)).max():.1e}")
+print(
+    f"max |gelu - tanh approximation|         = {np.abs(gelu_exact - gelu_tanh).max():.1e}"
+)
+print(
+    f"max |gelu - z sigmoid(1.702 z)|         = {np.abs(gelu_exact - gelu_sigmoid).max():.1e}"
+)
+print(
+    f"max |gelu' - tanh approximation's slope| = "
+    f"{np.abs(derivative(nn.GELU(), z_wide) - derivative(nn.GELU(approximate='tanh'), z_wide)).max():.1e}"
+)
 
 
 # %% [markdown]
@@ -471,6 +643,7 @@ print(f"max |gelu' - tanh approximation's slope| = "
 # $\mathbb E[e^{kz};\, z \le 0] = e^{km + k^2 s^2/2}\,\Phi(-(m + k s^2)/s)$.
 # Assembled (a throwaway function, for this section only):
 
+
 # %%
 def selu_moments(mu, nu, omega=0.0, tau=1.0):
     """(mean, variance) of selu(z) for z ~ N(mu * omega, nu * tau): the map (activations-selu-map)."""
@@ -479,37 +652,57 @@ def selu_moments(mu, nu, omega=0.0, tau=1.0):
     p_pos = ndtr(m / s)  # P(z > 0)
     pdf = np.exp(-0.5 * (m / s) ** 2) / np.sqrt(2 * np.pi)
     z1 = m * p_pos + s * pdf  # E[z; z > 0]
-    z2 = (m ** 2 + s ** 2) * p_pos + m * s * pdf  # E[z^2; z > 0]
-    e1 = np.exp(m + s ** 2 / 2 + log_ndtr(-(m + s ** 2) / s))  # E[e^z; z <= 0], in logs: no overflow
-    e2 = np.exp(2 * m + 2 * s ** 2 + log_ndtr(-(m + 2 * s ** 2) / s))  # E[e^2z; z <= 0]
+    z2 = (m**2 + s**2) * p_pos + m * s * pdf  # E[z^2; z > 0]
+    e1 = np.exp(
+        m + s**2 / 2 + log_ndtr(-(m + s**2) / s)
+    )  # E[e^z; z <= 0], in logs: no overflow
+    e2 = np.exp(2 * m + 2 * s**2 + log_ndtr(-(m + 2 * s**2) / s))  # E[e^2z; z <= 0]
     mean = lam * (z1 + alpha * (e1 - (1 - p_pos)))
-    second = lam ** 2 * (z2 + alpha ** 2 * (e2 - 2 * e1 + (1 - p_pos)))
-    return mean, second - mean ** 2
+    second = lam**2 * (z2 + alpha**2 * (e2 - 2 * e1 + (1 - p_pos)))
+    return mean, second - mean**2
 
 
 # The formula against a million samples through the engine's selu
 sample = np.random.default_rng(cfg.seed).normal(0.3, 1.2, 1_000_000)
 out = F.selu(Tensor(sample)).data
-print(f"z ~ N(0.3, 1.2^2): formula mean {selu_moments(1, 1.44, 0.3)[0]:.4f}, var {selu_moments(1, 1.44, 0.3)[1]:.4f}; "
-      f"samples mean {out.mean():.4f}, var {out.var():.4f}")
+print(
+    f"z ~ N(0.3, 1.2^2): formula mean {selu_moments(1, 1.44, 0.3)[0]:.4f}, var {selu_moments(1, 1.44, 0.3)[1]:.4f}; "
+    f"samples mean {out.mean():.4f}, var {out.var():.4f}"
+)
 # A million samples pin the mean down to its standard error sqrt(var / n), ~1e-3, and the variance
 # to sqrt(var((out - mean)^2) / n): the formula must fall within 5 of them (measured 1.1 and 0.9).
 formula_mean, formula_var = selu_moments(1, 1.44, 0.3)
-mean_se, var_se = np.sqrt(out.var() / out.size), np.sqrt(((out - out.mean()) ** 2).var() / out.size)
-assert abs(out.mean() - formula_mean) <= 5 * mean_se, "the SELU mean formula disagrees with the samples"
-assert abs(out.var() - formula_var) <= 5 * var_se, "the SELU variance formula disagrees with the samples"
+mean_se, var_se = (
+    np.sqrt(out.var() / out.size),
+    np.sqrt(((out - out.mean()) ** 2).var() / out.size),
+)
+assert abs(out.mean() - formula_mean) <= 5 * mean_se, (
+    "the SELU mean formula disagrees with the samples"
+)
+assert abs(out.var() - formula_var) <= 5 * var_se, (
+    "the SELU variance formula disagrees with the samples"
+)
 
 mu_fixed, nu_fixed = selu_moments(0.0, 1.0)
-print(f"g(0, 1) = ({mu_fixed:.2e}, {nu_fixed:.15f}): a fixed point to float64's precision")
+print(
+    f"g(0, 1) = ({mu_fixed:.2e}, {nu_fixed:.15f}): a fixed point to float64's precision"
+)
 # SELU's constants are given to 16 digits, so (0, 1) is fixed to ~1e-16 (measured 1.7e-16 for the
 # mean, 3.3e-16 for the variance); 1e-12 allows for the rounding of the closed forms.
-assert abs(mu_fixed) <= 1e-12 and abs(nu_fixed - 1) <= 1e-12, f"(0, 1) is not fixed: {mu_fixed}, {nu_fixed}"
+assert abs(mu_fixed) <= 1e-12 and abs(nu_fixed - 1) <= 1e-12, (
+    f"(0, 1) is not fixed: {mu_fixed}, {nu_fixed}"
+)
 
 h = 1e-5  # central differences for the Jacobian of g at the fixed point
 g = lambda mu, nu: np.array(selu_moments(mu, nu))
-jacobian = np.stack([(g(h, 1) - g(-h, 1)) / (2 * h), (g(0, 1 + h) - g(0, 1 - h)) / (2 * h)], axis=1)
+jacobian = np.stack(
+    [(g(h, 1) - g(-h, 1)) / (2 * h), (g(0, 1 + h) - g(0, 1 - h)) / (2 * h)], axis=1
+)
 selu_norm = np.linalg.norm(jacobian, 2)
-print("Jacobian of g at (0, 1):\n", np.array2string(jacobian, precision=6, suppress_small=True))
+print(
+    "Jacobian of g at (0, 1):\n",
+    np.array2string(jacobian, precision=6, suppress_small=True),
+)
 print(f"spectral norm {selu_norm:.4f} (< 1: the fixed point attracts)")
 
 # %% [markdown]
@@ -521,12 +714,28 @@ print(f"spectral norm {selu_norm:.4f} (< 1: the fixed point attracts)")
 
 # %%
 nu_axis = np.linspace(0.05, 3.0, 300)
-fig = go.Figure([
-    go.Scatter(x=nu_axis, y=selu_moments(0.0, nu_axis)[1], name="SELU: variance out", line=dict(color=COLOR["selu"])),
-    go.Scatter(x=nu_axis, y=selu_moments(0.0, nu_axis)[0], name="SELU: mean out",
-               line=dict(color=COLOR["selu"], dash="dot")),
-    go.Scatter(x=nu_axis, y=nu_axis, name="no change (diagonal)", line=dict(color="grey", width=1)),
-])
+fig = go.Figure(
+    [
+        go.Scatter(
+            x=nu_axis,
+            y=selu_moments(0.0, nu_axis)[1],
+            name="SELU: variance out",
+            line=dict(color=COLOR["selu"]),
+        ),
+        go.Scatter(
+            x=nu_axis,
+            y=selu_moments(0.0, nu_axis)[0],
+            name="SELU: mean out",
+            line=dict(color=COLOR["selu"], dash="dot"),
+        ),
+        go.Scatter(
+            x=nu_axis,
+            y=nu_axis,
+            name="no change (diagonal)",
+            line=dict(color="grey", width=1),
+        ),
+    ]
+)
 for start in (0.1, 2.9):  # cobweb: up to the curve, across to the diagonal, repeat
     xs, ys, nu = [start], [0.0], start
     for _ in range(8):
@@ -534,11 +743,22 @@ for start in (0.1, 2.9):  # cobweb: up to the curve, across to the diagonal, rep
         xs += [nu, nxt]
         ys += [nxt, nxt]
         nu = nxt
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", marker=dict(size=4),
-                             name=f"iterations from variance {start}", line=dict(width=1)))
-fig.update_layout(title="SELU's layer-to-layer map (weights with omega = 0, tau = 1)",
-                  xaxis_title="variance of the layer's input, nu", yaxis_title="moment of the layer's output",
-                  height=450)
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="lines+markers",
+            marker=dict(size=4),
+            name=f"iterations from variance {start}",
+            line=dict(width=1),
+        )
+    )
+fig.update_layout(
+    title="SELU's layer-to-layer map (weights with omega = 0, tau = 1)",
+    xaxis_title="variance of the layer's input, nu",
+    yaxis_title="moment of the layer's output",
+    height=450,
+)
 plots.show(fig, cfg.run_dir / "selu_map.html")
 
 # %% [markdown]
@@ -589,7 +809,7 @@ def hidden_preactivations(model, x: np.ndarray) -> list:
 # spread (standard deviation) of the layer's activations.
 
 # %%
-x_flow, y_flow = x_train[:cfg.flow_batch].astype(np.float64), y_train[:cfg.flow_batch]
+x_flow, y_flow = x_train[: cfg.flow_batch].astype(np.float64), y_train[: cfg.flow_batch]
 flow_widths = [x_train.shape[1]] + [cfg.flow_width] * cfg.flow_depth + [10]
 
 
@@ -602,20 +822,30 @@ def probe(name: str, seed: int):
         if not isinstance(layer, nn.Linear):
             outputs.append(h.data)
     F.cross_entropy(h, y_flow).backward()
-    grads = [np.linalg.norm(layer.weight.grad) for layer in model if isinstance(layer, nn.Linear)]
+    grads = [
+        np.linalg.norm(layer.weight.grad)
+        for layer in model
+        if isinstance(layer, nn.Linear)
+    ]
     return np.array(grads), np.array([(o.mean(), o.std()) for o in outputs])
 
 
 flow = {}
 for name in ACTIVATIONS:
     runs = [probe(name, cfg.seed * 1000 + k) for k in range(cfg.flow_inits)]
-    grads = np.exp(np.mean([np.log(np.maximum(r[0], 1e-300)) for r in runs], axis=0))  # geometric mean
+    grads = np.exp(
+        np.mean([np.log(np.maximum(r[0], 1e-300)) for r in runs], axis=0)
+    )  # geometric mean
     flow[name] = dict(grad=grads, stats=np.mean([r[1] for r in runs], axis=0))
 
-print(f"{'':22}{'|dL/dW| layer 1':>16}{'last hidden':>13}{'ratio':>10}{'std layer 1':>13}{'std last':>10}")
+print(
+    f"{'':22}{'|dL/dW| layer 1':>16}{'last hidden':>13}{'ratio':>10}{'std layer 1':>13}{'std last':>10}"
+)
 for name, f in flow.items():
-    print(f"{ACTIVATIONS[name].label:22}{f['grad'][0]:>16.2e}{f['grad'][-2]:>13.2e}"
-          f"{f['grad'][0] / f['grad'][-2]:>10.1e}{f['stats'][0, 1]:>13.3f}{f['stats'][-1, 1]:>10.3f}")
+    print(
+        f"{ACTIVATIONS[name].label:22}{f['grad'][0]:>16.2e}{f['grad'][-2]:>13.2e}"
+        f"{f['grad'][0] / f['grad'][-2]:>10.1e}{f['stats'][0, 1]:>13.3f}{f['stats'][-1, 1]:>10.3f}"
+    )
 
 # %% [markdown]
 # The picture, per layer (log scale; switch to the activations' spread with the
@@ -625,21 +855,62 @@ for name, f in flow.items():
 layers = np.arange(1, cfg.flow_depth + 2)
 fig = go.Figure()
 for name, f in flow.items():
-    fig.add_trace(go.Scatter(x=layers, y=f["grad"], name=ACTIVATIONS[name].label, mode="lines+markers",
-                             marker=dict(size=4), line=dict(color=COLOR[name], dash=DASH[name]), legendgroup=name))
+    fig.add_trace(
+        go.Scatter(
+            x=layers,
+            y=f["grad"],
+            name=ACTIVATIONS[name].label,
+            mode="lines+markers",
+            marker=dict(size=4),
+            line=dict(color=COLOR[name], dash=DASH[name]),
+            legendgroup=name,
+        )
+    )
 for name, f in flow.items():
-    fig.add_trace(go.Scatter(x=layers[:-1], y=f["stats"][:, 1], name=ACTIVATIONS[name].label, visible=False,
-                             mode="lines+markers", marker=dict(size=4),
-                             line=dict(color=COLOR[name], dash=DASH[name]), legendgroup=name))
+    fig.add_trace(
+        go.Scatter(
+            x=layers[:-1],
+            y=f["stats"][:, 1],
+            name=ACTIVATIONS[name].label,
+            visible=False,
+            mode="lines+markers",
+            marker=dict(size=4),
+            line=dict(color=COLOR[name], dash=DASH[name]),
+            legendgroup=name,
+        )
+    )
 n = len(flow)
-views = [("weight-gradient norm", "||dL/dW_l||", [True] * n + [False] * n),
-         ("std of the activations", "std of phi(z_l) over batch and units", [False] * n + [True] * n)]
+views = [
+    ("weight-gradient norm", "||dL/dW_l||", [True] * n + [False] * n),
+    (
+        "std of the activations",
+        "std of phi(z_l) over batch and units",
+        [False] * n + [True] * n,
+    ),
+]
 fig.update_layout(
     title=f"Gradient flow at initialization: {cfg.flow_depth} hidden layers of {cfg.flow_width} units",
-    xaxis_title="layer l (1 = next to the input)", yaxis_title=views[0][1], height=480, hovermode="x unified",
-    updatemenus=[dict(x=1.02, y=0, xanchor="left", yanchor="bottom", buttons=[
-        dict(label=label, method="update", args=[{"visible": visible}, {"yaxis.title.text": axis}])
-        for label, axis, visible in views])])
+    xaxis_title="layer l (1 = next to the input)",
+    yaxis_title=views[0][1],
+    height=480,
+    hovermode="x unified",
+    updatemenus=[
+        dict(
+            x=1.02,
+            y=0,
+            xanchor="left",
+            yanchor="bottom",
+            buttons=[
+                dict(
+                    label=label,
+                    method="update",
+                    args=[{"visible": visible}, {"yaxis.title.text": axis}],
+                )
+                for label, axis, visible in views
+            ],
+        )
+    ],
+)
 fig.update_yaxes(type="log", exponentformat="power")
 plots.show(fig, cfg.run_dir / "gradient_flow.html")
 
@@ -662,11 +933,15 @@ plots.show(fig, cfg.run_dir / "gradient_flow.html")
 
 # %%
 selu_stats = flow["selu"]["stats"]
-print(f"SELU network, over its {cfg.flow_depth} hidden layers: mean in [{selu_stats[:, 0].min():+.3f}, "
-      f"{selu_stats[:, 0].max():+.3f}], std in [{selu_stats[:, 1].min():.3f}, {selu_stats[:, 1].max():.3f}]")
+print(
+    f"SELU network, over its {cfg.flow_depth} hidden layers: mean in [{selu_stats[:, 0].min():+.3f}, "
+    f"{selu_stats[:, 0].max():+.3f}], std in [{selu_stats[:, 1].min():.3f}, {selu_stats[:, 1].max():.3f}]"
+)
 relu_stats = flow["relu"]["stats"]
-print(f"ReLU network, for comparison:           mean in [{relu_stats[:, 0].min():+.3f}, "
-      f"{relu_stats[:, 0].max():+.3f}], std in [{relu_stats[:, 1].min():.3f}, {relu_stats[:, 1].max():.3f}]")
+print(
+    f"ReLU network, for comparison:           mean in [{relu_stats[:, 0].min():+.3f}, "
+    f"{relu_stats[:, 0].max():+.3f}], std in [{relu_stats[:, 1].min():.3f}, {relu_stats[:, 1].max():.3f}]"
+)
 
 # %% [markdown]
 # ### 2. Training a deep MLP with each activation
@@ -684,14 +959,26 @@ for name in ACTIVATIONS:
     for s in range(cfg.n_seeds):
         model = activation_mlp(name, train_widths, seed=cfg.seed + s)
         started = time.perf_counter()
-        history = fit_arrays(model, optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum),
-                      x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                      val=(x_test, y_test), seed=cfg.seed + s, verbose=False)
-        trained[name].append(dict(model=model, history=history, seconds=time.perf_counter() - started))
+        history = fit_arrays(
+            model,
+            optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum),
+            x_train,
+            y_train,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            val=(x_test, y_test),
+            seed=cfg.seed + s,
+            verbose=False,
+        )
+        trained[name].append(
+            dict(model=model, history=history, seconds=time.perf_counter() - started)
+        )
     acc = [run["history"]["val_acc"][-1] for run in trained[name]]
-    print(f"{ACTIVATIONS[name].label:22} test accuracy {np.mean(acc):.3f} +- {np.std(acc):.3f} "
-          f"(over {cfg.n_seeds} seeds), final training loss "
-          f"{np.mean([run['history']['loss'][-1] for run in trained[name]]):.3f}")
+    print(
+        f"{ACTIVATIONS[name].label:22} test accuracy {np.mean(acc):.3f} +- {np.std(acc):.3f} "
+        f"(over {cfg.n_seeds} seeds), final training loss "
+        f"{np.mean([run['history']['loss'][-1] for run in trained[name]]):.3f}"
+    )
 
 # %% [markdown]
 # The training loss of every step (averaged over seeds, then smoothed over a
@@ -700,22 +987,45 @@ for name in ACTIVATIONS:
 # %%
 steps_per_epoch = -(-cfg.n_train // cfg.batch_size)
 window = max(1, steps_per_epoch // 10)
-fig = make_subplots(rows=1, cols=2, subplot_titles=["training loss (smoothed)", "test accuracy"])
+fig = make_subplots(
+    rows=1, cols=2, subplot_titles=["training loss (smoothed)", "test accuracy"]
+)
 for name, runs in trained.items():
     steps = np.mean([run["history"].steps for run in runs], axis=0)
     smooth = np.convolve(steps, np.ones(window) / window, mode="valid")
     accuracy = np.mean([run["history"]["val_acc"] for run in runs], axis=0)
-    style = dict(name=ACTIVATIONS[name].label, legendgroup=name, line=dict(color=COLOR[name], dash=DASH[name]))
-    fig.add_trace(go.Scatter(x=np.arange(window, len(steps) + 1), y=smooth.astype(np.float32), **style),
-                  row=1, col=1)
-    fig.add_trace(go.Scatter(x=np.arange(1, cfg.epochs + 1), y=accuracy, mode="lines+markers",
-                             showlegend=False, **style), row=1, col=2)
+    style = dict(
+        name=ACTIVATIONS[name].label,
+        legendgroup=name,
+        line=dict(color=COLOR[name], dash=DASH[name]),
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=np.arange(window, len(steps) + 1), y=smooth.astype(np.float32), **style
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=np.arange(1, cfg.epochs + 1),
+            y=accuracy,
+            mode="lines+markers",
+            showlegend=False,
+            **style,
+        ),
+        row=1,
+        col=2,
+    )
 fig.update_xaxes(title_text="step", row=1, col=1)
 fig.update_xaxes(title_text="epoch", row=1, col=2)
 fig.update_yaxes(title_text="cross-entropy", type="log", row=1, col=1)
 fig.update_yaxes(title_text="accuracy", row=1, col=2)
-fig.update_layout(title=f"An MLP of {cfg.train_depth} linear layers, one activation at a time "
-                        f"(mean of {cfg.n_seeds} seeds)", height=450)
+fig.update_layout(
+    title=f"An MLP of {cfg.train_depth} linear layers, one activation at a time "
+    f"(mean of {cfg.n_seeds} seeds)",
+    height=450,
+)
 plots.show(fig, cfg.run_dir / "training.html")
 
 # %% [markdown]
@@ -748,7 +1058,7 @@ for name, runs in trained.items():
 # Measured at initialization and after training (first seed):
 
 # %%
-x_probe = x_test[:cfg.n_probe]
+x_probe = x_test[: cfg.n_probe]
 
 
 def unit_census(model, name: str) -> dict:
@@ -756,35 +1066,73 @@ def unit_census(model, name: str) -> dict:
     module, largest = ACTIVATIONS[name].module(), curves[name][1].max()
     blocked, zeros = [], []
     for z in hidden_preactivations(model, x_probe):
-        blocked.append(float((np.abs(derivative(module, z)) < cfg.blocked * largest).mean()))
+        blocked.append(
+            float((np.abs(derivative(module, z)) < cfg.blocked * largest).mean())
+        )
         with no_grad():
             zeros.append(float((module(Tensor(z)).data == 0).mean()))
     return dict(blocked=np.array(blocked), zeros=np.array(zeros))
 
 
-census = {name: dict(init=unit_census(activation_mlp(name, train_widths, seed=cfg.seed), name),
-                     trained=unit_census(trained[name][0]["model"], name)) for name in ACTIVATIONS}
+census = {
+    name: dict(
+        init=unit_census(activation_mlp(name, train_widths, seed=cfg.seed), name),
+        trained=unit_census(trained[name][0]["model"], name),
+    )
+    for name in ACTIVATIONS
+}
 
-print(f"{'':22}{'blocked, init':>15}{'blocked, trained':>18}{'exact zeros, init':>19}{'trained':>9}")
+print(
+    f"{'':22}{'blocked, init':>15}{'blocked, trained':>18}{'exact zeros, init':>19}{'trained':>9}"
+)
 for name, c in census.items():
-    print(f"{ACTIVATIONS[name].label:22}{c['init']['blocked'].mean():>15.3f}{c['trained']['blocked'].mean():>18.3f}"
-          f"{c['init']['zeros'].mean():>19.3f}{c['trained']['zeros'].mean():>9.3f}")
+    print(
+        f"{ACTIVATIONS[name].label:22}{c['init']['blocked'].mean():>15.3f}{c['trained']['blocked'].mean():>18.3f}"
+        f"{c['init']['zeros'].mean():>19.3f}{c['trained']['zeros'].mean():>9.3f}"
+    )
 
 # %%
 names = list(ACTIVATIONS)
 z_init = np.array([census[n]["init"]["blocked"] for n in names])
 z_trained = np.array([census[n]["trained"]["blocked"] for n in names])
 hidden = [f"layer {l}" for l in range(1, cfg.train_depth)]
-fig = go.Figure(go.Heatmap(z=z_trained, x=hidden, y=[ACTIVATIONS[n].label for n in names], zmin=0, zmax=1,
-                           colorscale="Blues", texttemplate="%{z:.2f}",
-                           colorbar=dict(title=dict(text="share blocked", side="right")),
-                           hovertemplate="%{y}, %{x}: %{z:.3f} of the units blocked<extra></extra>"))
+fig = go.Figure(
+    go.Heatmap(
+        z=z_trained,
+        x=hidden,
+        y=[ACTIVATIONS[n].label for n in names],
+        zmin=0,
+        zmax=1,
+        colorscale="Blues",
+        texttemplate="%{z:.2f}",
+        colorbar=dict(title=dict(text="share blocked", side="right")),
+        hovertemplate="%{y}, %{x}: %{z:.3f} of the units blocked<extra></extra>",
+    )
+)
 fig.update_layout(
     title=f"Share of hidden units with |phi'(z)| < {cfg.blocked} x max phi', on {cfg.n_probe} test images",
-    xaxis_title="hidden layer", yaxis_title="activation", height=480, margin=dict(t=100),
-    updatemenus=[dict(x=0, y=1.02, xanchor="left", yanchor="bottom", active=0, buttons=[
-        dict(label="after training", method="restyle", args=[{"z": [z_trained]}]),
-        dict(label="at initialization", method="restyle", args=[{"z": [z_init]}])])])
+    xaxis_title="hidden layer",
+    yaxis_title="activation",
+    height=480,
+    margin=dict(t=100),
+    updatemenus=[
+        dict(
+            x=0,
+            y=1.02,
+            xanchor="left",
+            yanchor="bottom",
+            active=0,
+            buttons=[
+                dict(
+                    label="after training", method="restyle", args=[{"z": [z_trained]}]
+                ),
+                dict(
+                    label="at initialization", method="restyle", args=[{"z": [z_init]}]
+                ),
+            ],
+        )
+    ],
+)
 fig.update_yaxes(autorange="reversed")
 plots.show(fig, cfg.run_dir / "saturation.html")
 
@@ -812,6 +1160,7 @@ plots.show(fig, cfg.run_dir / "saturation.html")
 # every one of the probe images, so that by {eq}`activations-backprop` they get no
 # gradient from any of them.
 
+
 # %%
 class DeadUnits(Callback):
     """Every `every` steps, per hidden layer, the share of units with z <= 0 on every probe image."""
@@ -821,7 +1170,12 @@ class DeadUnits(Callback):
 
     def count(self, state):
         self.steps.append(state.step)
-        self.dead.append([float((z <= 0).all(axis=0).mean()) for z in hidden_preactivations(state.model, self.x)])
+        self.dead.append(
+            [
+                float((z <= 0).all(axis=0).mean())
+                for z in hidden_preactivations(state.model, self.x)
+            ]
+        )
 
     def on_fit_start(self, state):
         self.count(state)
@@ -835,24 +1189,47 @@ dying_widths = [x_train.shape[1]] + [cfg.train_width] * (cfg.dying_depth - 1) + 
 ladder = {}
 for lr in cfg.dying_lrs:
     model = activation_mlp("relu", dying_widths, seed=cfg.seed)
-    counter = DeadUnits(x_train[:cfg.n_probe], cfg.probe_every)
+    counter = DeadUnits(x_train[: cfg.n_probe], cfg.probe_every)
     try:
-        history = fit_arrays(model, optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum), x_train, y_train,
-                      epochs=cfg.dying_epochs, batch_size=cfg.batch_size, val=(x_test, y_test),
-                      callbacks=(counter,), seed=cfg.seed, verbose=False)
+        history = fit_arrays(
+            model,
+            optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum),
+            x_train,
+            y_train,
+            epochs=cfg.dying_epochs,
+            batch_size=cfg.batch_size,
+            val=(x_test, y_test),
+            callbacks=(counter,),
+            seed=cfg.seed,
+            verbose=False,
+        )
         accuracy = history["val_acc"][-1]
     except FloatingPointError:  # fit_arrays stops when the loss is no longer finite
         accuracy = float("nan")
-    ladder[lr] = dict(steps=counter.steps, dead=np.array(counter.dead), accuracy=accuracy)
-    print(f"lr {lr:<5}: dead units at the end, per hidden layer {np.round(ladder[lr]['dead'][-1], 2)}, "
-          f"test accuracy {accuracy:.3f}" + ("  (diverged)" if np.isnan(accuracy) else ""))
+    ladder[lr] = dict(
+        steps=counter.steps, dead=np.array(counter.dead), accuracy=accuracy
+    )
+    print(
+        f"lr {lr:<5}: dead units at the end, per hidden layer {np.round(ladder[lr]['dead'][-1], 2)}, "
+        f"test accuracy {accuracy:.3f}" + ("  (diverged)" if np.isnan(accuracy) else "")
+    )
 
 # %%
-fig = go.Figure([go.Scatter(x=r["steps"], y=r["dead"].mean(axis=1), name=f"lr {lr}", mode="lines")
-                 for lr, r in ladder.items()])
-fig.update_layout(title="Dead ReLU units during training, by learning rate (SGD with momentum)",
-                  xaxis_title="step", yaxis_title="share of hidden units dead on every probe image",
-                  height=420, hovermode="x unified")
+fig = go.Figure(
+    [
+        go.Scatter(
+            x=r["steps"], y=r["dead"].mean(axis=1), name=f"lr {lr}", mode="lines"
+        )
+        for lr, r in ladder.items()
+    ]
+)
+fig.update_layout(
+    title="Dead ReLU units during training, by learning rate (SGD with momentum)",
+    xaxis_title="step",
+    yaxis_title="share of hidden units dead on every probe image",
+    height=420,
+    hovermode="x unified",
+)
 fig.update_yaxes(range=[0, 1.05])
 plots.show(fig, cfg.run_dir / "dying_ladder.html")
 
@@ -872,6 +1249,7 @@ plots.show(fig, cfg.run_dir / "dying_ladder.html")
 # networks, whose knocked-out units still have a small slope, and follow the
 # share of the knocked-out units that are still negative on every training image.
 
+
 # %%
 class KnockOut(Callback):
     """After step `at`, push a random `fraction` of the first layer's units below 0 on every image of x.
@@ -879,52 +1257,119 @@ class KnockOut(Callback):
     Then, every `every` steps, record the share of them that are still below 0 on every image.
     """
 
-    def __init__(self, x: np.ndarray, at: int, fraction: float, margin: float, every: int, seed: int):
-        self.x, self.at, self.fraction, self.margin, self.every = x, at, fraction, margin, every
+    def __init__(
+        self,
+        x: np.ndarray,
+        at: int,
+        fraction: float,
+        margin: float,
+        every: int,
+        seed: int,
+    ):
+        self.x, self.at, self.fraction, self.margin, self.every = (
+            x,
+            at,
+            fraction,
+            margin,
+            every,
+        )
         self.rng, self.steps, self.still_off = np.random.default_rng(seed), [], []
 
     def first_layer(self, state) -> np.ndarray:
         with no_grad():
-            return state.model[0](Tensor(self.x)).data  # (N, width): the first layer's pre-activations
+            return state.model[0](
+                Tensor(self.x)
+            ).data  # (N, width): the first layer's pre-activations
 
     def on_batch_end(self, state):
         if state.step == self.at:
             z, first = self.first_layer(state), state.model[0]
-            self.units = self.rng.choice(z.shape[1], round(self.fraction * z.shape[1]), replace=False)
+            self.units = self.rng.choice(
+                z.shape[1], round(self.fraction * z.shape[1]), replace=False
+            )
             first.bias.data[self.units] -= z[:, self.units].max(axis=0) + self.margin
-            self.weights = first.weight.data[self.units].copy()  # to see whether they ever move again
+            self.weights = first.weight.data[
+                self.units
+            ].copy()  # to see whether they ever move again
         if state.step >= self.at and (state.step - self.at) % self.every == 0:
             self.steps.append(state.step)
-            self.still_off.append(float((self.first_layer(state)[:, self.units] <= 0).all(axis=0).mean()))
+            self.still_off.append(
+                float((self.first_layer(state)[:, self.units] <= 0).all(axis=0).mean())
+            )
 
     def on_fit_end(self, state):
-        self.weight_change = float(np.abs(state.model[0].weight.data[self.units] - self.weights).max())
+        self.weight_change = float(
+            np.abs(state.model[0].weight.data[self.units] - self.weights).max()
+        )
 
 
-shock_runs = {"ReLU": ("relu", None)} | {f"leaky ReLU ({a})": ("leaky_relu", a) for a in cfg.shock_slopes}
+shock_runs = {"ReLU": ("relu", None)} | {
+    f"leaky ReLU ({a})": ("leaky_relu", a) for a in cfg.shock_slopes
+}
 shock = {}
 for label, (name, slope) in shock_runs.items():
     model = activation_mlp(name, dying_widths, seed=cfg.seed)
-    if slope is not None:  # the same network with this negative slope in every activation
+    if (
+        slope is not None
+    ):  # the same network with this negative slope in every activation
         for layer in model:
             if isinstance(layer, nn.LeakyReLU):
                 layer.negative_slope = slope
-    knock = KnockOut(x_train, at=steps_per_epoch, fraction=cfg.shock_fraction, margin=cfg.shock_margin,
-                     every=cfg.probe_every, seed=cfg.seed)
-    history = fit_arrays(model, optim.SGD(model.parameters(), lr=cfg.shock_lr), x_train, y_train, epochs=cfg.shock_epochs,
-                  batch_size=cfg.batch_size, val=(x_test, y_test), callbacks=(knock,), seed=cfg.seed, verbose=False)
-    shock[label] = dict(steps=knock.steps, still_off=knock.still_off, weight_change=knock.weight_change,
-                        accuracy=history["val_acc"][-1])
-    print(f"{label:20}: still off at the end {knock.still_off[-1]:.3f}, largest change of their weights "
-          f"since the knock-out {knock.weight_change:.2e}, test accuracy {history['val_acc'][-1]:.3f}")
+    knock = KnockOut(
+        x_train,
+        at=steps_per_epoch,
+        fraction=cfg.shock_fraction,
+        margin=cfg.shock_margin,
+        every=cfg.probe_every,
+        seed=cfg.seed,
+    )
+    history = fit_arrays(
+        model,
+        optim.SGD(model.parameters(), lr=cfg.shock_lr),
+        x_train,
+        y_train,
+        epochs=cfg.shock_epochs,
+        batch_size=cfg.batch_size,
+        val=(x_test, y_test),
+        callbacks=(knock,),
+        seed=cfg.seed,
+        verbose=False,
+    )
+    shock[label] = dict(
+        steps=knock.steps,
+        still_off=knock.still_off,
+        weight_change=knock.weight_change,
+        accuracy=history["val_acc"][-1],
+    )
+    print(
+        f"{label:20}: still off at the end {knock.still_off[-1]:.3f}, largest change of their weights "
+        f"since the knock-out {knock.weight_change:.2e}, test accuracy {history['val_acc'][-1]:.3f}"
+    )
 
 # %%
-fig = go.Figure([go.Scatter(x=r["steps"], y=r["still_off"], name=label, mode="lines+markers", marker=dict(size=4),
-                            line=dict(width=4 if label == "ReLU" else 2, dash="solid" if label == "ReLU" else "dash"))
-                 for label, r in shock.items()])  # ReLU thick, so that a leaky curve on top does not hide it
-fig.update_layout(title="After knocking out first-layer units: how many stay off?",
-                  xaxis_title="step (the knock-out is the first point)",
-                  yaxis_title="share of knocked-out units off on every image", height=420, hovermode="x unified")
+fig = go.Figure(
+    [
+        go.Scatter(
+            x=r["steps"],
+            y=r["still_off"],
+            name=label,
+            mode="lines+markers",
+            marker=dict(size=4),
+            line=dict(
+                width=4 if label == "ReLU" else 2,
+                dash="solid" if label == "ReLU" else "dash",
+            ),
+        )
+        for label, r in shock.items()
+    ]
+)  # ReLU thick, so that a leaky curve on top does not hide it
+fig.update_layout(
+    title="After knocking out first-layer units: how many stay off?",
+    xaxis_title="step (the knock-out is the first point)",
+    yaxis_title="share of knocked-out units off on every image",
+    height=420,
+    hovermode="x unified",
+)
 fig.update_yaxes(range=[0, 1.05])
 plots.show(fig, cfg.run_dir / "knock_out.html")
 
@@ -954,34 +1399,56 @@ plots.show(fig, cfg.run_dir / "knock_out.html")
 # then copy `runs/activations/metrics.json` to `results/activations.json`.)
 
 # %%
-metrics = {"selu_fixed_point_residual": float(max(abs(mu_fixed), abs(nu_fixed - 1))),
-           "selu_jacobian_norm": float(selu_norm)}
+metrics = {
+    "selu_fixed_point_residual": float(max(abs(mu_fixed), abs(nu_fixed - 1))),
+    "selu_jacobian_norm": float(selu_norm),
+}
 for name in ACTIVATIONS:
     acc = [run["history"]["val_acc"][-1] for run in trained[name]]
     metrics[f"{name}_test_accuracy"] = float(np.mean(acc))
     metrics[f"{name}_test_accuracy_std"] = float(np.std(acc))
-    metrics[f"{name}_gradient_ratio_first_to_last"] = float(flow[name]["grad"][0] / flow[name]["grad"][-2])
-    metrics[f"{name}_blocked_trained"] = float(census[name]["trained"]["blocked"].mean())
+    metrics[f"{name}_gradient_ratio_first_to_last"] = float(
+        flow[name]["grad"][0] / flow[name]["grad"][-2]
+    )
+    metrics[f"{name}_blocked_trained"] = float(
+        census[name]["trained"]["blocked"].mean()
+    )
 largest_lr = max(cfg.dying_lrs)
 metrics["relu_dead_share_at_largest_lr"] = float(ladder[largest_lr]["dead"][-1].mean())
 metrics["relu_accuracy_at_largest_lr"] = float(ladder[largest_lr]["accuracy"])
 metrics["relu_knocked_out_weight_change"] = shock["ReLU"]["weight_change"]
 
 rows = results_table(
-    cfg, metrics, seconds=time.perf_counter() - run_started,
+    cfg,
+    metrics,
+    seconds=time.perf_counter() - run_started,
     title="MNIST test accuracy (± std over seeds); SELU's Jacobian norm at (0, 1)",
-    columns={**{f"{name}_test_accuracy": (a.label, ".3f", f"{name}_test_accuracy_std")
-                for name, a in ACTIVATIONS.items()},
-             "selu_jacobian_norm": ("SELU Jacobian norm", ".4f")},
-    references=[Reference("SELU's fixed point", {"selu_jacobian_norm": 0.7877},
-                          source="klambauer2017self")])
+    columns={
+        **{
+            f"{name}_test_accuracy": (a.label, ".3f", f"{name}_test_accuracy_std")
+            for name, a in ACTIVATIONS.items()
+        },
+        "selu_jacobian_norm": ("SELU Jacobian norm", ".4f"),
+    },
+    references=[
+        Reference(
+            "SELU's fixed point",
+            {"selu_jacobian_norm": 0.7877},
+            source="klambauer2017self",
+        )
+    ],
+)
 assert rows[0].values["selu_jacobian_norm"] == selu_norm
 # The paper gives 4 decimals, so agreement means |ours - 0.7877| <= 5e-5; central differences with
 # h = 1e-5 are accurate to ~1e-10 here (ours is 0.78767: 2.7e-5 from the paper's rounded value).
-assert abs(selu_norm - 0.7877) <= 5e-5, f"SELU's Jacobian norm {selu_norm:.6f} is not the paper's 0.7877"
+assert abs(selu_norm - 0.7877) <= 5e-5, (
+    f"SELU's Jacobian norm {selu_norm:.6f} is not the paper's 0.7877"
+)
 
 # %%
-utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started)
+utils.save_run(
+    cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started
+)
 print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 
 # %% [markdown]

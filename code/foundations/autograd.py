@@ -41,8 +41,8 @@ import scratch.engine.functional as F
 from scratch import plots, utils
 from scratch.config import Config, ConfigError, positive, unit_interval
 from scratch.engine import Tensor, Value, gradcheck, nn, no_grad, optim
-from scratch.engine.models import make_mlp
 from scratch.engine.draw import draw_graph
+from scratch.engine.models import make_mlp
 from scratch.results import results_table
 
 
@@ -50,44 +50,98 @@ from scratch.results import results_table
 class AutogradConfig(Config):
     NAME = "autograd"
 
-    n_train: int = field(default=500, metadata=positive(
-        "two-moons training points: enough to pin down the curved boundary"))
-    n_test: int = field(default=1000, metadata=positive(
-        "held-out points: 1000 pin accuracy down to about +-1 percentage point (95%)"))
-    noise: float = field(default=0.2, metadata=positive(
-        "std of the noise added to the moons: at 0.2 they overlap a little, so 100% is out of reach"))
-    hidden: int = field(default=16, metadata=positive(
-        "units in each of the two hidden layers: 16 bend the boundary enough for two moons"))
-    steps: int = field(default=1500, metadata=positive(
-        "SGD steps, about 100 epochs of 500 points: the test loss has stopped improving by then"))
-    batch_size: int = field(default=32, metadata=positive(
-        "points per step: small batches are cheap in NumPy, and their noise does no harm here"))
-    lr: float = field(default=0.1, metadata=positive(
-        "SGD step size: of 0.03, 0.1 and 0.3, the best test accuracy after these steps"))
-    momentum: float = field(default=0.9, metadata=unit_interval(
-        "SGD momentum: the usual 0.9 averages gradients over about 10 steps"))
-    eval_every: int = field(default=25, metadata=positive(
-        "steps between evaluations of the full train and test loss (the curve's resolution)"))
-    snapshots: int = field(default=16, metadata=positive(
-        "frames of the decision-boundary animation"))
-    grid: int = field(default=60, metadata=positive(
-        "grid points per axis where the boundary is drawn: 60 x 60 looks smooth, costs little"))
+    n_train: int = field(
+        default=500,
+        metadata=positive(
+            "two-moons training points: enough to pin down the curved boundary"
+        ),
+    )
+    n_test: int = field(
+        default=1000,
+        metadata=positive(
+            "held-out points: 1000 pin accuracy down to about +-1 percentage point (95%)"
+        ),
+    )
+    noise: float = field(
+        default=0.2,
+        metadata=positive(
+            "std of the noise added to the moons: at 0.2 they overlap a little, so 100% is out of reach"
+        ),
+    )
+    hidden: int = field(
+        default=16,
+        metadata=positive(
+            "units in each of the two hidden layers: 16 bend the boundary enough for two moons"
+        ),
+    )
+    steps: int = field(
+        default=1500,
+        metadata=positive(
+            "SGD steps, about 100 epochs of 500 points: the test loss has stopped improving by then"
+        ),
+    )
+    batch_size: int = field(
+        default=32,
+        metadata=positive(
+            "points per step: small batches are cheap in NumPy, and their noise does no harm here"
+        ),
+    )
+    lr: float = field(
+        default=0.1,
+        metadata=positive(
+            "SGD step size: of 0.03, 0.1 and 0.3, the best test accuracy after these steps"
+        ),
+    )
+    momentum: float = field(
+        default=0.9,
+        metadata=unit_interval(
+            "SGD momentum: the usual 0.9 averages gradients over about 10 steps"
+        ),
+    )
+    eval_every: int = field(
+        default=25,
+        metadata=positive(
+            "steps between evaluations of the full train and test loss (the curve's resolution)"
+        ),
+    )
+    snapshots: int = field(
+        default=16, metadata=positive("frames of the decision-boundary animation")
+    )
+    grid: int = field(
+        default=60,
+        metadata=positive(
+            "grid points per axis where the boundary is drawn: 60 x 60 looks smooth, costs little"
+        ),
+    )
 
     PROFILES = {
-        "tiny": dict(n_train=200, n_test=200, steps=60, eval_every=20, snapshots=4, grid=20),  # tests: seconds
+        "tiny": dict(
+            n_train=200, n_test=200, steps=60, eval_every=20, snapshots=4, grid=20
+        ),  # tests: seconds
         "small": dict(),  # the book build: well under a minute on a CPU
-        "full": dict(n_train=5000, n_test=10000, hidden=64, steps=20000, eval_every=200,
-                     snapshots=40, grid=150),  # larger data and model, still NumPy on a CPU
+        "full": dict(
+            n_train=5000,
+            n_test=10000,
+            hidden=64,
+            steps=20000,
+            eval_every=200,
+            snapshots=40,
+            grid=150,
+        ),  # larger data and model, still NumPy on a CPU
     }
 
     def validate(self):
         if self.batch_size > self.n_train:
-            raise ConfigError(f"batch_size={self.batch_size} exceeds n_train={self.n_train}")
+            raise ConfigError(
+                f"batch_size={self.batch_size} exceeds n_train={self.n_train}"
+            )
 
 
 cfg = AutogradConfig.from_cli()
 utils.seed_everything(cfg.seed)
-torch.set_num_threads(1)  # PyTorch only checks our tiny networks here: threads would cost more than they save
+torch.set_num_threads(
+    1
+)  # PyTorch only checks our tiny networks here: threads would cost more than they save
 run_started = time.perf_counter()
 
 # %% [markdown]
@@ -122,16 +176,25 @@ exact = 1 - np.tanh(x0) ** 2
 eps = np.logspace(-15, -1, 57)
 errors = {  # floored at 1e-17 so that an exact hit still shows on a log axis
     "forward difference": np.abs((np.tanh(x0 + eps) - np.tanh(x0)) / eps - exact),
-    "central difference": np.abs((np.tanh(x0 + eps) - np.tanh(x0 - eps)) / (2 * eps) - exact),
+    "central difference": np.abs(
+        (np.tanh(x0 + eps) - np.tanh(x0 - eps)) / (2 * eps) - exact
+    ),
 }
-fig = plots.lines({k: np.maximum(v, 1e-17) for k, v in errors.items()}, x=eps, log_y=True,
-                  title="Error of finite differences for tanh'(0.5)", xlabel="step size epsilon",
-                  ylabel="|error|")
+fig = plots.lines(
+    {k: np.maximum(v, 1e-17) for k, v in errors.items()},
+    x=eps,
+    log_y=True,
+    title="Error of finite differences for tanh'(0.5)",
+    xlabel="step size epsilon",
+    ylabel="|error|",
+)
 fig.update_xaxes(type="log", exponentformat="power")
 fig.update_yaxes(exponentformat="power")
 plots.show(fig, cfg.run_dir / "finite_differences.html")
 central = errors["central difference"]
-print(f"best central difference: error {central.min():.1e}, at epsilon = {eps[central.argmin()]:.0e}")
+print(
+    f"best central difference: error {central.min():.1e}, at epsilon = {eps[central.argmin()]:.0e}"
+)
 print(f"float64's own resolution:        {np.finfo(np.float64).eps:.1e}")
 
 # %% [markdown]
@@ -153,7 +216,9 @@ l = x
 print(f"{'n':>2} {'ops in the program':>19} {'ops in l_n':>11} {'ops in dl_n/dx':>15}")
 for n in range(1, 7):
     l = 4 * l * (1 - l)
-    print(f"{n:>2} {3 * n:>19} {sympy.count_ops(l):>11} {sympy.count_ops(sympy.diff(l, x)):>15}")
+    print(
+        f"{n:>2} {3 * n:>19} {sympy.count_ops(l):>11} {sympy.count_ops(sympy.diff(l, x)):>15}"
+    )
 
 
 # %% [markdown]
@@ -297,6 +362,7 @@ for n in range(1, 7):
 # error against a target $t$. We label the intermediate values to see them in
 # the graph.
 
+
 # %%
 def named(v, label):
     """Attach a label to an intermediate Value, for the drawing."""
@@ -305,7 +371,11 @@ def named(v, label):
 
 
 x1, x2 = Value(2.0, label="x1"), Value(-1.0, label="x2")  # the inputs
-w1, w2, b = Value(-0.5, label="w1"), Value(0.3, label="w2"), Value(0.8, label="b")  # the parameters
+w1, w2, b = (
+    Value(-0.5, label="w1"),
+    Value(0.3, label="w2"),
+    Value(0.8, label="b"),
+)  # the parameters
 t = Value(0.5, label="t")  # the target
 
 w1x1 = named(w1 * x1, "w1x1")
@@ -322,16 +392,17 @@ for v in (w1, w2, b, x1, x2):
 # colour is the gradient, red for negative, blue for positive:
 
 # %%
-plots.show(draw_graph(loss, title="L = (tanh(w1 x1 + w2 x2 + b) - t)^2 after loss.backward()"),
-           cfg.run_dir / "graph.html");
-
+plots.show(
+    draw_graph(loss, title="L = (tanh(w1 x1 + w2 x2 + b) - t)^2 after loss.backward()"),
+    cfg.run_dir / "graph.html",
+)
 # %% [markdown]
 # By hand, $\partial L / \partial w_1 = 2 (y - t)(1 - y^2)\, x_1$: the local
 # derivatives along the path from $w_1$ to $L$, multiplied (those of the two
 # additions are 1). The engine agrees:
 
 # %%
-by_hand = 2 * (y.data - t.data) * (1 - y.data ** 2) * x1.data
+by_hand = 2 * (y.data - t.data) * (1 - y.data**2) * x1.data
 print(f"by hand {by_hand:+.15f}\nengine  {w1.grad:+.15f}")
 
 # %% [markdown]
@@ -348,7 +419,10 @@ a_np, w_np = rng.standard_normal((64, 16)), rng.standard_normal((16, 16))
 started = time.perf_counter()
 a_v = [[Value(v) for v in row] for row in a_np]
 w_v = [[Value(v) for v in row] for row in w_np]
-products = [[sum((p * q for p, q in zip(row, col)), Value(0.0)) for col in zip(*w_v)] for row in a_v]
+products = [
+    [sum((p * q for p, q in zip(row, col)), Value(0.0)) for col in zip(*w_v)]
+    for row in a_v
+]
 sum((sum(row, Value(0.0)) for row in products), Value(0.0)).backward()
 scalar_seconds = time.perf_counter() - started
 
@@ -358,13 +432,17 @@ a_t, w_t = Tensor(a_np, requires_grad=True), Tensor(w_np, requires_grad=True)
 tensor_seconds = time.perf_counter() - started
 
 same = np.allclose(w_t.grad, [[v.grad for v in row] for row in w_v])
-print(f"Values: {scalar_seconds * 1e3:.1f} ms, Tensors: {tensor_seconds * 1e3:.2f} ms "
-      f"({scalar_seconds / tensor_seconds:.0f}x faster), same gradient: {same}")
+print(
+    f"Values: {scalar_seconds * 1e3:.1f} ms, Tensors: {tensor_seconds * 1e3:.2f} ms "
+    f"({scalar_seconds / tensor_seconds:.0f}x faster), same gradient: {same}"
+)
 # Each gradient entry is a sum of 64 terms, added in another order by the two engines: float64
 # rounding, ~1e-16 of the entries' size (measured 3e-16 of the largest); 1e-12 leaves a margin,
 # and a wrong backward pass is off by O(1).
 value_grads = np.array([[v.grad for v in row] for row in w_v])
-assert np.abs(w_t.grad - value_grads).max() <= 1e-12 * np.abs(value_grads).max(), "Values and Tensors disagree"
+assert np.abs(w_t.grad - value_grads).max() <= 1e-12 * np.abs(value_grads).max(), (
+    "Values and Tensors disagree"
+)
 
 # %% [markdown]
 # A `Tensor` is a `Value` whose data is an array. One function, `_make`, creates
@@ -402,14 +480,26 @@ assert np.abs(w_t.grad - value_grads).max() <= 1e-12 * np.abs(value_grads).max()
 a = Tensor(rng.standard_normal((3, 1, 4)), requires_grad=True)
 b = Tensor(rng.standard_normal((2, 4)), requires_grad=True)
 (a * b).sum().backward()  # a * b has shape (3, 2, 4)
-print("a.grad", a.grad.shape, "equals b summed over its rows:",
-      np.allclose(a.grad, np.broadcast_to(b.data.sum(axis=0), (3, 1, 4))))
-print("b.grad", b.grad.shape, "equals a summed over its copies:",
-      np.allclose(b.grad, np.broadcast_to(a.data.sum(axis=(0, 1)), (2, 4))))
+print(
+    "a.grad",
+    a.grad.shape,
+    "equals b summed over its rows:",
+    np.allclose(a.grad, np.broadcast_to(b.data.sum(axis=0), (3, 1, 4))),
+)
+print(
+    "b.grad",
+    b.grad.shape,
+    "equals a summed over its copies:",
+    np.allclose(b.grad, np.broadcast_to(a.data.sum(axis=(0, 1)), (2, 4))),
+)
 # The same two or three numbers summed, perhaps in another order: float64 rounding at most
 # (measured: equal to the bit).
-assert np.abs(a.grad - b.data.sum(axis=0)).max() <= 1e-12, "the gradient of a broadcast input is not a sum"
-assert np.abs(b.grad - a.data.sum(axis=(0, 1))).max() <= 1e-12, "the gradient of a broadcast input is not a sum"
+assert np.abs(a.grad - b.data.sum(axis=0)).max() <= 1e-12, (
+    "the gradient of a broadcast input is not a sum"
+)
+assert np.abs(b.grad - a.data.sum(axis=(0, 1))).max() <= 1e-12, (
+    "the gradient of a broadcast input is not a sum"
+)
 
 
 # %% [markdown]
@@ -480,7 +570,9 @@ assert np.abs(b.grad - a.data.sum(axis=(0, 1))).max() <= 1e-12, "the gradient of
 # ```
 
 # %%
-model = make_mlp([2, cfg.hidden, cfg.hidden, 2])  # 2 -> hidden -> hidden -> 2: one logit per class
+model = make_mlp(
+    [2, cfg.hidden, cfg.hidden, 2]
+)  # 2 -> hidden -> hidden -> 2: one logit per class
 n_params = sum(p.size for p in model.parameters())
 print(model)
 print(f"{n_params} parameters")
@@ -490,15 +582,18 @@ print(f"{n_params} parameters")
 # `gradcheck` perturbs its inputs, so we write the network's loss as a function
 # of its weights, with the same operations the layers use:
 
+
 # %%
 def mlp_loss(x, y):
     """The loss of a ReLU MLP as a function of its weights (w0, b0, w1, b1, ...)."""
+
     def loss(*weights):
         h = Tensor(x)
         for i in range(0, len(weights), 2):
             h = F.linear(h, weights[i], weights[i + 1])
             h = h.relu() if i + 2 < len(weights) else h  # no ReLU after the last layer
         return F.cross_entropy(h, y)
+
     return loss
 
 
@@ -512,23 +607,35 @@ started = time.perf_counter()
 passed = gradcheck(loss_fn, model.parameters())  # raises AssertionError on any mismatch
 numeric_seconds = time.perf_counter() - started
 model.zero_grad()
-print(f"gradcheck passed: {passed}; finite differences took {2 * n_params} forward passes "
-      f"and {numeric_seconds:.2f} s, reverse mode one forward and one backward pass "
-      f"and {backward_seconds * 1e3:.2f} ms ({numeric_seconds / backward_seconds:.0f}x faster)")
+print(
+    f"gradcheck passed: {passed}; finite differences took {2 * n_params} forward passes "
+    f"and {numeric_seconds:.2f} s, reverse mode one forward and one backward pass "
+    f"and {backward_seconds * 1e3:.2f} ms ({numeric_seconds / backward_seconds:.0f}x faster)"
+)
 
 
 # %% [markdown]
 # The second oracle is PyTorch. We copy our weights into `torch.nn.Linear`
 # layers, in float64, and compare the loss and every gradient:
 
+
 # %%
 def torch_twin(model, state=None):
     """Our MLP as a torch.nn.Sequential, with `state` (default: the model's weights) copied in by name."""
     state = state or {name: p.data for name, p in model.named_parameters()}
-    twin = torch.nn.Sequential(*[torch.nn.Linear(m.in_features, m.out_features, dtype=torch.float64)
-                                 if isinstance(m, nn.Linear) else torch.nn.ReLU() for m in model])
+    twin = torch.nn.Sequential(
+        *[
+            torch.nn.Linear(m.in_features, m.out_features, dtype=torch.float64)
+            if isinstance(m, nn.Linear)
+            else torch.nn.ReLU()
+            for m in model
+        ]
+    )
     with torch.no_grad():
-        for name, p in twin.named_parameters():  # the same names: "0.weight", "0.bias", ...
+        for (
+            name,
+            p,
+        ) in twin.named_parameters():  # the same names: "0.weight", "0.bias", ...
             p.copy_(torch.from_numpy(state[name]))
     return twin
 
@@ -536,17 +643,26 @@ def torch_twin(model, state=None):
 ours = F.cross_entropy(model(Tensor(x_check)), y_check)
 ours.backward()
 twin = torch_twin(model)
-theirs = torch.nn.functional.cross_entropy(twin(torch.from_numpy(x_check)), torch.from_numpy(y_check))
+theirs = torch.nn.functional.cross_entropy(
+    twin(torch.from_numpy(x_check)), torch.from_numpy(y_check)
+)
 theirs.backward()
 
 twin_params = dict(twin.named_parameters())
-grad_diff = max(np.abs(p.grad - twin_params[name].grad.numpy()).max() for name, p in model.named_parameters())
+grad_diff = max(
+    np.abs(p.grad - twin_params[name].grad.numpy()).max()
+    for name, p in model.named_parameters()
+)
 print(f"loss: ours {ours.item():.15f}, PyTorch {theirs.item():.15f}")
-print(f"largest |difference| between our and PyTorch's gradients, over all {n_params} parameters: {grad_diff:.1e}")
+print(
+    f"largest |difference| between our and PyTorch's gradients, over all {n_params} parameters: {grad_diff:.1e}"
+)
 # float64 on both sides, the same operations summed in different orders: the loss agrees to ~1e-16
 # relative (measured 1.6e-16) and the gradients, entries up to ~1, to ~1e-16 (measured 4e-17).
 # 1e-12 allows 10^4 times that; a wrong backward pass misses by far more.
-assert abs(ours.item() - theirs.item()) <= 1e-12 * abs(theirs.item()), "loss differs from PyTorch's"
+assert abs(ours.item() - theirs.item()) <= 1e-12 * abs(theirs.item()), (
+    "loss differs from PyTorch's"
+)
 assert grad_diff <= 1e-12, f"gradients differ from PyTorch's by {grad_diff:.1e}"
 model.zero_grad()
 
@@ -558,9 +674,11 @@ model.zero_grad()
 # loop (forward, loss, backward, step) is ours.
 
 # %%
-x_all, y_all = make_moons(cfg.n_train + cfg.n_test, noise=cfg.noise, random_state=cfg.seed)
-x_train, y_train = x_all[:cfg.n_train], y_all[:cfg.n_train]
-x_test, y_test = x_all[cfg.n_train:], y_all[cfg.n_train:]
+x_all, y_all = make_moons(
+    cfg.n_train + cfg.n_test, noise=cfg.noise, random_state=cfg.seed
+)
+x_train, y_train = x_all[: cfg.n_train], y_all[: cfg.n_train]
+x_test, y_test = x_all[cfg.n_train :], y_all[cfg.n_train :]
 print(f"train {x_train.shape}, test {x_test.shape}, class balance {y_train.mean():.2f}")
 
 
@@ -569,13 +687,16 @@ print(f"train {x_train.shape}, test {x_test.shape}, class balance {y_train.mean(
 # fixed by the seed, so that PyTorch can replay them in the results), the
 # evaluation, and the probabilities on a grid for the picture.
 
+
 # %%
 def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
     """(steps, batch_size) row indices: a new random order of the n rows every epoch."""
     rng = np.random.default_rng(seed)
     per_epoch = n // batch_size  # the last, incomplete batch of an epoch is dropped
     epochs = -(-steps // per_epoch)
-    order = np.concatenate([rng.permutation(n)[:per_epoch * batch_size] for _ in range(epochs)])
+    order = np.concatenate(
+        [rng.permutation(n)[: per_epoch * batch_size] for _ in range(epochs)]
+    )
     return order.reshape(-1, batch_size)[:steps]
 
 
@@ -583,14 +704,22 @@ def evaluate(model, x, y) -> tuple:
     """(mean cross-entropy, accuracy) on a whole data set, without recording a graph."""
     with no_grad():
         logits = model(Tensor(x))
-        return F.cross_entropy(logits, y).item(), float((logits.data.argmax(axis=1) == y).mean())
+        return F.cross_entropy(logits, y).item(), float(
+            (logits.data.argmax(axis=1) == y).mean()
+        )
 
 
 def probability_grid(model, xs, ys) -> np.ndarray:
     """p(class 1) at every point of the grid xs x ys, shape (len(ys), len(xs))."""
-    points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)  # row-major: y outer, x inner
+    points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(
+        -1, 2
+    )  # row-major: y outer, x inner
     with no_grad():
-        return F.softmax(model(Tensor(points)), dim=-1).data[:, 1].reshape(len(ys), len(xs))
+        return (
+            F.softmax(model(Tensor(points)), dim=-1)
+            .data[:, 1]
+            .reshape(len(ys), len(xs))
+        )
 
 
 xs = np.linspace(x_all[:, 0].min() - 0.5, x_all[:, 0].max() + 0.5, cfg.grid)
@@ -601,7 +730,9 @@ ys = np.linspace(x_all[:, 1].min() - 0.5, x_all[:, 1].max() + 0.5, cfg.grid)
 # `scratch.train.fit`):
 
 # %%
-initial_state = {name: p.data.copy() for name, p in model.named_parameters()}  # for PyTorch's replay
+initial_state = {
+    name: p.data.copy() for name, p in model.named_parameters()
+}  # for PyTorch's replay
 batches = batch_indices(cfg.n_train, cfg.batch_size, cfg.steps, cfg.seed)
 opt = optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
 snapshot_steps = set(np.linspace(0, cfg.steps, cfg.snapshots).round().astype(int))
@@ -623,7 +754,9 @@ for step in range(cfg.steps + 1):
     loss.backward()
     opt.step()
 train_seconds = time.perf_counter() - started
-print(f"{cfg.steps} steps in {train_seconds:.1f} s ({train_seconds / cfg.steps * 1e3:.2f} ms per step)")
+print(
+    f"{cfg.steps} steps in {train_seconds:.1f} s ({train_seconds / cfg.steps * 1e3:.2f} ms per step)"
+)
 
 # %% [markdown]
 # Press play, or drag the slider. The untrained network is unsure everywhere
@@ -631,15 +764,25 @@ print(f"{cfg.steps} steps in {train_seconds:.1f} s ({train_seconds / cfg.steps *
 # straight boundary, and then bends it around the tips of the moons.
 
 # %%
-fig = plots.decision_boundary(snapshots, xs, ys, x_train, y_train,
-                              title="Decision boundary during training (training points)")
-plots.show(fig, cfg.run_dir / "decision_boundary.html");
-
+fig = plots.decision_boundary(
+    snapshots,
+    xs,
+    ys,
+    x_train,
+    y_train,
+    title="Decision boundary during training (training points)",
+)
+plots.show(fig, cfg.run_dir / "decision_boundary.html")
 # %%
-fig = plots.lines({"train": history["train"], "test": history["test"]}, x=history["step"], log_y=True,
-                  title="Cross-entropy on the full train and test sets", xlabel="step", ylabel="loss")
-plots.show(fig, cfg.run_dir / "loss.html");
-
+fig = plots.lines(
+    {"train": history["train"], "test": history["test"]},
+    x=history["step"],
+    log_y=True,
+    title="Cross-entropy on the full train and test sets",
+    xlabel="step",
+    ylabel="loss",
+)
+plots.show(fig, cfg.run_dir / "loss.html")
 # %% [markdown]
 # ## Results
 #
@@ -656,17 +799,24 @@ twin = torch_twin(model, initial_state)
 torch_opt = torch.optim.SGD(twin.parameters(), lr=cfg.lr, momentum=cfg.momentum)
 for rows in batches:  # the same batches, in the same order
     torch_opt.zero_grad()
-    torch.nn.functional.cross_entropy(twin(torch.from_numpy(x_train[rows])),
-                                      torch.from_numpy(y_train[rows])).backward()
+    torch.nn.functional.cross_entropy(
+        twin(torch.from_numpy(x_train[rows])), torch.from_numpy(y_train[rows])
+    ).backward()
     torch_opt.step()
 twin_params = dict(twin.named_parameters())
-weight_diff = max(np.abs(p.data - twin_params[name].detach().numpy()).max()
-                  for name, p in model.named_parameters())
-print(f"largest |difference| between our weights and PyTorch's after {cfg.steps} steps: {weight_diff:.1e}")
+weight_diff = max(
+    np.abs(p.data - twin_params[name].detach().numpy()).max()
+    for name, p in model.named_parameters()
+)
+print(
+    f"largest |difference| between our weights and PyTorch's after {cfg.steps} steps: {weight_diff:.1e}"
+)
 # Step after step, rounding differences (~1e-16) add up but do not blow up on this smooth problem:
 # measured 2.7e-15 after 1500 steps (small), 3.2e-14 after 20000 (full). 1e-9 is far above both
 # and far below what one wrong step would leave behind.
-assert weight_diff <= 1e-9, f"training drifted from PyTorch's: weights differ by {weight_diff:.1e}"
+assert weight_diff <= 1e-9, (
+    f"training drifted from PyTorch's: weights differ by {weight_diff:.1e}"
+)
 
 
 # %%
@@ -677,24 +827,38 @@ def torch_accuracy(twin, x, y) -> float:
 
 train_loss, train_acc = evaluate(model, x_train, y_train)
 test_loss, test_acc = evaluate(model, x_test, y_test)
-metrics = {"train_accuracy": train_acc, "test_accuracy": test_acc, "train_loss": train_loss,
-           "test_loss": test_loss, "torch_train_accuracy": torch_accuracy(twin, x_train, y_train),
-           "torch_test_accuracy": torch_accuracy(twin, x_test, y_test),
-           "max_weight_difference_vs_torch": weight_diff, "max_gradient_difference_vs_torch": grad_diff,
-           "gradcheck_passed": passed, "train_seconds": train_seconds}
+metrics = {
+    "train_accuracy": train_acc,
+    "test_accuracy": test_acc,
+    "train_loss": train_loss,
+    "test_loss": test_loss,
+    "torch_train_accuracy": torch_accuracy(twin, x_train, y_train),
+    "torch_test_accuracy": torch_accuracy(twin, x_test, y_test),
+    "max_weight_difference_vs_torch": weight_diff,
+    "max_gradient_difference_vs_torch": grad_diff,
+    "gradcheck_passed": passed,
+    "train_seconds": train_seconds,
+}
 
 rows = results_table(
-    cfg, metrics, seconds=time.perf_counter() - run_started,
+    cfg,
+    metrics,
+    seconds=time.perf_counter() - run_started,
     title="accuracy; PyTorch: the same network from the same start on the same batches",
-    columns={"train_accuracy": ("train acc", ".3f"),
-             "test_accuracy": ("test acc", ".3f"),
-             "torch_train_accuracy": ("PyTorch train", ".3f"),
-             "torch_test_accuracy": ("PyTorch test", ".3f"),
-             "max_weight_difference_vs_torch": ("max |dW|", ".1e")})
+    columns={
+        "train_accuracy": ("train acc", ".3f"),
+        "test_accuracy": ("test acc", ".3f"),
+        "torch_train_accuracy": ("PyTorch train", ".3f"),
+        "torch_test_accuracy": ("PyTorch test", ".3f"),
+        "max_weight_difference_vs_torch": ("max |dW|", ".1e"),
+    },
+)
 assert rows[0].values["test_accuracy"] == test_acc
 
 # %%
-utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started)
+utils.save_run(
+    cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started
+)
 print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 
 # %% [markdown]

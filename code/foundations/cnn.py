@@ -61,60 +61,150 @@ class CNNConfig(scratch.train.TrainConfig):
     NAME = "cnn"  # outputs go to out_dir/cnn
 
     # ---- data --------------------------------------------------------------------------
-    train_size: int = field(default=8_000, metadata=positive(
-        "MNIST training images drawn (seeded, class-stratified); the validation images come out of them"))
-    val_size: int = field(default=1_000, metadata=positive(
-        "of those, held out for the per-epoch curves: 1000 resolve about +-1 point of accuracy"))
-    test_size: int = field(default=10_000, metadata=positive(
-        "test images, scored once at the end (MNIST has 10,000; the offline stand-in fewer)"))
+    train_size: int = field(
+        default=8_000,
+        metadata=positive(
+            "MNIST training images drawn (seeded, class-stratified); the validation images come out of them"
+        ),
+    )
+    val_size: int = field(
+        default=1_000,
+        metadata=positive(
+            "of those, held out for the per-epoch curves: 1000 resolve about +-1 point of accuracy"
+        ),
+    )
+    test_size: int = field(
+        default=10_000,
+        metadata=positive(
+            "test images, scored once at the end (MNIST has 10,000; the offline stand-in fewer)"
+        ),
+    )
     # ---- the network -------------------------------------------------------------------
-    channels1: int = field(default=8, metadata=positive(
-        "maps of the first convolution: 8 edge and stroke detectors are enough for digits"))
-    channels2: int = field(default=16, metadata=positive(
-        "maps of the second: combinations of strokes; with 8 -> 16 the network is about 6k parameters"))
-    kernel: int = field(default=5, metadata=positive(
-        "kernel size of both convolutions, LeNet's 5x5: two of them and two poolings see 16x16 pixels"))
+    channels1: int = field(
+        default=8,
+        metadata=positive(
+            "maps of the first convolution: 8 edge and stroke detectors are enough for digits"
+        ),
+    )
+    channels2: int = field(
+        default=16,
+        metadata=positive(
+            "maps of the second: combinations of strokes; with 8 -> 16 the network is about 6k parameters"
+        ),
+    )
+    kernel: int = field(
+        default=5,
+        metadata=positive(
+            "kernel size of both convolutions, LeNet's 5x5: two of them and two poolings see 16x16 pixels"
+        ),
+    )
     # ---- training (epochs and batch_size are TrainConfig's fields) ------------------------
-    epochs: int = field(default=4, metadata=positive(
-        "passes over the training images: with the one-cycle schedule, 4 reach about 98.5% on 7,000"))
-    batch_size: int = field(default=64, metadata=positive(
-        "images per step: large enough for NumPy's GEMMs to run at speed, small enough for many steps"))
-    lr: float = field(default=0.005, metadata=positive(
-        "peak learning rate of Adam's one-cycle schedule: of 0.002, 0.003 and 0.005, the fastest to 98%"))
-    seeds: int = field(default=2, metadata=positive(
-        "engine trainings with seeds seed, seed+1, ...: two show how much the result depends on the draw"))
+    epochs: int = field(
+        default=4,
+        metadata=positive(
+            "passes over the training images: with the one-cycle schedule, 4 reach about 98.5% on 7,000"
+        ),
+    )
+    batch_size: int = field(
+        default=64,
+        metadata=positive(
+            "images per step: large enough for NumPy's GEMMs to run at speed, small enough for many steps"
+        ),
+    )
+    lr: float = field(
+        default=0.005,
+        metadata=positive(
+            "peak learning rate of Adam's one-cycle schedule: of 0.002, 0.003 and 0.005, the fastest to 98%"
+        ),
+    )
+    seeds: int = field(
+        default=2,
+        metadata=positive(
+            "engine trainings with seeds seed, seed+1, ...: two show how much the result depends on the draw"
+        ),
+    )
     # ---- the comparisons ---------------------------------------------------------------
-    mlp_hidden: int = field(default=100, metadata=positive(
-        "hidden units of the fully connected baseline: over 10x the CNN's parameters"))
-    max_shift: int = field(default=4, metadata=non_negative(
-        "test digits are shifted right by 0..max_shift pixels: MNIST digits have about 4 pixels of margin"))
-    example_shift: int = field(default=2, metadata=positive(
-        "the shift of the example digit: 2 pixels, a small move that a reader does not even notice"))
-    naive_batch: int = field(default=8, metadata=positive(
-        "images for timing the loop convolution against the vectorized one (the loops are slow)"))
-    repeats: int = field(default=5, metadata=positive(
-        "repetitions of each fast timing; the best one counts (other processes only ever add time)"))
-    bench_steps: int = field(default=30, metadata=positive(
-        "training steps timed per engine for the speed ratio: the median of 30 ignores a few slow ones"))
-    device: str = field(default="cpu", metadata=choice(
-        "cpu", "auto", "cuda", help="PyTorch's device: cpu, to compare with the NumPy engine on equal terms"))
+    mlp_hidden: int = field(
+        default=100,
+        metadata=positive(
+            "hidden units of the fully connected baseline: over 10x the CNN's parameters"
+        ),
+    )
+    max_shift: int = field(
+        default=4,
+        metadata=non_negative(
+            "test digits are shifted right by 0..max_shift pixels: MNIST digits have about 4 pixels of margin"
+        ),
+    )
+    example_shift: int = field(
+        default=2,
+        metadata=positive(
+            "the shift of the example digit: 2 pixels, a small move that a reader does not even notice"
+        ),
+    )
+    naive_batch: int = field(
+        default=8,
+        metadata=positive(
+            "images for timing the loop convolution against the vectorized one (the loops are slow)"
+        ),
+    )
+    repeats: int = field(
+        default=5,
+        metadata=positive(
+            "repetitions of each fast timing; the best one counts (other processes only ever add time)"
+        ),
+    )
+    bench_steps: int = field(
+        default=30,
+        metadata=positive(
+            "training steps timed per engine for the speed ratio: the median of 30 ignores a few slow ones"
+        ),
+    )
+    device: str = field(
+        default="cpu",
+        metadata=choice(
+            "cpu",
+            "auto",
+            "cuda",
+            help="PyTorch's device: cpu, to compare with the NumPy engine on equal terms",
+        ),
+    )
 
     PROFILES = {
-        "tiny": dict(threads=1, train_size=600, val_size=100, test_size=500, epochs=1, seeds=1,  # tests: seconds
-                     mlp_hidden=32, max_shift=2, naive_batch=1, repeats=2, bench_steps=5),
+        "tiny": dict(
+            threads=1,
+            train_size=600,
+            val_size=100,
+            test_size=500,
+            epochs=1,
+            seeds=1,  # tests: seconds
+            mlp_hidden=32,
+            max_shift=2,
+            naive_batch=1,
+            repeats=2,
+            bench_steps=5,
+        ),
         "small": dict(threads=1),  # the book build: well under a minute on 2 CPU cores
-        "full": dict(train_size=60_000, val_size=5_000, epochs=10, naive_batch=32),  # all of MNIST,
+        "full": dict(
+            train_size=60_000, val_size=5_000, epochs=10, naive_batch=32
+        ),  # all of MNIST,
         # still NumPy on a CPU: about ten minutes per training
     }
 
     def validate(self):
         if self.example_shift > self.max_shift:
-            raise ConfigError(f"example_shift={self.example_shift} exceeds max_shift={self.max_shift}")
+            raise ConfigError(
+                f"example_shift={self.example_shift} exceeds max_shift={self.max_shift}"
+            )
         if self.val_size >= self.train_size:
-            raise ConfigError(f"val_size={self.val_size} must be smaller than train_size={self.train_size}")
+            raise ConfigError(
+                f"val_size={self.val_size} must be smaller than train_size={self.train_size}"
+            )
         side = ((28 - self.kernel + 1) // 2 - self.kernel + 1) // 2
         if side < 1:
-            raise ConfigError(f"kernel={self.kernel} leaves nothing of a 28x28 image after two conv-pool stages")
+            raise ConfigError(
+                f"kernel={self.kernel} leaves nothing of a 28x28 image after two conv-pool stages"
+            )
 
 
 cfg = CNNConfig.from_cli()
@@ -145,9 +235,11 @@ utils.seed_everything(cfg.seed)
 
 # %%
 images, labels = data.subsample(*data.mnist("train"), cfg.train_size, seed=cfg.seed)
-test_images, test_labels = data.subsample(*data.mnist("test"), cfg.test_size, seed=cfg.seed)
+test_images, test_labels = data.subsample(
+    *data.mnist("test"), cfg.test_size, seed=cfg.seed
+)
 order = np.random.default_rng(cfg.seed).permutation(len(images))
-val_rows, train_rows = order[:cfg.val_size], order[cfg.val_size:]
+val_rows, train_rows = order[: cfg.val_size], order[cfg.val_size :]
 
 pixels = data.as_float(images[train_rows])
 mean, std = float(pixels.mean()), float(pixels.std())
@@ -161,34 +253,55 @@ def prepare(images: np.ndarray) -> np.ndarray:
 x_train, y_train = prepare(images[train_rows]), labels[train_rows]
 x_val, y_val = prepare(images[val_rows]), labels[val_rows]
 x_test, y_test = prepare(test_images), test_labels
-print(f"train {x_train.shape}, validation {x_val.shape}, test {x_test.shape}, {x_train.dtype}")
+print(
+    f"train {x_train.shape}, validation {x_val.shape}, test {x_test.shape}, {x_train.dtype}"
+)
 
 
 # %% [markdown]
 # Every network of this chapter is trained the same way: Adam with a one-cycle
 # learning-rate schedule {cite:p}`smith2019superconvergence`, one call of `fit_arrays`.
 
+
 # %%
 def train(model, seed: int):
     """Adam + one-cycle schedule through the engine's one training loop; returns (history, seconds)."""
     opt = optim.Adam(model.parameters(), lr=cfg.lr)
-    steps = cfg.epochs * -(-len(x_train) // cfg.batch_size)  # one scheduler step per batch
+    steps = cfg.epochs * -(
+        -len(x_train) // cfg.batch_size
+    )  # one scheduler step per batch
     sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     started = time.perf_counter()
-    history = fit_arrays(model, opt, x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                  val=(x_val, y_val), scheduler=sched, seed=seed)
+    history = fit_arrays(
+        model,
+        opt,
+        x_train,
+        y_train,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        val=(x_val, y_val),
+        scheduler=sched,
+        seed=seed,
+    )
     return history, time.perf_counter() - started
 
 
-mlp = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, cfg.mlp_hidden, dtype=np.float32), nn.ReLU(),
-                    nn.Linear(cfg.mlp_hidden, 10, dtype=np.float32))
+mlp = nn.Sequential(
+    nn.Flatten(),
+    nn.Linear(28 * 28, cfg.mlp_hidden, dtype=np.float32),
+    nn.ReLU(),
+    nn.Linear(cfg.mlp_hidden, 10, dtype=np.float32),
+)
 mlp_history, mlp_seconds = train(mlp, cfg.seed)
-print(f"MLP: {sum(p.size for p in mlp.parameters()):,} parameters, trained in {mlp_seconds:.1f} s")
+print(
+    f"MLP: {sum(p.size for p in mlp.parameters()):,} parameters, trained in {mlp_seconds:.1f} s"
+)
 
 
 # %% [markdown]
 # Now the same test digits, moved right by a few pixels (the background, zero
 # before standardisation, fills in from the left):
+
 
 # %%
 def shift(images: np.ndarray, pixels: int) -> np.ndarray:
@@ -201,7 +314,9 @@ def shift(images: np.ndarray, pixels: int) -> np.ndarray:
 
 
 shifts = list(range(cfg.max_shift + 1))
-mlp_shifted = [evaluate(mlp, shift(x_test, s), y_test, prefix="")["acc"] for s in shifts]
+mlp_shifted = [
+    evaluate(mlp, shift(x_test, s), y_test, prefix="")["acc"] for s in shifts
+]
 for s, acc in zip(shifts, mlp_shifted):
     print(f"test digits shifted {s} px right: MLP accuracy {acc:.3f}")
 
@@ -211,6 +326,7 @@ for s, acc in zip(shifts, mlp_shifted):
 # the digit has changed. One of the digits it gets wrong once moved (the first
 # test digit that the MLP reads correctly in place and misreads when moved by
 # `example_shift` pixels):
+
 
 # %%
 def predict(model, x: np.ndarray) -> np.ndarray:
@@ -225,14 +341,28 @@ def predict(model, x: np.ndarray) -> np.ndarray:
 moved = shift(x_test, cfg.example_shift)
 p_here, p_moved = predict(mlp, x_test), predict(mlp, moved)
 confused = np.flatnonzero((p_here.argmax(1) == y_test) & (p_moved.argmax(1) != y_test))
-example = int(confused[0]) if len(confused) else 0  # (a fallback, should the MLP be shift-proof)
+example = (
+    int(confused[0]) if len(confused) else 0
+)  # (a fallback, should the MLP be shift-proof)
 pair = np.stack([x_test[example, 0], moved[example, 0]])
-titles = [f"in place: MLP says {p_here[example].argmax()} ({p_here[example].max():.0%})",
-          f"{cfg.example_shift} px right: MLP says {p_moved[example].argmax()} ({p_moved[example].max():.0%})"]
-print(f"test digit {example}, a {y_test[example]}; "
-      f"{len(confused)} of {len(y_test)} test digits are lost this way")
-plots.show(plots.image_grid(pair, titles=titles, ncols=2, cell=220,
-                            title="The same digit, moved: the MLP's reading"), cfg.run_dir / "shifted_digit.html")
+titles = [
+    f"in place: MLP says {p_here[example].argmax()} ({p_here[example].max():.0%})",
+    f"{cfg.example_shift} px right: MLP says {p_moved[example].argmax()} ({p_moved[example].max():.0%})",
+]
+print(
+    f"test digit {example}, a {y_test[example]}; "
+    f"{len(confused)} of {len(y_test)} test digits are lost this way"
+)
+plots.show(
+    plots.image_grid(
+        pair,
+        titles=titles,
+        ncols=2,
+        cell=220,
+        title="The same digit, moved: the MLP's reading",
+    ),
+    cfg.run_dir / "shifted_digit.html",
+)
 
 # %% [markdown]
 # A convolutional network builds the missing knowledge into its architecture
@@ -270,17 +400,25 @@ plots.show(plots.image_grid(pair, titles=titles, ncols=2, cell=220,
 # engine's `conv2d` and a random kernel:
 
 # %%
-kernel_check = Tensor(np.random.default_rng(cfg.seed).standard_normal((1, 1, 5, 5)).astype(np.float32))
-y_here = F.conv2d(Tensor(x_test[example:example + 1]), kernel_check).numpy()[0, 0]  # (24, 24)
-y_moved = F.conv2d(Tensor(moved[example:example + 1]), kernel_check).numpy()[0, 0]
+kernel_check = Tensor(
+    np.random.default_rng(cfg.seed).standard_normal((1, 1, 5, 5)).astype(np.float32)
+)
+y_here = F.conv2d(Tensor(x_test[example : example + 1]), kernel_check).numpy()[
+    0, 0
+]  # (24, 24)
+y_moved = F.conv2d(Tensor(moved[example : example + 1]), kernel_check).numpy()[0, 0]
 d = cfg.example_shift
-print(f"conv(shifted digit) == shifted conv(digit), away from the left border: "
-      f"{np.allclose(y_moved[:, d:], y_here[:, :y_here.shape[1] - d], atol=1e-5)}")
+print(
+    f"conv(shifted digit) == shifted conv(digit), away from the left border: "
+    f"{np.allclose(y_moved[:, d:], y_here[:, : y_here.shape[1] - d], atol=1e-5)}"
+)
 # The same float32 products at shifted positions: identical up to the GEMM's blocking (measured:
 # equal to the bit, outputs up to ~14); 1e-5 of the largest output is float32's rounding with a
 # wide margin, and a shift-dependent bug would be O(1).
-shift_gap = np.abs(y_moved[:, d:] - y_here[:, :y_here.shape[1] - d]).max()
-assert shift_gap <= 1e-5 * np.abs(y_here).max(), f"conv2d is not shift-equivariant: {shift_gap:.1e}"
+shift_gap = np.abs(y_moved[:, d:] - y_here[:, : y_here.shape[1] - d]).max()
+assert shift_gap <= 1e-5 * np.abs(y_here).max(), (
+    f"conv2d is not shift-equivariant: {shift_gap:.1e}"
+)
 
 # %% [markdown]
 # ### Padding, stride and the size of the output
@@ -305,7 +443,9 @@ probe = Tensor(np.zeros((1, 1, 28, 28), dtype=np.float32))
 print(f"{'k':>3}{'P':>3}{'s':>3}  {'formula':>8}  {'conv2d':>7}")
 for k, pad, s in [(5, 0, 1), (3, 1, 1), (3, 1, 2), (5, 2, 2), (4, 0, 3)]:
     formula = (28 + 2 * pad - k) // s + 1
-    got = F.conv2d(probe, Tensor(np.zeros((1, 1, k, k), np.float32)), stride=s, padding=pad).shape[2]
+    got = F.conv2d(
+        probe, Tensor(np.zeros((1, 1, k, k), np.float32)), stride=s, padding=pad
+    ).shape[2]
     print(f"{k:>3}{pad:>3}{s:>3}  {formula:>8}  {got:>7}")
 
 # %% [markdown]
@@ -325,7 +465,9 @@ conv_label = f"conv {k}x{k}, 1 -> {maps} maps"
 print(f"{'image':>9}  {conv_label:>22}  {'dense layer, same outputs':>26}")
 for side in (28, 64, 224):
     out = side - k + 1  # eq. (cnn-size), P = 0, s = 1
-    print(f"{side:>4}x{side:<4}  {maps * (1 * k * k + 1):>22,}  {maps * out * out * (side * side + 1):>26,}")
+    print(
+        f"{side:>4}x{side:<4}  {maps * (1 * k * k + 1):>22,}  {maps * out * out * (side * side + 1):>26,}"
+    )
 
 
 # %% [markdown]
@@ -438,10 +580,13 @@ for side in (28, 64, 224):
 # weight gradient. Summed over all outputs, that is {eq}`cnn-grad-w` and
 # {eq}`cnn-grad-x`.
 
+
 # %%
 def conv2d_loops(x, w, b, stride=1, padding=0):
     """Eq. (cnn-conv) by loops. x (N, C, H, W), w (O, C, k, k), b (O,) -> (N, O, OH, OW)."""
-    x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))  # zeros around
+    x = np.pad(
+        x, ((0, 0), (0, 0), (padding, padding), (padding, padding))
+    )  # zeros around
     n_img, _, h, wid = x.shape
     n_out, _, k, _ = w.shape
     oh, ow = (h - k) // stride + 1, (wid - k) // stride + 1  # eq. (cnn-size)
@@ -450,8 +595,12 @@ def conv2d_loops(x, w, b, stride=1, padding=0):
         for o in range(n_out):
             for i in range(oh):
                 for j in range(ow):
-                    window = x[n, :, i * stride:i * stride + k, j * stride:j * stride + k]  # (C, k, k)
-                    y[n, o, i, j] = np.sum(window * w[o]) + b[o]  # the same w[o] everywhere
+                    window = x[
+                        n, :, i * stride : i * stride + k, j * stride : j * stride + k
+                    ]  # (C, k, k)
+                    y[n, o, i, j] = (
+                        np.sum(window * w[o]) + b[o]
+                    )  # the same w[o] everywhere
     return y
 
 
@@ -465,21 +614,34 @@ def conv2d_loops_backward(gy, x, w, stride=1, padding=0):
         for o in range(n_out):
             for i in range(oh):
                 for j in range(ow):
-                    rows, cols = slice(i * stride, i * stride + k), slice(j * stride, j * stride + k)
-                    gx[n, :, rows, cols] += gy[n, o, i, j] * w[o]          # eq. (cnn-grad-x), one term
-                    gw[o] += gy[n, o, i, j] * x[n, :, rows, cols]          # eq. (cnn-grad-w), one term
-    gb = gy.sum(axis=(0, 2, 3))                                            # eq. (cnn-grad-b)
+                    rows, cols = (
+                        slice(i * stride, i * stride + k),
+                        slice(j * stride, j * stride + k),
+                    )
+                    gx[n, :, rows, cols] += (
+                        gy[n, o, i, j] * w[o]
+                    )  # eq. (cnn-grad-x), one term
+                    gw[o] += (
+                        gy[n, o, i, j] * x[n, :, rows, cols]
+                    )  # eq. (cnn-grad-w), one term
+    gb = gy.sum(axis=(0, 2, 3))  # eq. (cnn-grad-b)
     h, wid = x.shape[2] - 2 * padding, x.shape[3] - 2 * padding
-    return gx[:, :, padding:padding + h, padding:padding + wid], gw, gb   # drop the padding's gradient
+    return (
+        gx[:, :, padding : padding + h, padding : padding + wid],
+        gw,
+        gb,
+    )  # drop the padding's gradient
 
 
 def max_pool2d_loops(x, k):
     """Eq. (cnn-maxpool) with k x k windows side by side; also returns each window's argmax."""
     n_img, n_ch, h, wid = x.shape
     y = np.zeros((n_img, n_ch, h // k, wid // k), dtype=x.dtype)
-    winner = np.zeros(y.shape, dtype=int)  # flat index (p * k + q) of the maximum in its window
+    winner = np.zeros(
+        y.shape, dtype=int
+    )  # flat index (p * k + q) of the maximum in its window
     for n, c, i, j in np.ndindex(*y.shape):
-        window = x[n, c, i * k:(i + 1) * k, j * k:(j + 1) * k]
+        window = x[n, c, i * k : (i + 1) * k, j * k : (j + 1) * k]
         winner[n, c, i, j] = window.argmax()  # the first maximum on a tie, as PyTorch
         y[n, c, i, j] = window.flat[winner[n, c, i, j]]
     return y, winner
@@ -501,7 +663,11 @@ def max_pool2d_loops_backward(gy, winner, x_shape, k):
 
 # %%
 rng = np.random.default_rng(cfg.seed)
-xs, ws, bs = rng.standard_normal((2, 3, 9, 9)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+xs, ws, bs = (
+    rng.standard_normal((2, 3, 9, 9)),
+    rng.standard_normal((4, 3, 3, 3)),
+    rng.standard_normal(4),
+)
 tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (xs, ws, bs))
 ty = torch.nn.functional.conv2d(tx, tw, tb, stride=2, padding=1)
 gy = rng.standard_normal(ty.shape)
@@ -509,25 +675,41 @@ ty.backward(torch.from_numpy(gy))
 
 ys = conv2d_loops(xs, ws, bs, stride=2, padding=1)
 gxs, gws, gbs = conv2d_loops_backward(gy, xs, ws, stride=2, padding=1)
-for name, ours, theirs in [("Y", ys, ty), ("dL/dX", gxs, tx.grad), ("dL/dW", gws, tw.grad), ("dL/db", gbs, tb.grad)]:
-    print(f"conv2d {name:<6} {str(ours.shape):<15} max |loops - torch| = {np.abs(ours - theirs.detach().numpy()).max():.1e}")
+for name, ours, theirs in [
+    ("Y", ys, ty),
+    ("dL/dX", gxs, tx.grad),
+    ("dL/dW", gws, tw.grad),
+    ("dL/db", gbs, tb.grad),
+]:
+    print(
+        f"conv2d {name:<6} {str(ours.shape):<15} max |loops - torch| = {np.abs(ours - theirs.detach().numpy()).max():.1e}"
+    )
     # float64, sums of up to a few hundred products of size ~1: the loops and PyTorch round
     # differently, by ~1e-15 (measured <= 5.3e-15); 1e-10 is far above that, far below an index bug.
-    assert np.abs(ours - theirs.detach().numpy()).max() <= 1e-10, f"conv2d loops: {name} differs from PyTorch's"
+    assert np.abs(ours - theirs.detach().numpy()).max() <= 1e-10, (
+        f"conv2d loops: {name} differs from PyTorch's"
+    )
 
 tx = torch.tensor(xs[:, :, :8, :8], requires_grad=True)  # 8 x 8: whole 2 x 2 windows
 tp = torch.nn.functional.max_pool2d(tx, 2)
 gp = rng.standard_normal(tp.shape)
 tp.backward(torch.from_numpy(gp))
 pooled, winner = max_pool2d_loops(xs[:, :, :8, :8], 2)
-print(f"max_pool2d Y      max |loops - torch| = {np.abs(pooled - tp.detach().numpy()).max():.1e}")
-print(f"max_pool2d dL/dX  max |loops - torch| = "
-      f"{np.abs(max_pool2d_loops_backward(gp, winner, tx.shape, 2) - tx.grad.numpy()).max():.1e}")
+print(
+    f"max_pool2d Y      max |loops - torch| = {np.abs(pooled - tp.detach().numpy()).max():.1e}"
+)
+print(
+    f"max_pool2d dL/dX  max |loops - torch| = "
+    f"{np.abs(max_pool2d_loops_backward(gp, winner, tx.shape, 2) - tx.grad.numpy()).max():.1e}"
+)
 # Max pooling does no arithmetic: it picks one input per window and routes each window's gradient
 # to that pixel alone (windows side by side), so the two must agree exactly (measured 0).
-assert np.array_equal(pooled, tp.detach().numpy()), "max_pool2d loops: the maxima differ from PyTorch's"
-assert np.array_equal(max_pool2d_loops_backward(gp, winner, tx.shape, 2), tx.grad.numpy()), \
-    "max_pool2d loops: the gradient differs from PyTorch's"
+assert np.array_equal(pooled, tp.detach().numpy()), (
+    "max_pool2d loops: the maxima differ from PyTorch's"
+)
+assert np.array_equal(
+    max_pool2d_loops_backward(gp, winner, tx.shape, 2), tx.grad.numpy()
+), "max_pool2d loops: the gradient differs from PyTorch's"
 
 # %% [markdown]
 # The closed forms can be checked with the forward loop itself, for stride 1. By
@@ -538,19 +720,34 @@ assert np.array_equal(max_pool2d_loops_backward(gp, winner, tx.shape, 2), tx.gra
 # gradient as the kernel:
 
 # %%
-y1 = conv2d_loops(xs, ws, bs)                                   # stride 1: (2, 4, 7, 7)
+y1 = conv2d_loops(xs, ws, bs)  # stride 1: (2, 4, 7, 7)
 gy1 = rng.standard_normal(y1.shape)
 gx1, gw1, _ = conv2d_loops_backward(gy1, xs, ws)
 k = ws.shape[2]
-flipped = np.flip(ws, axis=(2, 3)).transpose(1, 0, 2, 3)        # (C, O, k, k): flipped, channels swapped
-gx_full = conv2d_loops(gy1, flipped, np.zeros(flipped.shape[0]), padding=k - 1)   # a full convolution
-gw_corr = conv2d_loops(xs.transpose(1, 0, 2, 3), gy1.transpose(1, 0, 2, 3),      # (C, N, H, W) * (O, N, OH, OW)
-                       np.zeros(gy1.shape[1])).transpose(1, 0, 2, 3)              # -> (C, O, k, k) -> (O, C, k, k)
-print(f"dL/dX = full convolution of dL/dY with the flipped kernel: {np.allclose(gx_full, gx1)}")
-print(f"dL/dW = correlation of X with dL/dY:                       {np.allclose(gw_corr, gw1)}")
+flipped = np.flip(ws, axis=(2, 3)).transpose(
+    1, 0, 2, 3
+)  # (C, O, k, k): flipped, channels swapped
+gx_full = conv2d_loops(
+    gy1, flipped, np.zeros(flipped.shape[0]), padding=k - 1
+)  # a full convolution
+gw_corr = conv2d_loops(
+    xs.transpose(1, 0, 2, 3),
+    gy1.transpose(1, 0, 2, 3),  # (C, N, H, W) * (O, N, OH, OW)
+    np.zeros(gy1.shape[1]),
+).transpose(1, 0, 2, 3)  # -> (C, O, k, k) -> (O, C, k, k)
+print(
+    f"dL/dX = full convolution of dL/dY with the flipped kernel: {np.allclose(gx_full, gx1)}"
+)
+print(
+    f"dL/dW = correlation of X with dL/dY:                       {np.allclose(gw_corr, gw1)}"
+)
 # The same float64 products summed in another order (measured 3.6e-15 and 1.2e-14); 1e-10 as above.
-assert np.abs(gx_full - gx1).max() <= 1e-10, "dL/dX is not the full convolution with the flipped kernel"
-assert np.abs(gw_corr - gw1).max() <= 1e-10, "dL/dW is not the correlation of X with dL/dY"
+assert np.abs(gx_full - gx1).max() <= 1e-10, (
+    "dL/dX is not the full convolution with the flipped kernel"
+)
+assert np.abs(gw_corr - gw1).max() <= 1e-10, (
+    "dL/dW is not the correlation of X with dL/dY"
+)
 
 
 # %% [markdown]
@@ -567,20 +764,30 @@ assert np.abs(gw_corr - gw1).max() <= 1e-10, "dL/dW is not the correlation of X 
 # copying a byte. NumPy's `sliding_window_view` does exactly that, and
 # {eq}`cnn-conv` becomes one `einsum`:
 
+
 # %%
 def conv2d_windows(x, w, b):
     """Eq. (cnn-conv), stride 1, on a strided view of all windows at once."""
-    windows = np.lib.stride_tricks.sliding_window_view(x, w.shape[2:], axis=(2, 3))  # (N, C, OH, OW, k, k)
-    return np.einsum("ncijpq,ocpq->noij", windows, w, optimize=True) + b[None, :, None, None]
+    windows = np.lib.stride_tricks.sliding_window_view(
+        x, w.shape[2:], axis=(2, 3)
+    )  # (N, C, OH, OW, k, k)
+    return (
+        np.einsum("ncijpq,ocpq->noij", windows, w, optimize=True)
+        + b[None, :, None, None]
+    )
 
 
 windows = np.lib.stride_tricks.sliding_window_view(xs, (3, 3), axis=(2, 3))
 print(f"input {xs.shape}, strides {xs.strides} (bytes)")
-print(f"windows {windows.shape}, strides {windows.strides}: a view of the same memory, "
-      f"{np.shares_memory(windows, xs)}")
+print(
+    f"windows {windows.shape}, strides {windows.strides}: a view of the same memory, "
+    f"{np.shares_memory(windows, xs)}"
+)
 print(f"einsum on the windows == loops: {np.allclose(conv2d_windows(xs, ws, bs), y1)}")
 # float64 again, products summed in einsum's order (measured 3.6e-15); 1e-10.
-assert np.abs(conv2d_windows(xs, ws, bs) - y1).max() <= 1e-10, "the einsum convolution differs from the loops"
+assert np.abs(conv2d_windows(xs, ws, bs) - y1).max() <= 1e-10, (
+    "the einsum convolution differs from the loops"
+)
 
 
 # %% [markdown]
@@ -636,6 +843,7 @@ assert np.abs(conv2d_windows(xs, ws, bs) - y1).max() <= 1e-10, "the einsum convo
 # The library's tests (`tests/engine/test_conv.py`) hold it to PyTorch and to
 # finite differences; here we check it against the loops once more:
 
+
 # %%
 def best_time(fn, repeats: int) -> float:
     """The fastest of `repeats` runs, in seconds: other processes can only add time."""
@@ -647,7 +855,7 @@ def best_time(fn, repeats: int) -> float:
     return min(times)
 
 
-xb = x_test[:cfg.naive_batch].astype(np.float64)                   # (B, 1, 28, 28)
+xb = x_test[: cfg.naive_batch].astype(np.float64)  # (B, 1, 28, 28)
 wb = rng.standard_normal((cfg.channels1, 1, cfg.kernel, cfg.kernel)) / cfg.kernel
 bb = np.zeros(cfg.channels1)
 gyb = rng.standard_normal((len(xb), cfg.channels1, 29 - cfg.kernel, 29 - cfg.kernel))
@@ -661,24 +869,48 @@ def library_pass():
     return y_t.numpy(), x_t.grad, w_t.grad, b_t.grad
 
 
-by_library, by_loops = library_pass(), (conv2d_loops(xb, wb, bb), *conv2d_loops_backward(gyb, xb, wb))
+by_library, by_loops = (
+    library_pass(),
+    (conv2d_loops(xb, wb, bb), *conv2d_loops_backward(gyb, xb, wb)),
+)
 same = all(np.allclose(a, b) for a, b in zip(by_library, by_loops))
-library_vs_loops = [np.abs(a - b).max() / np.abs(b).max() for a, b in zip(by_library, by_loops)]
+library_vs_loops = [
+    np.abs(a - b).max() / np.abs(b).max() for a, b in zip(by_library, by_loops)
+]
 # Output and gradients in float64 by im2col + GEMM and by the loops: rounding, relative to the largest
 # entry of each (measured 1.2e-15 to 1.9e-15); 1e-10 is far above it, far below an indexing bug.
-assert max(library_vs_loops) <= 1e-10, f"the library's conv2d differs from the loops: {max(library_vs_loops):.1e}"
+assert max(library_vs_loops) <= 1e-10, (
+    f"the library's conv2d differs from the loops: {max(library_vs_loops):.1e}"
+)
 timings = {  # (forward, forward + backward) seconds
-    "loops": (best_time(lambda: conv2d_loops(xb, wb, bb), 1),
-              best_time(lambda: (conv2d_loops(xb, wb, bb), conv2d_loops_backward(gyb, xb, wb)), 1)),
-    "window view + einsum": (best_time(lambda: conv2d_windows(xb, wb, bb), cfg.repeats), float("nan")),
-    "library (im2col)": (best_time(lambda: F.conv2d(Tensor(xb), Tensor(wb), Tensor(bb)), cfg.repeats),
-                         best_time(library_pass, cfg.repeats)),
+    "loops": (
+        best_time(lambda: conv2d_loops(xb, wb, bb), 1),
+        best_time(
+            lambda: (conv2d_loops(xb, wb, bb), conv2d_loops_backward(gyb, xb, wb)), 1
+        ),
+    ),
+    "window view + einsum": (
+        best_time(lambda: conv2d_windows(xb, wb, bb), cfg.repeats),
+        float("nan"),
+    ),
+    "library (im2col)": (
+        best_time(lambda: F.conv2d(Tensor(xb), Tensor(wb), Tensor(bb)), cfg.repeats),
+        best_time(library_pass, cfg.repeats),
+    ),
 }
-print(f"{len(xb)} images, {cfg.channels1} kernels of {cfg.kernel}x{cfg.kernel}; library == loops: {same}")
+print(
+    f"{len(xb)} images, {cfg.channels1} kernels of {cfg.kernel}x{cfg.kernel}; library == loops: {same}"
+)
 print(f"{'':22}{'forward':>11}{'speed-up':>10}{'fwd + bwd':>12}{'speed-up':>10}")
 for name, (fwd, both) in timings.items():
-    backward = ("-", "") if np.isnan(both) else (f"{both * 1e3:.2f} ms", f"{timings['loops'][1] / both:.0f}x")
-    print(f"{name:22}{fwd * 1e3:>8.2f} ms{timings['loops'][0] / fwd:>9.0f}x{backward[0]:>12}{backward[1]:>10}")
+    backward = (
+        ("-", "")
+        if np.isnan(both)
+        else (f"{both * 1e3:.2f} ms", f"{timings['loops'][1] / both:.0f}x")
+    )
+    print(
+        f"{name:22}{fwd * 1e3:>8.2f} ms{timings['loops'][0] / fwd:>9.0f}x{backward[0]:>12}{backward[1]:>10}"
+    )
 speedup_conv = timings["loops"][1] / timings["library (im2col)"][1]
 
 
@@ -695,14 +927,23 @@ speedup_conv = timings["loops"][1] / timings["library (im2col)"][1]
 # has PyTorch's names and signatures, so one function builds the network with
 # either library, which we will use for the comparison with PyTorch at the end:
 
+
 # %%
 def make_cnn(lib, dtype, cfg: CNNConfig):
     """conv-ReLU-pool, conv-ReLU-pool, linear; `lib` is scratch.engine.nn or torch.nn."""
-    side = ((28 - cfg.kernel + 1) // 2 - cfg.kernel + 1) // 2          # eq. (cnn-size), four times
+    side = (
+        (28 - cfg.kernel + 1) // 2 - cfg.kernel + 1
+    ) // 2  # eq. (cnn-size), four times
     return lib.Sequential(
-        lib.Conv2d(1, cfg.channels1, cfg.kernel, dtype=dtype), lib.ReLU(), lib.MaxPool2d(2),
-        lib.Conv2d(cfg.channels1, cfg.channels2, cfg.kernel, dtype=dtype), lib.ReLU(), lib.MaxPool2d(2),
-        lib.Flatten(), lib.Linear(cfg.channels2 * side * side, 10, dtype=dtype))
+        lib.Conv2d(1, cfg.channels1, cfg.kernel, dtype=dtype),
+        lib.ReLU(),
+        lib.MaxPool2d(2),
+        lib.Conv2d(cfg.channels1, cfg.channels2, cfg.kernel, dtype=dtype),
+        lib.ReLU(),
+        lib.MaxPool2d(2),
+        lib.Flatten(),
+        lib.Linear(cfg.channels2 * side * side, 10, dtype=dtype),
+    )
 
 
 model = make_cnn(nn, np.float32, cfg)
@@ -713,6 +954,7 @@ print(model)
 # Each layer's output shape, parameters and receptive field, from
 # {eq}`cnn-size`, {eq}`cnn-params` and {eq}`cnn-receptive`:
 
+
 # %%
 def first(v) -> int:
     """An int or the first of a (height, width) pair."""
@@ -720,18 +962,24 @@ def first(v) -> int:
 
 
 h, field_size, jump, fields = Tensor(np.zeros((1, 1, 28, 28), np.float32)), 1, 1, []
-print(f"{'layer':<12}{'output':>18}{'parameters':>12}{'receptive field':>17}{'jump':>6}")
+print(
+    f"{'layer':<12}{'output':>18}{'parameters':>12}{'receptive field':>17}{'jump':>6}"
+)
 with no_grad():
     for layer in model:
         h = layer(h)
-        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):              # eq. (cnn-receptive)
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):  # eq. (cnn-receptive)
             field_size += (first(layer.kernel_size) - 1) * jump
             jump *= first(layer.stride)
         size = sum(p.size for p in layer.parameters())
         fields.append(field_size)
-        print(f"{type(layer).__name__:<12}{str(h.shape):>18}{size:>12,}{field_size:>14}x{field_size:<2}{jump:>6}")
+        print(
+            f"{type(layer).__name__:<12}{str(h.shape):>18}{size:>12,}{field_size:>14}x{field_size:<2}{jump:>6}"
+        )
 n_params = sum(p.size for p in model.parameters())
-print(f"total: {n_params:,} parameters, against the MLP's {sum(p.size for p in mlp.parameters()):,}")
+print(
+    f"total: {n_params:,} parameters, against the MLP's {sum(p.size for p in mlp.parameters()):,}"
+)
 
 # %% [markdown]
 # The receptive field can also be *seen*. Replace every weight by one, the
@@ -743,15 +991,26 @@ print(f"total: {n_params:,} parameters, against the MLP's {sum(p.size for p in m
 # %%
 image = Tensor(np.zeros((1, 1, 28, 28)), requires_grad=True)
 ones1, ones2 = (Tensor(np.ones(layer.weight.shape)) for layer in (model[0], model[3]))
-skeleton = F.conv2d(4 * F.avg_pool2d(F.conv2d(image, ones1), 2), ones2)  # conv -> sum pool -> conv, linear
+skeleton = F.conv2d(
+    4 * F.avg_pool2d(F.conv2d(image, ones1), 2), ones2
+)  # conv -> sum pool -> conv, linear
 centre = skeleton.shape[2] // 2
 skeleton[0, 0, centre, centre].backward()
 support = np.flatnonzero(image.grad[0, 0].any(axis=0))
-print(f"the unit at ({centre}, {centre}) of the second convolution sees "
-      f"{len(support)} columns of pixels; eq. (cnn-receptive) says {fields[3]}")
-assert len(support) == fields[3], "the receptive field seen by autograd is not eq. (cnn-receptive)'s"  # counts: exact
-fig = plots.heatmap(image.grad[0, 0], title="Receptive field of one unit of the second convolution "
-                    "(paths from each pixel)", xlabel="pixel column", ylabel="pixel row")
+print(
+    f"the unit at ({centre}, {centre}) of the second convolution sees "
+    f"{len(support)} columns of pixels; eq. (cnn-receptive) says {fields[3]}"
+)
+assert len(support) == fields[3], (
+    "the receptive field seen by autograd is not eq. (cnn-receptive)'s"
+)  # counts: exact
+fig = plots.heatmap(
+    image.grad[0, 0],
+    title="Receptive field of one unit of the second convolution "
+    "(paths from each pixel)",
+    xlabel="pixel column",
+    ylabel="pixel row",
+)
 fig.update_xaxes(constrain="domain")
 fig.update_yaxes(scaleanchor="x", constrain="domain")
 plots.show(fig, cfg.run_dir / "receptive_field.html")
@@ -773,31 +1032,63 @@ runs = []  # one dict per seed
 for seed in range(cfg.seed, cfg.seed + cfg.seeds):
     utils.seed_everything(seed)  # the initial weights
     model = make_cnn(nn, np.float32, cfg)
-    initial_state = {name: p.data.copy() for name, p in model.named_parameters()}  # for PyTorch, below
+    initial_state = {
+        name: p.data.copy() for name, p in model.named_parameters()
+    }  # for PyTorch, below
     print(f"seed {seed}:")
     history, seconds = train(model, seed)
-    runs.append(dict(seed=seed, model=model, initial_state=initial_state, history=history, seconds=seconds,
-                     **evaluate(model, x_test, y_test, prefix="test_")))
+    runs.append(
+        dict(
+            seed=seed,
+            model=model,
+            initial_state=initial_state,
+            history=history,
+            seconds=seconds,
+            **evaluate(model, x_test, y_test, prefix="test_"),
+        )
+    )
 
 model = runs[0]["model"]  # the first seed's network is the one we look into
 test_accs = [run["test_acc"] for run in runs]
 train_seconds = min(run["seconds"] for run in runs)
 for run in runs:
-    print(f"seed {run['seed']}: test accuracy {run['test_acc']:.4f}, training {run['seconds']:.1f} s")
-print(f"test accuracy over {len(runs)} seeds: mean {np.mean(test_accs):.4f}, range "
-      f"{min(test_accs):.4f} to {max(test_accs):.4f}; fastest training {train_seconds:.1f} s "
-      f"(a shared machine: an upper bound)")
+    print(
+        f"seed {run['seed']}: test accuracy {run['test_acc']:.4f}, training {run['seconds']:.1f} s"
+    )
+print(
+    f"test accuracy over {len(runs)} seeds: mean {np.mean(test_accs):.4f}, range "
+    f"{min(test_accs):.4f} to {max(test_accs):.4f}; fastest training {train_seconds:.1f} s "
+    f"(a shared machine: an upper bound)"
+)
 
 # %%
 fig = go.Figure()
 for run in runs:
     epochs = [row["epoch"] for row in run["history"].epochs]
-    fig.add_trace(go.Scatter(x=epochs, y=run["history"]["val_acc"], mode="lines+markers",
-                             name=f"CNN, seed {run['seed']}"))
-fig.add_trace(go.Scatter(x=[row["epoch"] for row in mlp_history.epochs], y=mlp_history["val_acc"],
-                         mode="lines+markers", name="MLP", line=dict(dash="dash")))
-fig.update_layout(title="Validation accuracy after each epoch", xaxis_title="epoch",
-                  yaxis_title="validation accuracy", height=380, hovermode="x unified")
+    fig.add_trace(
+        go.Scatter(
+            x=epochs,
+            y=run["history"]["val_acc"],
+            mode="lines+markers",
+            name=f"CNN, seed {run['seed']}",
+        )
+    )
+fig.add_trace(
+    go.Scatter(
+        x=[row["epoch"] for row in mlp_history.epochs],
+        y=mlp_history["val_acc"],
+        mode="lines+markers",
+        name="MLP",
+        line=dict(dash="dash"),
+    )
+)
+fig.update_layout(
+    title="Validation accuracy after each epoch",
+    xaxis_title="epoch",
+    yaxis_title="validation accuracy",
+    height=380,
+    hovermode="x unified",
+)
 fig.update_xaxes(dtick=1)
 plots.show(fig, cfg.run_dir / "validation_accuracy.html")
 
@@ -813,31 +1104,53 @@ plots.show(fig, cfg.run_dir / "validation_accuracy.html")
 # run; the feature maps below show what each of them responds to.
 
 # %%
-filters = model[0].weight.data[:, 0]                                    # (channels1, k, k)
-plots.show(plots.image_grid(filters, titles=[f"kernel {i}" for i in range(len(filters))], ncols=8,
-                            symmetric=True, cell=110, title="First-layer kernels after training"),
-           cfg.run_dir / "filters.html")
+filters = model[0].weight.data[:, 0]  # (channels1, k, k)
+plots.show(
+    plots.image_grid(
+        filters,
+        titles=[f"kernel {i}" for i in range(len(filters))],
+        ncols=8,
+        symmetric=True,
+        cell=110,
+        title="First-layer kernels after training",
+    ),
+    cfg.run_dir / "filters.html",
+)
 
 # %% [markdown]
 # The feature maps of one test digit: the outputs of the first convolution (after
 # its ReLU), one per kernel, then those of the second, on a coarser grid.
 
 # %%
-digit = Tensor(x_test[:1])                                             # (1, 1, 28, 28)
+digit = Tensor(x_test[:1])  # (1, 1, 28, 28)
 maps = {}
 with no_grad():
     h = digit
     for i, layer in enumerate(model):
         h = layer(h)
         maps[i] = h.numpy()[0]
-relu1, relu2 = maps[1], maps[4]                                         # (channels, side, side)
-plots.show(plots.image_grid(relu1, ncols=8, cell=95, titles=[f"map {i}" for i in range(len(relu1))],
-                            title=f"First convolution + ReLU on the first test digit (a {y_test[0]}): "
-                                  f"{relu1.shape[1]}x{relu1.shape[2]} maps"),
-           cfg.run_dir / "feature_maps_1.html")
-plots.show(plots.image_grid(relu2, ncols=8, cell=95, titles=[f"map {i}" for i in range(len(relu2))],
-                            title=f"Second convolution + ReLU: {relu2.shape[1]}x{relu2.shape[2]} maps"),
-           cfg.run_dir / "feature_maps_2.html")
+relu1, relu2 = maps[1], maps[4]  # (channels, side, side)
+plots.show(
+    plots.image_grid(
+        relu1,
+        ncols=8,
+        cell=95,
+        titles=[f"map {i}" for i in range(len(relu1))],
+        title=f"First convolution + ReLU on the first test digit (a {y_test[0]}): "
+        f"{relu1.shape[1]}x{relu1.shape[2]} maps",
+    ),
+    cfg.run_dir / "feature_maps_1.html",
+)
+plots.show(
+    plots.image_grid(
+        relu2,
+        ncols=8,
+        cell=95,
+        titles=[f"map {i}" for i in range(len(relu2))],
+        title=f"Second convolution + ReLU: {relu2.shape[1]}x{relu2.shape[2]} maps",
+    ),
+    cfg.run_dir / "feature_maps_2.html",
+)
 
 # %% [markdown]
 # ### Shifted digits
@@ -848,18 +1161,26 @@ plots.show(plots.image_grid(relu2, ncols=8, cell=95, titles=[f"map {i}" for i in
 # the MLP's.
 
 # %%
-cnn_shifted = [evaluate(model, shift(x_test, s), y_test, prefix="")["acc"] for s in shifts]
-fig = plots.lines({"CNN": cnn_shifted, "MLP": mlp_shifted}, x=shifts,
-                  title="Test accuracy on digits shifted to the right",
-                  xlabel="shift (pixels)", ylabel="test accuracy")
+cnn_shifted = [
+    evaluate(model, shift(x_test, s), y_test, prefix="")["acc"] for s in shifts
+]
+fig = plots.lines(
+    {"CNN": cnn_shifted, "MLP": mlp_shifted},
+    x=shifts,
+    title="Test accuracy on digits shifted to the right",
+    xlabel="shift (pixels)",
+    ylabel="test accuracy",
+)
 fig.update_traces(mode="lines+markers")
 fig.update_xaxes(dtick=1)
 plots.show(fig, cfg.run_dir / "shift_robustness.html")
 for s, cnn_acc, mlp_acc in zip(shifts, cnn_shifted, mlp_shifted):
     print(f"shifted {s} px: CNN {cnn_acc:.3f}, MLP {mlp_acc:.3f}")
 p_cnn = predict(model, np.stack([x_test[example], moved[example]]))
-print(f"the digit of the motivation (a {y_test[example]}): the CNN says {p_cnn[0].argmax()} in place "
-      f"and {p_cnn[1].argmax()} at {cfg.example_shift} px")
+print(
+    f"the digit of the motivation (a {y_test[example]}): the CNN says {p_cnn[0].argmax()} in place "
+    f"and {p_cnn[1].argmax()} at {cfg.example_shift} px"
+)
 
 
 # %% [markdown]
@@ -880,6 +1201,7 @@ print(f"the digit of the motivation (a {y_test[example]}): the CNN says {p_cnn[0
 # chapter's config (which subclasses its `TrainConfig`), on the same number of
 # CPU threads.
 
+
 # %%
 class ReplayOrder(torch.utils.data.Sampler):
     """The batches of scratch.engine.loop.fit_arrays(..., seed=seed): one permutation per epoch, in order."""
@@ -889,7 +1211,12 @@ class ReplayOrder(torch.utils.data.Sampler):
 
     def __iter__(self):  # called once per epoch
         order = self.rng.permutation(self.n)
-        return iter([order[i:i + self.batch_size].tolist() for i in range(0, self.n, self.batch_size)])
+        return iter(
+            [
+                order[i : i + self.batch_size].tolist()
+                for i in range(0, self.n, self.batch_size)
+            ]
+        )
 
     def __len__(self):
         return -(-self.n // self.batch_size)
@@ -897,20 +1224,43 @@ class ReplayOrder(torch.utils.data.Sampler):
 
 first_run = runs[0]
 twin = make_cnn(torch.nn, torch.float32, cfg)
-twin.load_state_dict({name: torch.from_numpy(value) for name, value in first_run["initial_state"].items()})
+twin.load_state_dict(
+    {
+        name: torch.from_numpy(value)
+        for name, value in first_run["initial_state"].items()
+    }
+)
 train_set = TensorDataset(torch.from_numpy(x_train), torch.from_numpy(y_train))
 # batch_size=None: the sampler yields whole batches, which TensorDataset indexes in one go
-train_loader = DataLoader(train_set, sampler=ReplayOrder(len(x_train), cfg.batch_size, first_run["seed"]),
-                          batch_size=None)
-val_loader = DataLoader(TensorDataset(torch.from_numpy(x_val), torch.from_numpy(y_val)), batch_size=1024)
-test_loader = DataLoader(TensorDataset(torch.from_numpy(x_test), torch.from_numpy(y_test)), batch_size=1024)
+train_loader = DataLoader(
+    train_set,
+    sampler=ReplayOrder(len(x_train), cfg.batch_size, first_run["seed"]),
+    batch_size=None,
+)
+val_loader = DataLoader(
+    TensorDataset(torch.from_numpy(x_val), torch.from_numpy(y_val)), batch_size=1024
+)
+test_loader = DataLoader(
+    TensorDataset(torch.from_numpy(x_test), torch.from_numpy(y_test)), batch_size=1024
+)
 
 torch_opt = torch.optim.Adam(twin.parameters(), lr=cfg.lr)
 torch_sched = torch.optim.lr_scheduler.OneCycleLR(  # ours never cycles the momentum: neither does this one
-    torch_opt, max_lr=cfg.lr, total_steps=cfg.epochs * len(train_loader), cycle_momentum=False)
+    torch_opt,
+    max_lr=cfg.lr,
+    total_steps=cfg.epochs * len(train_loader),
+    cycle_momentum=False,
+)
 started = time.perf_counter()
-torch_history = scratch.train.fit(twin, torch_opt, train_loader, cfg, val_loader=val_loader,
-                                  scheduler=torch_sched, checkpoint=None)
+torch_history = scratch.train.fit(
+    twin,
+    torch_opt,
+    train_loader,
+    cfg,
+    val_loader=val_loader,
+    scheduler=torch_sched,
+    checkpoint=None,
+)
 torch_seconds = time.perf_counter() - started
 torch_test = scratch.train.evaluate(twin, test_loader, prefix="test_")
 
@@ -919,31 +1269,56 @@ torch_test = scratch.train.evaluate(twin, test_loader, prefix="test_")
 # difference between them:
 
 # %%
-engine_steps, torch_steps = np.array(first_run["history"].steps), np.array(torch_history.steps)
+engine_steps, torch_steps = (
+    np.array(first_run["history"].steps),
+    np.array(torch_history.steps),
+)
 step_axis = np.arange(1, len(engine_steps) + 1)
-fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                    subplot_titles=["cross-entropy of the batch", "|engine - PyTorch|"])
-fig.add_trace(go.Scatter(x=step_axis, y=engine_steps, name="scratch.engine (NumPy)"), row=1, col=1)
+fig = make_subplots(
+    rows=2,
+    cols=1,
+    shared_xaxes=True,
+    vertical_spacing=0.08,
+    subplot_titles=["cross-entropy of the batch", "|engine - PyTorch|"],
+)
+fig.add_trace(
+    go.Scatter(x=step_axis, y=engine_steps, name="scratch.engine (NumPy)"), row=1, col=1
+)
 fig.add_trace(go.Scatter(x=step_axis, y=torch_steps, name="PyTorch"), row=1, col=1)
 # floored at 1e-9: a step where both agree exactly would vanish from a log axis
-fig.add_trace(go.Scatter(x=step_axis, y=np.maximum(np.abs(engine_steps - torch_steps), 1e-9),
-                         name="difference", line=dict(color=plots.COLORS[2])), row=2, col=1)
+fig.add_trace(
+    go.Scatter(
+        x=step_axis,
+        y=np.maximum(np.abs(engine_steps - torch_steps), 1e-9),
+        name="difference",
+        line=dict(color=plots.COLORS[2]),
+    ),
+    row=2,
+    col=1,
+)
 fig.update_yaxes(type="log", exponentformat="power")
 fig.update_xaxes(title_text="step", row=2, col=1)
-fig.update_layout(title="Training loss of each step: the same network, start and batches", height=560,
-                  hovermode="x unified")
+fig.update_layout(
+    title="Training loss of each step: the same network, start and batches",
+    height=560,
+    hovermode="x unified",
+)
 plots.show(fig, cfg.run_dir / "engine_vs_torch.html")
 first_steps = min(10, len(engine_steps))
-print(f"largest |loss difference| over the first {first_steps} steps: "
-      f"{np.abs(engine_steps[:first_steps] - torch_steps[:first_steps]).max():.1e}; "
-      f"over all {len(engine_steps)}: {np.abs(engine_steps - torch_steps).max():.1e}")
+print(
+    f"largest |loss difference| over the first {first_steps} steps: "
+    f"{np.abs(engine_steps[:first_steps] - torch_steps[:first_steps]).max():.1e}; "
+    f"over all {len(engine_steps)}: {np.abs(engine_steps - torch_steps).max():.1e}"
+)
 # float32 in both engines: a loss of ~2 agrees to a few float32 ulps (1.2e-7 relative) while the
 # two runs are still close, measured 2.4e-7 over the first 10 steps; 1e-4 leaves a margin for the
 # amplification of those first steps, far below what a wrong layer or update would leave.
 # Later, training amplifies the rounding (measured 1.9e-2 over all 440 steps of the small profile):
 # no tolerance there, the test accuracies below are compared instead.
 first_gap = np.abs(engine_steps[:first_steps] - torch_steps[:first_steps]).max()
-assert first_gap <= 1e-4, f"the first {first_steps} losses differ from PyTorch's by {first_gap:.1e}"
+assert first_gap <= 1e-4, (
+    f"the first {first_steps} losses differ from PyTorch's by {first_gap:.1e}"
+)
 
 # %% [markdown]
 # The two engines add their float32 numbers in different orders, so their
@@ -958,19 +1333,26 @@ assert first_gap <= 1e-4, f"the first {first_steps} losses differ from PyTorch's
 
 # %%
 twin_params = dict(twin.named_parameters())
-weight_diff = max(float(np.abs(p.data - twin_params[name].detach().cpu().numpy()).max())
-                  for name, p in model.named_parameters())
+weight_diff = max(
+    float(np.abs(p.data - twin_params[name].detach().cpu().numpy()).max())
+    for name, p in model.named_parameters()
+)
 print(f"largest |weight difference| after training: {weight_diff:.1e}")
 print(f"{'':24}{'test accuracy':>14}{'fit wall time':>15}")
-print(f"{'scratch.engine (NumPy)':24}{first_run['test_acc']:>14.4f}{first_run['seconds']:>13.1f} s")
+print(
+    f"{'scratch.engine (NumPy)':24}{first_run['test_acc']:>14.4f}{first_run['seconds']:>13.1f} s"
+)
 print(f"{'PyTorch':24}{torch_test['test_acc']:>14.4f}{torch_seconds:>13.1f} s")
 # After the runs drifted apart they are like two trainings with different seeds: the accuracies of
 # two independent runs on n test images differ by about sqrt(2 acc (1 - acc) / n) from the test
 # sample alone (0.4 points in the small profile); 5 of those is the tolerance (measured 0.24 of
 # them in the small profile; 0 in the tiny one, whose 8 steps never drift apart).
-acc_sd = np.sqrt(2 * torch_test["test_acc"] * (1 - torch_test["test_acc"]) / len(y_test))
-assert abs(first_run["test_acc"] - torch_test["test_acc"]) <= 5 * acc_sd + 1e-12, \
+acc_sd = np.sqrt(
+    2 * torch_test["test_acc"] * (1 - torch_test["test_acc"]) / len(y_test)
+)
+assert abs(first_run["test_acc"] - torch_test["test_acc"]) <= 5 * acc_sd + 1e-12, (
     f"test accuracy {first_run['test_acc']:.4f} (engine) vs {torch_test['test_acc']:.4f} (PyTorch)"
+)
 
 # %% [markdown]
 # Wall times of whole runs taken at different moments are a poor measure of
@@ -981,10 +1363,13 @@ assert abs(first_run["test_acc"] - torch_test["test_acc"]) <= 5 * acc_sd + 1e-12
 # they run on throwaway copies of the network.
 
 # %%
-bench_x, bench_y = x_train[:cfg.batch_size], y_train[:cfg.batch_size]
+bench_x, bench_y = x_train[: cfg.batch_size], y_train[: cfg.batch_size]
 bench_xt, bench_yt = torch.from_numpy(bench_x), torch.from_numpy(bench_y)
 ours, theirs = make_cnn(nn, np.float32, cfg), make_cnn(torch.nn, torch.float32, cfg)
-ours_opt, theirs_opt = optim.Adam(ours.parameters(), lr=cfg.lr), torch.optim.Adam(theirs.parameters(), lr=cfg.lr)
+ours_opt, theirs_opt = (
+    optim.Adam(ours.parameters(), lr=cfg.lr),
+    torch.optim.Adam(theirs.parameters(), lr=cfg.lr),
+)
 
 
 def engine_step():
@@ -1009,9 +1394,13 @@ for i in range(warmup + cfg.bench_steps):
         step()
         if i >= warmup:
             step_times[name].append(time.perf_counter() - started)
-engine_step_ms, torch_step_ms = (1e3 * float(np.median(step_times[k])) for k in ("engine", "torch"))
-print(f"median step on a batch of {cfg.batch_size}, {torch.get_num_threads()} CPU thread(s), {cfg.bench_steps} steps each: "
-      f"engine {engine_step_ms:.2f} ms, PyTorch {torch_step_ms:.2f} ms")
+engine_step_ms, torch_step_ms = (
+    1e3 * float(np.median(step_times[k])) for k in ("engine", "torch")
+)
+print(
+    f"median step on a batch of {cfg.batch_size}, {torch.get_num_threads()} CPU thread(s), {cfg.bench_steps} steps each: "
+    f"engine {engine_step_ms:.2f} ms, PyTorch {torch_step_ms:.2f} ms"
+)
 print(f"step time engine / PyTorch: {engine_step_ms / torch_step_ms:.2f}")
 
 # %% [markdown]
@@ -1038,42 +1427,67 @@ print(f"step time engine / PyTorch: {engine_step_ms / torch_step_ms:.2f}")
 
 # %%
 PAPER_TEST_ERROR = {  # LeCun et al. (1998), MNIST test error without distortions
-    "MLP, 300 hidden units": 0.047, "LeNet-1": 0.017, "LeNet-5": 0.0095}
+    "MLP, 300 hidden units": 0.047,
+    "LeNet-1": 0.017,
+    "LeNet-5": 0.0095,
+}
 metrics = {
-    "test_accuracy_mean": float(np.mean(test_accs)), "test_accuracy_min": float(min(test_accs)),
+    "test_accuracy_mean": float(np.mean(test_accs)),
+    "test_accuracy_min": float(min(test_accs)),
     "test_accuracy_per_seed": [float(a) for a in test_accs],
-    "torch_test_accuracy": float(torch_test["test_acc"]), "mlp_test_accuracy": float(mlp_shifted[0]),
+    "torch_test_accuracy": float(torch_test["test_acc"]),
+    "mlp_test_accuracy": float(mlp_shifted[0]),
     "cnn_accuracy_by_shift": [float(a) for a in cnn_shifted],
     "mlp_accuracy_by_shift": [float(a) for a in mlp_shifted],
-    "parameters": int(n_params), "train_seconds_best": float(train_seconds),
-    "torch_train_seconds": float(torch_seconds), "max_weight_difference_vs_torch": weight_diff,
-    "engine_step_ms": engine_step_ms, "torch_step_ms": torch_step_ms,
+    "parameters": int(n_params),
+    "train_seconds_best": float(train_seconds),
+    "torch_train_seconds": float(torch_seconds),
+    "max_weight_difference_vs_torch": weight_diff,
+    "engine_step_ms": engine_step_ms,
+    "torch_step_ms": torch_step_ms,
     "step_ratio_engine_over_torch": engine_step_ms / torch_step_ms,
     "conv_speedup_library_over_loops": float(speedup_conv),
 }
 rows = results_table(
-    cfg, metrics, seconds=time.perf_counter() - run_started,
+    cfg,
+    metrics,
+    seconds=time.perf_counter() - run_started,
     title=f"MNIST test accuracy: the CNN's mean and worst over seeds, the PyTorch twin "
-          f"of seed {first_run['seed']}'s network, the MLP",
-    columns={"config.train_size": ("train images", ","),
-             "test_accuracy_mean": ("CNN mean", ".4f"),
-             "test_accuracy_min": ("CNN worst", ".4f"),
-             "torch_test_accuracy": ("PyTorch twin", ".4f"),
-             "mlp_test_accuracy": ("MLP", ".4f")},
-    references=[Reference(name, {"config.train_size": 60_000,
-                                 column: 1 - PAPER_TEST_ERROR[name]},
-                          source="lecun1998gradient")
-                for name, column in (("MLP, 300 hidden units", "mlp_test_accuracy"),
-                                     ("LeNet-1", "test_accuracy_mean"),
-                                     ("LeNet-5", "test_accuracy_mean"))],
-    notes=["this run, per seed: " + ", ".join(
-        f"seed {run['seed']} {run['test_acc']:.4f}" for run in runs)])
+    f"of seed {first_run['seed']}'s network, the MLP",
+    columns={
+        "config.train_size": ("train images", ","),
+        "test_accuracy_mean": ("CNN mean", ".4f"),
+        "test_accuracy_min": ("CNN worst", ".4f"),
+        "torch_test_accuracy": ("PyTorch twin", ".4f"),
+        "mlp_test_accuracy": ("MLP", ".4f"),
+    },
+    references=[
+        Reference(
+            name,
+            {"config.train_size": 60_000, column: 1 - PAPER_TEST_ERROR[name]},
+            source="lecun1998gradient",
+        )
+        for name, column in (
+            ("MLP, 300 hidden units", "mlp_test_accuracy"),
+            ("LeNet-1", "test_accuracy_mean"),
+            ("LeNet-5", "test_accuracy_mean"),
+        )
+    ],
+    notes=[
+        "this run, per seed: "
+        + ", ".join(f"seed {run['seed']} {run['test_acc']:.4f}" for run in runs)
+    ],
+)
 assert rows[0].values["test_accuracy_mean"] == float(np.mean(test_accs))
 
 # %%
-utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started)
-print(f"metrics written to {cfg.run_dir / 'metrics.json'}; "
-      f"the whole chapter took {time.perf_counter() - run_started:.1f} s")
+utils.save_run(
+    cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started
+)
+print(
+    f"metrics written to {cfg.run_dir / 'metrics.json'}; "
+    f"the whole chapter took {time.perf_counter() - run_started:.1f} s"
+)
 
 # %% [markdown]
 # ## Summary

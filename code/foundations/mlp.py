@@ -45,8 +45,8 @@ import scratch.engine.functional as F
 from scratch import plots, utils
 from scratch.config import Config, ConfigError, positive, unit_interval
 from scratch.engine import Tensor, gradcheck, nn, no_grad, optim
-from scratch.engine.tensor import _make
 from scratch.engine.loop import Callback, evaluate, fit_arrays
+from scratch.engine.tensor import _make
 from scratch.results import results_table
 
 
@@ -58,56 +58,147 @@ class MLPConfig(Config):
     NAME = "mlp"  # outputs go to out_dir/mlp
 
     # ---- XOR ---------------------------------------------------------------------------
-    xor_per_corner: int = field(default=50, metadata=positive(
-        "points in each of XOR's four corner clouds: enough to draw the boundary, cheap to train on"))
-    xor_noise: float = field(default=0.25, metadata=positive(
-        "std of each cloud around its corner (+-1, +-1): the clouds stay apart, so 100% is reachable"))
-    xor_hidden: int = field(default=4, metadata=positive(
-        "tanh units of the hand-written network: 2 suffice in principle, 4 train far more reliably (the study)"))
-    xor_lr: float = field(default=0.5, metadata=positive(
-        "full-batch gradient-descent step: of 0.1, 0.5 and 1, 0.5 converges within the steps without jumps"))
-    xor_steps: int = field(default=1000, metadata=positive(
-        "full-batch steps: a run that succeeds has its loss near zero well before 1000"))
-    xor_study_widths: tuple[int, ...] = field(default=(2, 3, 4, 8), metadata=positive(
-        "hidden widths of the seed study: from the minimum (2) to comfortably wide"))
-    xor_study_seeds: int = field(default=20, metadata=positive(
-        "initializations per width in the study: 20 tell 'always' from 'three times in four'"))
-    snapshots: int = field(default=20, metadata=positive(
-        "frames of the XOR animations (decision boundary, network weights)"))
-    grid: int = field(default=60, metadata=positive(
-        "grid points per axis where decision boundaries are drawn: 60 x 60 looks smooth"))
-    gradcheck_batch: int = field(default=16, metadata=positive(
-        "points in the batch of the gradient checks: the check costs 2 forward passes per weight"))
+    xor_per_corner: int = field(
+        default=50,
+        metadata=positive(
+            "points in each of XOR's four corner clouds: enough to draw the boundary, cheap to train on"
+        ),
+    )
+    xor_noise: float = field(
+        default=0.25,
+        metadata=positive(
+            "std of each cloud around its corner (+-1, +-1): the clouds stay apart, so 100% is reachable"
+        ),
+    )
+    xor_hidden: int = field(
+        default=4,
+        metadata=positive(
+            "tanh units of the hand-written network: 2 suffice in principle, 4 train far more reliably (the study)"
+        ),
+    )
+    xor_lr: float = field(
+        default=0.5,
+        metadata=positive(
+            "full-batch gradient-descent step: of 0.1, 0.5 and 1, 0.5 converges within the steps without jumps"
+        ),
+    )
+    xor_steps: int = field(
+        default=1000,
+        metadata=positive(
+            "full-batch steps: a run that succeeds has its loss near zero well before 1000"
+        ),
+    )
+    xor_study_widths: tuple[int, ...] = field(
+        default=(2, 3, 4, 8),
+        metadata=positive(
+            "hidden widths of the seed study: from the minimum (2) to comfortably wide"
+        ),
+    )
+    xor_study_seeds: int = field(
+        default=20,
+        metadata=positive(
+            "initializations per width in the study: 20 tell 'always' from 'three times in four'"
+        ),
+    )
+    snapshots: int = field(
+        default=20,
+        metadata=positive(
+            "frames of the XOR animations (decision boundary, network weights)"
+        ),
+    )
+    grid: int = field(
+        default=60,
+        metadata=positive(
+            "grid points per axis where decision boundaries are drawn: 60 x 60 looks smooth"
+        ),
+    )
+    gradcheck_batch: int = field(
+        default=16,
+        metadata=positive(
+            "points in the batch of the gradient checks: the check costs 2 forward passes per weight"
+        ),
+    )
 
     # ---- digits ------------------------------------------------------------------------
-    test_fraction: float = field(default=0.25, metadata=unit_interval(
-        "share of the 1797 digits held out: a quarter, about 450 images, pins accuracy to about +-1.5 points"))
-    hidden: int = field(default=64, metadata=positive(
-        "hidden ReLU units: as many as input pixels; wider barely helps on 8x8 digits"))
-    epochs: int = field(default=30, metadata=positive(
-        "passes over the training digits: the test accuracy has levelled off by then"))
-    batch_size: int = field(default=32, metadata=positive(
-        "digits per SGD step: about 40 steps an epoch, each cheap in NumPy"))
-    lr: float = field(default=0.05, metadata=positive(
-        "SGD step size: 0.05 and 0.1 both reach about 97% with momentum; 0.05 is the calmer"))
-    momentum: float = field(default=0.9, metadata=unit_interval(
-        "SGD momentum: the usual 0.9, an average over about 10 steps"))
-    landscape_points: int = field(default=25, metadata=positive(
-        "grid points per axis of the loss-landscape slice: 25 x 25 forward passes"))
-    landscape_span: float = field(default=1.0, metadata=positive(
-        "half-width of the slice, in units of the filter-normalized directions (1 = each neuron's own norm)"))
+    test_fraction: float = field(
+        default=0.25,
+        metadata=unit_interval(
+            "share of the 1797 digits held out: a quarter, about 450 images, pins accuracy to about +-1.5 points"
+        ),
+    )
+    hidden: int = field(
+        default=64,
+        metadata=positive(
+            "hidden ReLU units: as many as input pixels; wider barely helps on 8x8 digits"
+        ),
+    )
+    epochs: int = field(
+        default=30,
+        metadata=positive(
+            "passes over the training digits: the test accuracy has levelled off by then"
+        ),
+    )
+    batch_size: int = field(
+        default=32,
+        metadata=positive(
+            "digits per SGD step: about 40 steps an epoch, each cheap in NumPy"
+        ),
+    )
+    lr: float = field(
+        default=0.05,
+        metadata=positive(
+            "SGD step size: 0.05 and 0.1 both reach about 97% with momentum; 0.05 is the calmer"
+        ),
+    )
+    momentum: float = field(
+        default=0.9,
+        metadata=unit_interval(
+            "SGD momentum: the usual 0.9, an average over about 10 steps"
+        ),
+    )
+    landscape_points: int = field(
+        default=25,
+        metadata=positive(
+            "grid points per axis of the loss-landscape slice: 25 x 25 forward passes"
+        ),
+    )
+    landscape_span: float = field(
+        default=1.0,
+        metadata=positive(
+            "half-width of the slice, in units of the filter-normalized directions (1 = each neuron's own norm)"
+        ),
+    )
 
     PROFILES = {
-        "tiny": dict(threads=1, xor_per_corner=10, xor_steps=150, xor_study_widths=(2, 4), xor_study_seeds=2,
-                     snapshots=4, grid=15, gradcheck_batch=4, epochs=2, landscape_points=5),  # tests: seconds
+        "tiny": dict(
+            threads=1,
+            xor_per_corner=10,
+            xor_steps=150,
+            xor_study_widths=(2, 4),
+            xor_study_seeds=2,
+            snapshots=4,
+            grid=15,
+            gradcheck_batch=4,
+            epochs=2,
+            landscape_points=5,
+        ),  # tests: seconds
         "small": dict(threads=1),  # the book build: a NumPy engine on a laptop CPU
-        "full": dict(xor_study_seeds=200, xor_steps=3000, hidden=256, epochs=100, snapshots=40,
-                     grid=120, landscape_points=61),  # still NumPy on a CPU, minutes
+        "full": dict(
+            xor_study_seeds=200,
+            xor_steps=3000,
+            hidden=256,
+            epochs=100,
+            snapshots=40,
+            grid=120,
+            landscape_points=61,
+        ),  # still NumPy on a CPU, minutes
     }
 
     def validate(self):
         if self.landscape_points < 2 or self.grid < 2 or self.snapshots < 2:
-            raise ConfigError("landscape_points, grid and snapshots must each be at least 2")
+            raise ConfigError(
+                "landscape_points, grid and snapshots must each be at least 2"
+            )
 
 
 cfg = MLPConfig.from_cli()
@@ -138,11 +229,16 @@ run_started = time.perf_counter()
 # and a linear classifier (one `nn.Linear` giving two logits, so softmax
 # regression) trained with the engine's training loop:
 
+
 # %%
 def xor_data(per_corner: int, noise: float, seed: int) -> tuple:
     """Gaussian clouds around the corners (+-1, +-1); label 1 where the signs differ (XOR)."""
     rng = np.random.default_rng(seed)
-    corners = np.repeat(np.array([[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]]), per_corner, axis=0)
+    corners = np.repeat(
+        np.array([[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]]),
+        per_corner,
+        axis=0,
+    )
     x = corners + noise * rng.standard_normal(corners.shape)  # (4 * per_corner, 2)
     y = (corners[:, 0] * corners[:, 1] < 0).astype(np.int64)  # (4 * per_corner,)
     return x, y
@@ -151,19 +247,43 @@ def xor_data(per_corner: int, noise: float, seed: int) -> tuple:
 x_xor, y_xor = xor_data(cfg.xor_per_corner, cfg.xor_noise, cfg.seed)
 xs = np.linspace(-2.2, 2.2, cfg.grid)  # the grid where boundaries are drawn
 ys = np.linspace(-2.2, 2.2, cfg.grid)
-grid_points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)  # (grid^2, 2), y outer, x inner
+grid_points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(
+    -1, 2
+)  # (grid^2, 2), y outer, x inner
 
 linear = nn.Linear(2, 2)
-linear_history = fit_arrays(linear, optim.SGD(linear.parameters(), lr=0.1, momentum=0.9), x_xor, y_xor,
-                     epochs=50, batch_size=32, val=(x_xor, y_xor), seed=cfg.seed, verbose=False)
+linear_history = fit_arrays(
+    linear,
+    optim.SGD(linear.parameters(), lr=0.1, momentum=0.9),
+    x_xor,
+    y_xor,
+    epochs=50,
+    batch_size=32,
+    val=(x_xor, y_xor),
+    seed=cfg.seed,
+    verbose=False,
+)
 with no_grad():
-    linear_grid = F.softmax(linear(Tensor(grid_points)), dim=-1).data[:, 1].reshape(cfg.grid, cfg.grid).astype(np.float32)
-print(f"linear model on XOR: accuracy {linear_history['val_acc'][-1]:.3f}, "
-      f"loss {linear_history['val_loss'][-1]:.4f} (log 2 = {np.log(2):.4f}: a coin flip)")
+    linear_grid = (
+        F.softmax(linear(Tensor(grid_points)), dim=-1)
+        .data[:, 1]
+        .reshape(cfg.grid, cfg.grid)
+        .astype(np.float32)
+    )
+print(
+    f"linear model on XOR: accuracy {linear_history['val_acc'][-1]:.3f}, "
+    f"loss {linear_history['val_loss'][-1]:.4f} (log 2 = {np.log(2):.4f}: a coin flip)"
+)
 
 # %%
-fig = plots.decision_boundary([("trained", linear_grid)], xs, ys, x_xor, y_xor,
-                              title="A linear classifier on XOR: the best line is no better than a guess")
+fig = plots.decision_boundary(
+    [("trained", linear_grid)],
+    xs,
+    ys,
+    x_xor,
+    y_xor,
+    title="A linear classifier on XOR: the best line is no better than a guess",
+)
 plots.show(fig, cfg.run_dir / "xor_linear.html")
 
 
@@ -256,6 +376,7 @@ plots.show(fig, cfg.run_dir / "xor_linear.html")
 # and the largest term is exactly $e^0 = 1$, so the sum is at least 1 and its log
 # is finite. The naive and the stable versions, on logits of a confident network:
 
+
 # %%
 def softmax_naive(z):
     e = np.exp(z)
@@ -268,16 +389,24 @@ def log_softmax_stable(z):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-logits = np.array([[2.0, 1.0, 0.1],          # a modest row: both versions agree
-                   [1000.0, 1001.0, 1002.0],  # large logits: exp overflows
-                   [-800.0, 0.0, 5.0]])       # p_0 underflows: its log is -inf
-with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # we print the damage instead
+logits = np.array(
+    [
+        [2.0, 1.0, 0.1],  # a modest row: both versions agree
+        [1000.0, 1001.0, 1002.0],  # large logits: exp overflows
+        [-800.0, 0.0, 5.0],
+    ]
+)  # p_0 underflows: its log is -inf
+with np.errstate(
+    over="ignore", invalid="ignore", divide="ignore"
+):  # we print the damage instead
     naive = softmax_naive(logits)
     naive_log = np.log(naive)
 stable_log = log_softmax_stable(logits)
 for row, p_naive, logp_naive, logp_stable in zip(logits, naive, naive_log, stable_log):
-    print(f"logits {row}\n  naive softmax      {p_naive}\n  naive log-softmax  {logp_naive}\n"
-          f"  stable log-softmax {logp_stable}\n  stable softmax     {np.exp(logp_stable)}")
+    print(
+        f"logits {row}\n  naive softmax      {p_naive}\n  naive log-softmax  {logp_naive}\n"
+        f"  stable log-softmax {logp_stable}\n  stable softmax     {np.exp(logp_stable)}"
+    )
 naive_fails = bool(~np.isfinite(naive_log).all())
 
 
@@ -361,6 +490,7 @@ naive_fails = bool(~np.isfinite(naive_log).all())
 # for a single matrix), sums over axis `-2` (the batch axis) and gives each
 # bias a batch axis with `[..., None, :]`. Read it first with $S$ absent.
 
+
 # %%
 class TwoLayerMLP:
     """D -> H (tanh) -> K logits, with the forward pass (mlp-forward) and the backward
@@ -368,22 +498,33 @@ class TwoLayerMLP:
 
     With stacked=S, every weight gets a leading axis of S independent networks."""
 
-    def __init__(self, d_in: int, hidden: int, n_classes: int, seed: int, stacked: int | None = None):
+    def __init__(
+        self,
+        d_in: int,
+        hidden: int,
+        n_classes: int,
+        seed: int,
+        stacked: int | None = None,
+    ):
         rng = np.random.default_rng(seed)
         s = () if stacked is None else (stacked,)
         # U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as nn.Linear: the pre-activations start at unit scale
         bound1, bound2 = 1 / np.sqrt(d_in), 1 / np.sqrt(hidden)
-        self.params = {"W1": rng.uniform(-bound1, bound1, s + (hidden, d_in)),     # ([S,] H, D)
-                       "b1": rng.uniform(-bound1, bound1, s + (hidden,)),          # ([S,] H)
-                       "W2": rng.uniform(-bound2, bound2, s + (n_classes, hidden)),  # ([S,] K, H)
-                       "b2": rng.uniform(-bound2, bound2, s + (n_classes,))}       # ([S,] K)
+        self.params = {
+            "W1": rng.uniform(-bound1, bound1, s + (hidden, d_in)),  # ([S,] H, D)
+            "b1": rng.uniform(-bound1, bound1, s + (hidden,)),  # ([S,] H)
+            "W2": rng.uniform(-bound2, bound2, s + (n_classes, hidden)),  # ([S,] K, H)
+            "b2": rng.uniform(-bound2, bound2, s + (n_classes,)),
+        }  # ([S,] K)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities P ([S,] B, K) for inputs X (B, D); keeps X, A1, P for backward."""
         p = self.params
-        a1 = np.tanh(x @ p["W1"].mT + p["b1"][..., None, :])    # ([S,] B, H)
-        z2 = a1 @ p["W2"].mT + p["b2"][..., None, :]            # ([S,] B, K)
-        shifted = z2 - z2.max(axis=-1, keepdims=True)           # the log-sum-exp shift (mlp-logsumexp)
+        a1 = np.tanh(x @ p["W1"].mT + p["b1"][..., None, :])  # ([S,] B, H)
+        z2 = a1 @ p["W2"].mT + p["b2"][..., None, :]  # ([S,] B, K)
+        shifted = z2 - z2.max(
+            axis=-1, keepdims=True
+        )  # the log-sum-exp shift (mlp-logsumexp)
         self.log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
         probs = np.exp(self.log_probs)
         self.cache = (x, a1, probs)
@@ -400,13 +541,18 @@ class TwoLayerMLP:
         x, a1, probs = self.cache
         p, batch = self.params, len(y)
         dz2 = probs.copy()
-        dz2[..., np.arange(batch), y] -= 1                       # P - Y
-        dz2 /= batch                                             # ([S,] B, K)  (mlp-softmax-grad)
-        grads = {"W2": dz2.mT @ a1, "b2": dz2.sum(axis=-2)}      # ([S,] K, H), ([S,] K)  (mlp-grad-w2)
-        da1 = dz2 @ p["W2"]                                      # ([S,] B, H)  (mlp-grad-a1)
-        dz1 = da1 * (1 - a1 ** 2)                                # ([S,] B, H)  (mlp-grad-z1), tanh
-        grads.update(W1=dz1.mT @ x, b1=dz1.sum(axis=-2))         # ([S,] H, D), ([S,] H)  (mlp-grad-w1)
-        grads["X"] = dz1 @ p["W1"]                               # ([S,] B, D)  (mlp-grad-x)
+        dz2[..., np.arange(batch), y] -= 1  # P - Y
+        dz2 /= batch  # ([S,] B, K)  (mlp-softmax-grad)
+        grads = {
+            "W2": dz2.mT @ a1,
+            "b2": dz2.sum(axis=-2),
+        }  # ([S,] K, H), ([S,] K)  (mlp-grad-w2)
+        da1 = dz2 @ p["W2"]  # ([S,] B, H)  (mlp-grad-a1)
+        dz1 = da1 * (1 - a1**2)  # ([S,] B, H)  (mlp-grad-z1), tanh
+        grads.update(
+            W1=dz1.mT @ x, b1=dz1.sum(axis=-2)
+        )  # ([S,] H, D), ([S,] H)  (mlp-grad-w1)
+        grads["X"] = dz1 @ p["W1"]  # ([S,] B, D)  (mlp-grad-x)
         return grads
 
 
@@ -422,24 +568,39 @@ class TwoLayerMLP:
 # element, with central differences of our forward pass, for all four weight
 # arrays *and* the input.
 
+
 # %%
 def by_hand(x, w1, b1, w2, b2, y):
     """Our NumPy network as one engine op: forward = TwoLayerMLP.loss, backward = TwoLayerMLP.backward."""
-    net = TwoLayerMLP.__new__(TwoLayerMLP)  # no random init: the weights come from the arguments
+    net = TwoLayerMLP.__new__(
+        TwoLayerMLP
+    )  # no random init: the weights come from the arguments
     net.params = {"W1": w1.data, "b1": b1.data, "W2": w2.data, "b2": b2.data}
     loss = net.loss(x.data, y)  # a 0-d array: one network
     grads = net.backward(y)
-    return _make(np.array(loss), (x, w1, b1, w2, b2),
-                 lambda g: tuple(g * grads[k] for k in ("X", "W1", "b1", "W2", "b2")), "two_layer_mlp")
+    return _make(
+        np.array(loss),
+        (x, w1, b1, w2, b2),
+        lambda g: tuple(g * grads[k] for k in ("X", "W1", "b1", "W2", "b2")),
+        "two_layer_mlp",
+    )
 
 
 check_net = TwoLayerMLP(2, cfg.xor_hidden, 2, seed=cfg.seed)
-rows = np.random.default_rng(cfg.seed).choice(len(x_xor), cfg.gradcheck_batch, replace=False)
+rows = np.random.default_rng(cfg.seed).choice(
+    len(x_xor), cfg.gradcheck_batch, replace=False
+)
 x_check, y_check = x_xor[rows], y_xor[rows]
-inputs = [Tensor(x_check)] + [Tensor(check_net.params[k]) for k in ("W1", "b1", "W2", "b2")]
+inputs = [Tensor(x_check)] + [
+    Tensor(check_net.params[k]) for k in ("W1", "b1", "W2", "b2")
+]
 n_checked = sum(t.size for t in inputs)
-passed = gradcheck(lambda *ts: by_hand(*ts, y_check), inputs)  # raises AssertionError on a mismatch
-print(f"gradcheck of the hand-derived backward pass: {passed} ({n_checked} numbers checked)")
+passed = gradcheck(
+    lambda *ts: by_hand(*ts, y_check), inputs
+)  # raises AssertionError on a mismatch
+print(
+    f"gradcheck of the hand-derived backward pass: {passed} ({n_checked} numbers checked)"
+)
 
 # %% [markdown]
 # The second oracle is the engine's automatic differentiation: the same network,
@@ -451,21 +612,32 @@ ours = check_net.params
 x_t = Tensor(x_check, requires_grad=True)
 engine_params = {k: Tensor(v, requires_grad=True) for k, v in ours.items()}
 engine_loss = F.cross_entropy(
-    F.linear(F.linear(x_t, engine_params["W1"], engine_params["b1"]).tanh(),
-             engine_params["W2"], engine_params["b2"]), y_check)
+    F.linear(
+        F.linear(x_t, engine_params["W1"], engine_params["b1"]).tanh(),
+        engine_params["W2"],
+        engine_params["b2"],
+    ),
+    y_check,
+)
 engine_loss.backward()
 hand_loss, hand_grads = check_net.loss(x_check, y_check), check_net.backward(y_check)
 engine_grads = {**{k: t.grad for k, t in engine_params.items()}, "X": x_t.grad}
 print(f"loss: by hand {hand_loss:.15f}, engine {engine_loss.item():.15f}")
 autograd_diff = max(np.abs(hand_grads[k] - engine_grads[k]).max() for k in engine_grads)
 for k in ("W1", "b1", "W2", "b2", "X"):
-    print(f"  dL/d{k:<2} {str(hand_grads[k].shape):>8}: max |by hand - engine| = "
-          f"{np.abs(hand_grads[k] - engine_grads[k]).max():.1e}")
+    print(
+        f"  dL/d{k:<2} {str(hand_grads[k].shape):>8}: max |by hand - engine| = "
+        f"{np.abs(hand_grads[k] - engine_grads[k]).max():.1e}"
+    )
 # float64 both ways, the same formulas: at most rounding, ~1e-16 relative (measured: equal to the
 # last bit, loss and gradients, whose entries are up to ~1). 1e-12 leaves a wide margin for another
 # BLAS; a wrong formula misses by O(1).
-assert abs(hand_loss - engine_loss.item()) <= 1e-12 * abs(hand_loss), "hand-written loss != engine's"
-assert autograd_diff <= 1e-12, f"hand-derived gradients differ from the engine's by {autograd_diff:.1e}"
+assert abs(hand_loss - engine_loss.item()) <= 1e-12 * abs(hand_loss), (
+    "hand-written loss != engine's"
+)
+assert autograd_diff <= 1e-12, (
+    f"hand-derived gradients differ from the engine's by {autograd_diff:.1e}"
+)
 
 
 # %% [markdown]
@@ -487,8 +659,11 @@ assert autograd_diff <= 1e-12, f"hand-derived gradients differ from the engine's
 # $\theta \leftarrow \theta - \eta\, \bar\theta$ on the whole data set. Every
 # other training in the book goes through `fit_arrays`.
 
+
 # %%
-def train_by_hand(net: TwoLayerMLP, x, y, lr: float, steps: int, snapshot_at=()) -> tuple:
+def train_by_hand(
+    net: TwoLayerMLP, x, y, lr: float, steps: int, snapshot_at=()
+) -> tuple:
     """Full-batch gradient descent with the hand-written gradients (of one network or of stacked ones).
     Returns the loss of every step and (step, weights) copies at the steps in snapshot_at."""
     losses, snapshots = [], []
@@ -507,10 +682,14 @@ def train_by_hand(net: TwoLayerMLP, x, y, lr: float, steps: int, snapshot_at=())
 xor_net = TwoLayerMLP(2, cfg.xor_hidden, 2, seed=cfg.seed)
 snapshot_at = set(np.linspace(0, cfg.xor_steps, cfg.snapshots).round().astype(int))
 started = time.perf_counter()
-xor_losses, xor_snapshots = train_by_hand(xor_net, x_xor, y_xor, cfg.xor_lr, cfg.xor_steps, snapshot_at)
+xor_losses, xor_snapshots = train_by_hand(
+    xor_net, x_xor, y_xor, cfg.xor_lr, cfg.xor_steps, snapshot_at
+)
 xor_accuracy = float((xor_net.forward(x_xor).argmax(axis=1) == y_xor).mean())
-print(f"{cfg.xor_steps} steps in {time.perf_counter() - started:.2f} s: "
-      f"loss {xor_losses[0]:.4f} -> {float(xor_net.loss(x_xor, y_xor)):.4f}, accuracy {xor_accuracy:.3f}")
+print(
+    f"{cfg.xor_steps} steps in {time.perf_counter() - started:.2f} s: "
+    f"loss {xor_losses[0]:.4f} -> {float(xor_net.loss(x_xor, y_xor)):.4f}, accuracy {xor_accuracy:.3f}"
+)
 
 
 # %% [markdown]
@@ -520,17 +699,26 @@ print(f"{cfg.xor_steps} steps in {time.perf_counter() - started:.2f} s: "
 # class 1 and leaves the other two outside, and the rest of training only
 # sharpens it.
 
+
 # %%
 def probabilities_on_grid(weights: dict) -> np.ndarray:
     """p(class 1) of a TwoLayerMLP with these weights, on the (grid, grid) plot grid."""
     net = TwoLayerMLP.__new__(TwoLayerMLP)
     net.params = weights
     probs = net.forward(grid_points)[:, 1].reshape(len(ys), len(xs))
-    return probs.astype(np.float32)  # float32 is plenty for a picture, and halves the page's weight
+    return probs.astype(
+        np.float32
+    )  # float32 is plenty for a picture, and halves the page's weight
 
 
-fig = plots.decision_boundary([(step, probabilities_on_grid(w)) for step, w in xor_snapshots], xs, ys,
-                              x_xor, y_xor, title="XOR: the decision boundary of the hand-trained MLP")
+fig = plots.decision_boundary(
+    [(step, probabilities_on_grid(w)) for step, w in xor_snapshots],
+    xs,
+    ys,
+    x_xor,
+    y_xor,
+    title="XOR: the decision boundary of the hand-trained MLP",
+)
 plots.show(fig, cfg.run_dir / "xor_boundary.html")
 
 
@@ -545,6 +733,7 @@ plots.show(fig, cfg.run_dir / "xor_boundary.html")
 # positive ones, switching off near $(-1, -1)$, and the output adds them up:
 # class 1 where neither of the two corners is near.
 
+
 # %%
 def draw_network(snapshots, title: str, labels=None) -> go.Figure:
     """Layers as columns of nodes, weights as edges coloured by sign and magnitude.
@@ -552,10 +741,14 @@ def draw_network(snapshots, title: str, labels=None) -> go.Figure:
     snapshots: list of (name, [W1, W2, ...], [b1, b2, ...]) with W of shape (out, in);
     one slider position per snapshot (the colour scale is shared, so growth shows)."""
     sizes = [snapshots[0][1][0].shape[1]] + [w.shape[0] for w in snapshots[0][1]]
-    pos = [[(layer, (size - 1) / 2 - i) for i in range(size)] for layer, size in enumerate(sizes)]
+    pos = [
+        [(layer, (size - 1) / 2 - i) for i in range(size)]
+        for layer, size in enumerate(sizes)
+    ]
     biggest = max(np.abs(w).max() for _, ws, _ in snapshots for w in ws)
-    labels = labels or [[f"x{i + 1}" for i in range(sizes[0])]] + \
-        [[f"h{i + 1}" for i in range(n)] for n in sizes[1:-1]] + [[f"logit {i}" for i in range(sizes[-1])]]
+    labels = labels or [[f"x{i + 1}" for i in range(sizes[0])]] + [
+        [f"h{i + 1}" for i in range(n)] for n in sizes[1:-1]
+    ] + [[f"logit {i}" for i in range(sizes[-1])]]
 
     def traces(weights, biases):
         edges, mid_x, mid_y, mid_text = [], [], [], []
@@ -563,31 +756,77 @@ def draw_network(snapshots, title: str, labels=None) -> go.Figure:
             for i in range(w.shape[0]):
                 for j in range(w.shape[1]):
                     (x0, y0), (x1, y1) = pos[layer][j], pos[layer + 1][i]
-                    edges.append(go.Scatter(
-                        x=[x0, x1], y=[y0, y1], mode="lines", hoverinfo="skip", showlegend=False,
-                        line=dict(width=0.5 + 7 * abs(w[i, j]) / biggest,
-                                  color=sample_colorscale("RdBu", [(w[i, j] / biggest + 1) / 2])[0])))
+                    edges.append(
+                        go.Scatter(
+                            x=[x0, x1],
+                            y=[y0, y1],
+                            mode="lines",
+                            hoverinfo="skip",
+                            showlegend=False,
+                            line=dict(
+                                width=0.5 + 7 * abs(w[i, j]) / biggest,
+                                color=sample_colorscale(
+                                    "RdBu", [(w[i, j] / biggest + 1) / 2]
+                                )[0],
+                            ),
+                        )
+                    )
                     mid_x.append((x0 + x1) / 2)
                     mid_y.append((y0 + y1) / 2)
-                    mid_text.append(f"{labels[layer][j]} -> {labels[layer + 1][i]}: w = {w[i, j]:+.3f}")
-        mids = go.Scatter(x=mid_x, y=mid_y, mode="markers", marker=dict(size=8, opacity=0), text=mid_text,
-                          hovertemplate="%{text}<extra></extra>", showlegend=False)
-        node_text = [f"{labels[0][i]} (input)" for i in range(sizes[0])] + \
-            [f"{labels[layer + 1][i]}: bias {b[i]:+.3f}" for layer, b in enumerate(biases) for i in range(len(b))]
-        nodes = go.Scatter(x=[p[0] for col in pos for p in col], y=[p[1] for col in pos for p in col],
-                           mode="markers+text", text=[n for col in labels for n in col], textposition="top center",
-                           hovertext=node_text, hovertemplate="%{hovertext}<extra></extra>", showlegend=False,
-                           marker=dict(size=22, color="#999999", line=dict(width=1, color="#1a1a1a")))
+                    mid_text.append(
+                        f"{labels[layer][j]} -> {labels[layer + 1][i]}: w = {w[i, j]:+.3f}"
+                    )
+        mids = go.Scatter(
+            x=mid_x,
+            y=mid_y,
+            mode="markers",
+            marker=dict(size=8, opacity=0),
+            text=mid_text,
+            hovertemplate="%{text}<extra></extra>",
+            showlegend=False,
+        )
+        node_text = [f"{labels[0][i]} (input)" for i in range(sizes[0])] + [
+            f"{labels[layer + 1][i]}: bias {b[i]:+.3f}"
+            for layer, b in enumerate(biases)
+            for i in range(len(b))
+        ]
+        nodes = go.Scatter(
+            x=[p[0] for col in pos for p in col],
+            y=[p[1] for col in pos for p in col],
+            mode="markers+text",
+            text=[n for col in labels for n in col],
+            textposition="top center",
+            hovertext=node_text,
+            hovertemplate="%{hovertext}<extra></extra>",
+            showlegend=False,
+            marker=dict(size=22, color="#999999", line=dict(width=1, color="#1a1a1a")),
+        )
         return edges + [mids, nodes]
 
-    scale = go.Scatter(x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
-                       marker=dict(colorscale="RdBu", cmin=-biggest, cmax=biggest, color=[0], showscale=True,
-                                   colorbar=dict(title=dict(text="weight", side="right"), thickness=12)))
+    scale = go.Scatter(
+        x=[None],
+        y=[None],
+        mode="markers",
+        showlegend=False,
+        hoverinfo="skip",
+        marker=dict(
+            colorscale="RdBu",
+            cmin=-biggest,
+            cmax=biggest,
+            color=[0],
+            showscale=True,
+            colorbar=dict(title=dict(text="weight", side="right"), thickness=12),
+        ),
+    )
     names = [str(name) for name, _, _ in snapshots]
     first = traces(*snapshots[-1][1:])
-    fig = go.Figure(data=first + [scale],
-                    frames=[go.Frame(data=traces(ws, bs), traces=list(range(len(first))), name=n)
-                            for n, (_, ws, bs) in zip(names, snapshots)])
+    fig = go.Figure(
+        data=first + [scale],
+        frames=[
+            go.Frame(data=traces(ws, bs), traces=list(range(len(first))), name=n)
+            for n, (_, ws, bs) in zip(names, snapshots)
+        ],
+    )
     if len(snapshots) > 1:
         fig.update_layout(**plots.animation_controls(names, frame_ms=300))
     fig.update_xaxes(visible=False, range=[-0.3, len(sizes) - 0.7])
@@ -596,8 +835,10 @@ def draw_network(snapshots, title: str, labels=None) -> go.Figure:
     return fig
 
 
-fig = draw_network([(step, [w["W1"], w["W2"]], [w["b1"], w["b2"]]) for step, w in xor_snapshots],
-                   title="The XOR network: weights during training (blue positive, red negative)")
+fig = draw_network(
+    [(step, [w["W1"], w["W2"]], [w["b1"], w["b2"]]) for step, w in xor_snapshots],
+    title="The XOR network: weights during training (blue positive, red negative)",
+)
 plots.show(fig, cfg.run_dir / "xor_network.html")
 
 # %% [markdown]
@@ -616,10 +857,16 @@ started = time.perf_counter()
 for width in cfg.xor_study_widths:
     nets = TwoLayerMLP(2, width, 2, seed=1000 + width, stacked=cfg.xor_study_seeds)
     train_by_hand(nets, x_xor, y_xor, cfg.xor_lr, cfg.xor_steps)
-    solved[width] = float((nets.forward(x_xor).argmax(axis=-1) == y_xor).all(axis=-1).mean())
-print(f"{len(cfg.xor_study_widths) * cfg.xor_study_seeds} trainings in {time.perf_counter() - started:.1f} s")
+    solved[width] = float(
+        (nets.forward(x_xor).argmax(axis=-1) == y_xor).all(axis=-1).mean()
+    )
+print(
+    f"{len(cfg.xor_study_widths) * cfg.xor_study_seeds} trainings in {time.perf_counter() - started:.1f} s"
+)
 for width, share in solved.items():
-    print(f"hidden width {width}: {share:.0%} of {cfg.xor_study_seeds} initializations solve XOR")
+    print(
+        f"hidden width {width}: {share:.0%} of {cfg.xor_study_seeds} initializations solve XOR"
+    )
 
 # %% [markdown]
 # With the smallest width, a good share of the initializations ends in a local
@@ -637,12 +884,25 @@ for width, share in solved.items():
 
 # %%
 digits = load_digits()
-x_all = (digits.data / 16.0).astype(np.float64)  # (1797, 64), grey levels 0..16 -> [0, 1]
+x_all = (digits.data / 16.0).astype(
+    np.float64
+)  # (1797, 64), grey levels 0..16 -> [0, 1]
 x_train, x_test, y_train, y_test = train_test_split(
-    x_all, digits.target, test_size=cfg.test_fraction, random_state=cfg.seed, stratify=digits.target)
-print(f"train {x_train.shape}, test {x_test.shape}, classes {np.bincount(y_train).tolist()}")
-fig = plots.image_grid(x_train[:20].reshape(-1, 8, 8), titles=y_train[:20].tolist(), ncols=10,
-                       title="Training digits and their labels")
+    x_all,
+    digits.target,
+    test_size=cfg.test_fraction,
+    random_state=cfg.seed,
+    stratify=digits.target,
+)
+print(
+    f"train {x_train.shape}, test {x_test.shape}, classes {np.bincount(y_train).tolist()}"
+)
+fig = plots.image_grid(
+    x_train[:20].reshape(-1, 8, 8),
+    titles=y_train[:20].tolist(),
+    ncols=10,
+    title="Training digits and their labels",
+)
 plots.show(fig, cfg.run_dir / "digits.html")
 
 
@@ -661,6 +921,7 @@ plots.show(fig, cfg.run_dir / "digits.html")
 # squared and summed), takes a few lines. `fit_arrays` calls `on_batch_end` after the
 # optimizer's step, when the gradients of that step are still in place:
 
+
 # %%
 class GradientNorms(Callback):
     """The Frobenius norm of every weight matrix's gradient, after every step."""
@@ -678,14 +939,24 @@ model = nn.Sequential(nn.Linear(64, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden
 print(model, f"\n{sum(p.size for p in model.parameters())} parameters")
 grad_norms = GradientNorms()
 started = time.perf_counter()
-history = fit_arrays(model, optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum), x_train, y_train,
-              epochs=cfg.epochs, batch_size=cfg.batch_size, val=(x_test, y_test),
-              callbacks=(grad_norms,), seed=cfg.seed)
+history = fit_arrays(
+    model,
+    optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum),
+    x_train,
+    y_train,
+    epochs=cfg.epochs,
+    batch_size=cfg.batch_size,
+    val=(x_test, y_test),
+    callbacks=(grad_norms,),
+    seed=cfg.seed,
+)
 digits_seconds = time.perf_counter() - started
 
 # %%
-plots.show(plots.training_curves(history, title="Digits: loss and test accuracy per epoch"),
-           cfg.run_dir / "training_curves.html")
+plots.show(
+    plots.training_curves(history, title="Digits: loss and test accuracy per epoch"),
+    cfg.run_dir / "training_curves.html",
+)
 
 # %% [markdown]
 # The gradient norms, per step (thin) and averaged over a window of steps
@@ -704,15 +975,35 @@ window = max(1, min(25, len(steps) // 10))  # steps per running mean
 fig = go.Figure()
 for i, (name, norms) in enumerate(grad_norms.norms.items()):
     color = plots.COLORS[i]
-    fig.add_trace(go.Scatter(x=steps, y=norms, mode="lines", name=f"{layer_names.get(name, name)}, per step",
-                             line=dict(color=color, width=1), opacity=0.35))
+    fig.add_trace(
+        go.Scatter(
+            x=steps,
+            y=norms,
+            mode="lines",
+            name=f"{layer_names.get(name, name)}, per step",
+            line=dict(color=color, width=1),
+            opacity=0.35,
+        )
+    )
     smooth = np.convolve(norms, np.ones(window) / window, mode="valid")
-    fig.add_trace(go.Scatter(x=steps[window - 1:], y=smooth, mode="lines", line=dict(color=color, width=3),
-                             name=f"{layer_names.get(name, name)}, mean of {window} steps"))
+    fig.add_trace(
+        go.Scatter(
+            x=steps[window - 1 :],
+            y=smooth,
+            mode="lines",
+            line=dict(color=color, width=3),
+            name=f"{layer_names.get(name, name)}, mean of {window} steps",
+        )
+    )
 fig.update_yaxes(type="log")
-fig.update_layout(title="Gradient norm of each layer's weights during training", xaxis_title="SGD step",
-                  yaxis_title="||dL/dW|| (Frobenius)", height=460, hovermode="x unified",
-                  legend=dict(orientation="h", x=0, y=-0.2, yanchor="top"))
+fig.update_layout(
+    title="Gradient norm of each layer's weights during training",
+    xaxis_title="SGD step",
+    yaxis_title="||dL/dW|| (Frobenius)",
+    height=460,
+    hovermode="x unified",
+    legend=dict(orientation="h", x=0, y=-0.2, yanchor="top"),
+)
 plots.show(fig, cfg.run_dir / "gradient_norms.html")
 
 # %% [markdown]
@@ -722,15 +1013,22 @@ plots.show(fig, cfg.run_dir / "gradient_norms.html")
 # %%
 with no_grad():
     test_pred = model(Tensor(x_test)).data.argmax(axis=1)
-plots.show(plots.confusion_matrix(y_test, test_pred, title="Digits: confusion matrix on the test set"),
-           cfg.run_dir / "confusion_matrix.html")
+plots.show(
+    plots.confusion_matrix(
+        y_test, test_pred, title="Digits: confusion matrix on the test set"
+    ),
+    cfg.run_dir / "confusion_matrix.html",
+)
 wrong = np.flatnonzero(test_pred != y_test)
 print(f"{len(wrong)} of {len(y_test)} test digits misclassified")
 if len(wrong):
     shown = wrong[:16]
-    fig = plots.image_grid(x_test[shown].reshape(-1, 8, 8),
-                           titles=[f"{y_test[i]} → {test_pred[i]}" for i in shown], ncols=8,
-                           title="Misclassified test digits (true → predicted)")
+    fig = plots.image_grid(
+        x_test[shown].reshape(-1, 8, 8),
+        titles=[f"{y_test[i]} → {test_pred[i]}" for i in shown],
+        ncols=8,
+        title="Misclassified test digits (true → predicted)",
+    )
     plots.show(fig, cfg.run_dir / "misclassified.html")
 
 
@@ -763,6 +1061,7 @@ if len(wrong):
 # Then $\alpha = 1$ moves every neuron by its own size. We leave the biases
 # fixed (zero direction).
 
+
 # %%
 def filter_normalized_direction(model, rng) -> list:
     """One random direction per parameter: weights row-normalized as eq. (mlp-filter-norm), biases zero."""
@@ -772,7 +1071,9 @@ def filter_normalized_direction(model, rng) -> list:
             direction.append(np.zeros_like(p.data))
             continue
         d = rng.standard_normal(p.shape)  # (out, in): one row per neuron
-        d *= np.linalg.norm(p.data, axis=1, keepdims=True) / np.linalg.norm(d, axis=1, keepdims=True)
+        d *= np.linalg.norm(p.data, axis=1, keepdims=True) / np.linalg.norm(
+            d, axis=1, keepdims=True
+        )
         direction.append(d)
     return direction
 
@@ -793,33 +1094,77 @@ def loss_surface(model, x, y, d1, d2, alphas, betas) -> np.ndarray:
 
 
 rng = np.random.default_rng(cfg.seed)
-d1, d2 = filter_normalized_direction(model, rng), filter_normalized_direction(model, rng)
+d1, d2 = (
+    filter_normalized_direction(model, rng),
+    filter_normalized_direction(model, rng),
+)
 alphas = np.linspace(-cfg.landscape_span, cfg.landscape_span, cfg.landscape_points)
 started = time.perf_counter()
 surface = loss_surface(model, x_train, y_train, d1, d2, alphas, alphas)
-print(f"{surface.size} evaluations of the training loss in {time.perf_counter() - started:.1f} s; "
-      f"at the trained weights {evaluate(model, x_train, y_train)['val_loss']:.4f}, "
-      f"largest on the slice {surface.max():.2f}")
+print(
+    f"{surface.size} evaluations of the training loss in {time.perf_counter() - started:.1f} s; "
+    f"at the trained weights {evaluate(model, x_train, y_train)['val_loss']:.4f}, "
+    f"largest on the slice {surface.max():.2f}"
+)
 
 # %%
 log_surface = np.log10(surface)  # the loss spans decades: colour and height show log10
-fig = make_subplots(rows=1, cols=2, specs=[[{"type": "xy"}, {"type": "scene"}]],
-                    subplot_titles=["contours of log10 loss (× = trained weights)",
-                                    "surface of log10 loss: drag to rotate"])
-fig.add_trace(go.Contour(x=alphas, y=alphas, z=log_surface, colorscale="Viridis", ncontours=25,
-                         colorbar=dict(title=dict(text="log10 loss", side="right"), thickness=12, x=0.45),
-                         hovertemplate="alpha %{x:.2f}, beta %{y:.2f}<br>log10 loss %{z:.2f}<extra></extra>"),
-              row=1, col=1)
-fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", name="trained weights", showlegend=False,
-                         marker=dict(symbol="x", size=12, color="#D55E00")), row=1, col=1)
-fig.add_trace(go.Surface(x=alphas, y=alphas, z=log_surface, colorscale="Viridis", showscale=False,
-                         hovertemplate="alpha %{x:.2f}, beta %{y:.2f}<br>log10 loss %{z:.2f}<extra></extra>"),
-              row=1, col=2)
+fig = make_subplots(
+    rows=1,
+    cols=2,
+    specs=[[{"type": "xy"}, {"type": "scene"}]],
+    subplot_titles=[
+        "contours of log10 loss (× = trained weights)",
+        "surface of log10 loss: drag to rotate",
+    ],
+)
+fig.add_trace(
+    go.Contour(
+        x=alphas,
+        y=alphas,
+        z=log_surface,
+        colorscale="Viridis",
+        ncontours=25,
+        colorbar=dict(
+            title=dict(text="log10 loss", side="right"), thickness=12, x=0.45
+        ),
+        hovertemplate="alpha %{x:.2f}, beta %{y:.2f}<br>log10 loss %{z:.2f}<extra></extra>",
+    ),
+    row=1,
+    col=1,
+)
+fig.add_trace(
+    go.Scatter(
+        x=[0],
+        y=[0],
+        mode="markers",
+        name="trained weights",
+        showlegend=False,
+        marker=dict(symbol="x", size=12, color="#D55E00"),
+    ),
+    row=1,
+    col=1,
+)
+fig.add_trace(
+    go.Surface(
+        x=alphas,
+        y=alphas,
+        z=log_surface,
+        colorscale="Viridis",
+        showscale=False,
+        hovertemplate="alpha %{x:.2f}, beta %{y:.2f}<br>log10 loss %{z:.2f}<extra></extra>",
+    ),
+    row=1,
+    col=2,
+)
 fig.update_xaxes(title_text="alpha (direction 1)", row=1, col=1)
 fig.update_yaxes(title_text="beta (direction 2)", scaleanchor="x", row=1, col=1)
-fig.update_layout(title="Training loss on a 2-D slice around the trained weights (filter-normalized directions)",
-                  height=540, margin=dict(t=90),
-                  scene=dict(xaxis_title="alpha", yaxis_title="beta", zaxis_title="log10 loss"))
+fig.update_layout(
+    title="Training loss on a 2-D slice around the trained weights (filter-normalized directions)",
+    height=540,
+    margin=dict(t=90),
+    scene=dict(xaxis_title="alpha", yaxis_title="beta", zaxis_title="log10 loss"),
+)
 plots.show(fig, cfg.run_dir / "loss_landscape.html")
 
 # %% [markdown]
@@ -847,31 +1192,53 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
 softmax_regression = nn.Linear(64, 10)
-linear_digits = fit_arrays(softmax_regression, optim.SGD(softmax_regression.parameters(), lr=cfg.lr,
-                                                  momentum=cfg.momentum),
-                    x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size, val=(x_test, y_test),
-                    seed=cfg.seed, verbose=False)
-with warnings.catch_warnings():  # in the tiny profile it stops before converging, on purpose
+linear_digits = fit_arrays(
+    softmax_regression,
+    optim.SGD(softmax_regression.parameters(), lr=cfg.lr, momentum=cfg.momentum),
+    x_train,
+    y_train,
+    epochs=cfg.epochs,
+    batch_size=cfg.batch_size,
+    val=(x_test, y_test),
+    seed=cfg.seed,
+    verbose=False,
+)
+with (
+    warnings.catch_warnings()
+):  # in the tiny profile it stops before converging, on purpose
     warnings.simplefilter("ignore", ConvergenceWarning)
-    reference = MLPClassifier(hidden_layer_sizes=(cfg.hidden,), max_iter=cfg.epochs * 10,
-                              random_state=cfg.seed).fit(x_train, y_train)
+    reference = MLPClassifier(
+        hidden_layer_sizes=(cfg.hidden,),
+        max_iter=cfg.epochs * 10,
+        random_state=cfg.seed,
+    ).fit(x_train, y_train)
 
 metrics = {
-    "xor_linear_accuracy": linear_history["val_acc"][-1], "xor_mlp_accuracy": xor_accuracy,
+    "xor_linear_accuracy": linear_history["val_acc"][-1],
+    "xor_mlp_accuracy": xor_accuracy,
     "xor_solved_share": {str(w): s for w, s in solved.items()},
-    "naive_softmax_fails": naive_fails, "gradcheck_passed": passed,
+    "naive_softmax_fails": naive_fails,
+    "gradcheck_passed": passed,
     "max_gradient_difference_vs_engine": float(autograd_diff),
-    "test_accuracy": history["val_acc"][-1], "test_loss": history["val_loss"][-1],
+    "test_accuracy": history["val_acc"][-1],
+    "test_loss": history["val_loss"][-1],
     "linear_test_accuracy": linear_digits["val_acc"][-1],
     "sklearn_mlp_test_accuracy": float(reference.score(x_test, y_test)),
-    "landscape_min_loss": float(surface.min()), "landscape_max_loss": float(surface.max()),
+    "landscape_min_loss": float(surface.min()),
+    "landscape_max_loss": float(surface.max()),
     "train_seconds": digits_seconds,
 }
 rows = results_table(
-    cfg, metrics, seconds=time.perf_counter() - run_started,
+    cfg,
+    metrics,
+    seconds=time.perf_counter() - run_started,
     title="digits, test accuracy",
-    columns={"test_accuracy": ("MLP", ".3f"), "linear_test_accuracy": ("linear", ".3f"),
-             "sklearn_mlp_test_accuracy": ("scikit-learn MLPClassifier", ".3f")})
+    columns={
+        "test_accuracy": ("MLP", ".3f"),
+        "linear_test_accuracy": ("linear", ".3f"),
+        "sklearn_mlp_test_accuracy": ("scikit-learn MLPClassifier", ".3f"),
+    },
+)
 assert rows[0].values["test_accuracy"] == history["val_acc"][-1]
 
 # %% [markdown]
@@ -882,7 +1249,9 @@ assert rows[0].values["test_accuracy"] == history["val_acc"][-1]
 # optimizers, should.
 
 # %%
-utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started)
+utils.save_run(
+    cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started
+)
 print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 
 # %% [markdown]

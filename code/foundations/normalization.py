@@ -46,8 +46,8 @@ import scratch.engine.functional as F
 from scratch import data, plots, utils
 from scratch.config import Config, ConfigError, describe, positive, unit_interval
 from scratch.engine import Tensor, gradcheck, nn, no_grad, optim
-from scratch.engine.models import make_mlp
 from scratch.engine.loop import Callback, evaluate, fit_arrays
+from scratch.engine.models import make_mlp
 from scratch.results import Reference, results_table
 
 
@@ -56,73 +56,184 @@ class NormalizationConfig(Config):
     NAME = "normalization"
 
     # Experiment 1: a deep stack at initialization (forward and backward passes only, float64).
-    depth: int = field(default=24, metadata=positive(
-        "layers of the stack: past 20, a per-layer factor of 2 becomes a factor of a million"))
-    width: int = field(default=256, metadata=positive(
-        "units per layer, the fan-in and fan-out n of the variance equations"))
-    probe_batch: int = field(default=512, metadata=positive(
-        "random inputs pushed through: 512 x 256 values per layer give smooth histograms"))
+    depth: int = field(
+        default=24,
+        metadata=positive(
+            "layers of the stack: past 20, a per-layer factor of 2 becomes a factor of a million"
+        ),
+    )
+    width: int = field(
+        default=256,
+        metadata=positive(
+            "units per layer, the fan-in and fan-out n of the variance equations"
+        ),
+    )
+    probe_batch: int = field(
+        default=512,
+        metadata=positive(
+            "random inputs pushed through: 512 x 256 values per layer give smooth histograms"
+        ),
+    )
     # Experiment 2: batch norm's dependence on the batch (a small MLP on MNIST, float32).
-    bs_train: int = field(default=2000, metadata=positive(
-        "MNIST training images: at batch size 2, 1000 steps per epoch, still cheap"))
-    batch_sizes: tuple[int, ...] = field(default=(2, 8, 32), metadata=describe(
-        "the batch sizes compared: 2 is where batch statistics break down, 32 a common default"))
-    bs_epochs: int = field(default=2, metadata=positive(
-        "passes over the images: enough for about 90% test accuracy with a working normalization"))
-    bs_layers: int = field(default=3, metadata=positive("hidden layers of the small MLP"))
-    bs_hidden: int = field(default=64, metadata=positive("units per hidden layer of the small MLP"))
-    groups: int = field(default=8, metadata=positive(
-        "GroupNorm groups: 8 groups of 8 units (Wu & He use 32 groups of larger layers)"))
-    bs_lr: float = field(default=0.05, metadata=positive(
-        "SGD step size at the largest batch size, scaled down linearly with the batch, as Wu & He do"))
-    seeds: int = field(default=2, metadata=positive(
-        "repetitions of each batch-size run (different initializations and batch orders)"))
+    bs_train: int = field(
+        default=2000,
+        metadata=positive(
+            "MNIST training images: at batch size 2, 1000 steps per epoch, still cheap"
+        ),
+    )
+    batch_sizes: tuple[int, ...] = field(
+        default=(2, 8, 32),
+        metadata=describe(
+            "the batch sizes compared: 2 is where batch statistics break down, 32 a common default"
+        ),
+    )
+    bs_epochs: int = field(
+        default=2,
+        metadata=positive(
+            "passes over the images: enough for about 90% test accuracy with a working normalization"
+        ),
+    )
+    bs_layers: int = field(
+        default=3, metadata=positive("hidden layers of the small MLP")
+    )
+    bs_hidden: int = field(
+        default=64, metadata=positive("units per hidden layer of the small MLP")
+    )
+    groups: int = field(
+        default=8,
+        metadata=positive(
+            "GroupNorm groups: 8 groups of 8 units (Wu & He use 32 groups of larger layers)"
+        ),
+    )
+    bs_lr: float = field(
+        default=0.05,
+        metadata=positive(
+            "SGD step size at the largest batch size, scaled down linearly with the batch, as Wu & He do"
+        ),
+    )
+    seeds: int = field(
+        default=2,
+        metadata=positive(
+            "repetitions of each batch-size run (different initializations and batch orders)"
+        ),
+    )
     # Experiment 3: training speed of a deep MLP with and without normalization (float32).
-    n_train: int = field(default=4000, metadata=positive(
-        "MNIST training images: 3 epochs reach about 90% test accuracy in a few seconds"))
-    n_test: int = field(default=1000, metadata=positive(
-        "held-out images: +-2 percentage points at 90% (95% interval), enough to time a target"))
-    deep_layers: int = field(default=8, metadata=positive(
-        "hidden layers: deep enough that an unnormalized network is sensitive to the step size"))
+    n_train: int = field(
+        default=4000,
+        metadata=positive(
+            "MNIST training images: 3 epochs reach about 90% test accuracy in a few seconds"
+        ),
+    )
+    n_test: int = field(
+        default=1000,
+        metadata=positive(
+            "held-out images: +-2 percentage points at 90% (95% interval), enough to time a target"
+        ),
+    )
+    deep_layers: int = field(
+        default=8,
+        metadata=positive(
+            "hidden layers: deep enough that an unnormalized network is sensitive to the step size"
+        ),
+    )
     deep_hidden: int = field(default=128, metadata=positive("units per hidden layer"))
     epochs: int = field(default=3, metadata=positive("passes over the training images"))
-    batch_size: int = field(default=64, metadata=positive(
-        "images per step: large enough for reliable batch statistics"))
-    lrs: tuple[float, ...] = field(default=(0.01, 0.03, 0.1, 0.3, 1.0), metadata=describe(
-        "SGD step sizes, half a decade apart: from safe for every network to too large for most"))
-    momentum: float = field(default=0.9, metadata=unit_interval(
-        "SGD momentum: the usual 0.9, for every run of the chapter"))
-    target_acc: float = field(default=0.9, metadata=unit_interval(
-        "test accuracy whose first crossing times a run: every network here gets there at a good step size"))
-    eval_every: int = field(default=10, metadata=positive(
-        "steps between test evaluations: the resolution of the time to target"))
+    batch_size: int = field(
+        default=64,
+        metadata=positive(
+            "images per step: large enough for reliable batch statistics"
+        ),
+    )
+    lrs: tuple[float, ...] = field(
+        default=(0.01, 0.03, 0.1, 0.3, 1.0),
+        metadata=describe(
+            "SGD step sizes, half a decade apart: from safe for every network to too large for most"
+        ),
+    )
+    momentum: float = field(
+        default=0.9,
+        metadata=unit_interval(
+            "SGD momentum: the usual 0.9, for every run of the chapter"
+        ),
+    )
+    target_acc: float = field(
+        default=0.9,
+        metadata=unit_interval(
+            "test accuracy whose first crossing times a run: every network here gets there at a good step size"
+        ),
+    )
+    eval_every: int = field(
+        default=10,
+        metadata=positive(
+            "steps between test evaluations: the resolution of the time to target"
+        ),
+    )
 
     PROFILES = {
-        "tiny": dict(threads=1, depth=6, width=32, probe_batch=64, bs_train=200, bs_epochs=1, bs_hidden=16,
-                     groups=4, seeds=1, n_train=300, n_test=200, deep_layers=3, deep_hidden=32,
-                     epochs=1, lrs=(0.03, 1.0), target_acc=0.5, eval_every=2),  # tests: seconds
+        "tiny": dict(
+            threads=1,
+            depth=6,
+            width=32,
+            probe_batch=64,
+            bs_train=200,
+            bs_epochs=1,
+            bs_hidden=16,
+            groups=4,
+            seeds=1,
+            n_train=300,
+            n_test=200,
+            deep_layers=3,
+            deep_hidden=32,
+            epochs=1,
+            lrs=(0.03, 1.0),
+            target_acc=0.5,
+            eval_every=2,
+        ),  # tests: seconds
         "small": dict(threads=1),  # the book build: about 30 s of CPU
-        "full": dict(depth=50, width=512, probe_batch=1000, bs_train=10000, bs_epochs=5,
-                     batch_sizes=(2, 4, 8, 16, 32), bs_hidden=128, seeds=5, n_train=20000,
-                     n_test=5000, deep_layers=16, deep_hidden=256, epochs=10,
-                     lrs=(0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0), target_acc=0.95,
-                     eval_every=25),  # NumPy on a CPU: minutes; larger with the real MNIST
+        "full": dict(
+            depth=50,
+            width=512,
+            probe_batch=1000,
+            bs_train=10000,
+            bs_epochs=5,
+            batch_sizes=(2, 4, 8, 16, 32),
+            bs_hidden=128,
+            seeds=5,
+            n_train=20000,
+            n_test=5000,
+            deep_layers=16,
+            deep_hidden=256,
+            epochs=10,
+            lrs=(0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
+            target_acc=0.95,
+            eval_every=25,
+        ),  # NumPy on a CPU: minutes; larger with the real MNIST
     }
 
     def validate(self):
         if not self.batch_sizes or not self.lrs or min(self.lrs) <= 0:
-            raise ConfigError("batch_sizes and lrs need at least one value each, and learning rates must be > 0")
+            raise ConfigError(
+                "batch_sizes and lrs need at least one value each, and learning rates must be > 0"
+            )
         if min(self.batch_sizes) < 2:
-            raise ConfigError("batch_sizes: batch norm cannot train on a batch of 1 (see Experiment 2)")
+            raise ConfigError(
+                "batch_sizes: batch norm cannot train on a batch of 1 (see Experiment 2)"
+            )
         if self.bs_hidden % self.groups:
-            raise ConfigError(f"groups={self.groups} must divide bs_hidden={self.bs_hidden}")
+            raise ConfigError(
+                f"groups={self.groups} must divide bs_hidden={self.bs_hidden}"
+            )
         if max(self.batch_sizes) > self.bs_train or self.batch_size > self.n_train:
-            raise ConfigError("every batch size must be at most the number of training images")
+            raise ConfigError(
+                "every batch size must be at most the number of training images"
+            )
 
 
 cfg = NormalizationConfig.from_cli()
 utils.seed_everything(cfg.seed)
-torch.set_num_threads(1)  # PyTorch only checks small arrays here: threads would cost more than they save
+torch.set_num_threads(
+    1
+)  # PyTorch only checks small arrays here: threads would cost more than they save
 run_started = time.perf_counter()
 
 # %% [markdown]
@@ -271,11 +382,19 @@ run_started = time.perf_counter()
 
 # %%
 SCHEMES = {  # name: (nonlinearity, initialization of a weight, its variance sigma^2 for fan n)
-    "N(0, 0.01²), tanh": ("tanh", lambda w: nn.init.normal_(w, 0.0, 0.01), lambda n: 0.01 ** 2),
+    "N(0, 0.01²), tanh": (
+        "tanh",
+        lambda w: nn.init.normal_(w, 0.0, 0.01),
+        lambda n: 0.01**2,
+    ),
     "N(0, 1), tanh": ("tanh", lambda w: nn.init.normal_(w, 0.0, 1.0), lambda n: 1.0),
     "Xavier, tanh": ("tanh", nn.init.xavier_normal_, lambda n: 2 / (n + n)),
     "Xavier, ReLU": ("relu", nn.init.xavier_normal_, lambda n: 2 / (n + n)),
-    "He, ReLU": ("relu", lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"), lambda n: 2 / n),
+    "He, ReLU": (
+        "relu",
+        lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"),
+        lambda n: 2 / n,
+    ),
 }
 
 
@@ -286,17 +405,25 @@ def signal_through_depth(nonlinearity, init, depth, width, x, seed):
     for _ in range(depth):
         layer = nn.Linear(width, width, bias=False)
         init(layer.weight)
-        layer.weight.requires_grad = False  # we want the gradients of the activations only
+        layer.weight.requires_grad = (
+            False  # we want the gradients of the activations only
+        )
         h = layer(h)
         h = h.tanh() if nonlinearity == "tanh" else h.relu()
         hs.append(h.retain_grad())
-    h.backward(np.random.default_rng(seed).standard_normal(h.shape))  # dL/dh^depth = v, unit variance
+    h.backward(
+        np.random.default_rng(seed).standard_normal(h.shape)
+    )  # dL/dh^depth = v, unit variance
     return [a.data for a in hs], [a.grad for a in hs]
 
 
-x_probe = np.random.default_rng(cfg.seed).standard_normal((cfg.probe_batch, cfg.width))  # (B, n)
-signals = {name: signal_through_depth(act, init, cfg.depth, cfg.width, x_probe, cfg.seed)
-           for name, (act, init, _) in SCHEMES.items()}
+x_probe = np.random.default_rng(cfg.seed).standard_normal(
+    (cfg.probe_batch, cfg.width)
+)  # (B, n)
+signals = {
+    name: signal_through_depth(act, init, cfg.depth, cfg.width, x_probe, cfg.seed)
+    for name, (act, init, _) in SCHEMES.items()
+}
 layers = np.arange(1, cfg.depth + 1)
 
 # %% [markdown]
@@ -305,19 +432,43 @@ layers = np.arange(1, cfg.depth + 1)
 # click a legend entry to hide a scheme):
 
 # %%
-fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=[
-    "mean of the activations", "std of the activations", "std of the gradients dL/dh"])
+fig = make_subplots(
+    rows=1,
+    cols=3,
+    horizontal_spacing=0.08,
+    subplot_titles=[
+        "mean of the activations",
+        "std of the activations",
+        "std of the gradients dL/dh",
+    ],
+)
 for i, (name, (acts, grads)) in enumerate(signals.items()):
     color = plots.COLORS[i % len(plots.COLORS)]
-    for col, values in enumerate([[a.mean() for a in acts], [a.std() for a in acts], [g.std() for g in grads]]):
-        fig.add_trace(go.Scatter(x=layers, y=values, name=name, legendgroup=name, showlegend=col == 0,
-                                 mode="lines+markers", marker=dict(size=4), line=dict(color=color)),
-                      row=1, col=col + 1)
+    for col, values in enumerate(
+        [[a.mean() for a in acts], [a.std() for a in acts], [g.std() for g in grads]]
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=layers,
+                y=values,
+                name=name,
+                legendgroup=name,
+                showlegend=col == 0,
+                mode="lines+markers",
+                marker=dict(size=4),
+                line=dict(color=color),
+            ),
+            row=1,
+            col=col + 1,
+        )
 fig.update_yaxes(type="log", exponentformat="power", row=1, col=2)
 fig.update_yaxes(type="log", exponentformat="power", row=1, col=3)
 fig.update_xaxes(title_text="layer")
-fig.update_layout(title=f"A {cfg.depth}-layer stack of width {cfg.width} at initialization", height=430,
-                  legend=dict(orientation="h", y=-0.25))
+fig.update_layout(
+    title=f"A {cfg.depth}-layer stack of width {cfg.width} at initialization",
+    height=430,
+    legend=dict(orientation="h", y=-0.25),
+)
 plots.show(fig, cfg.run_dir / "statistics_through_depth.html")
 
 
@@ -341,6 +492,7 @@ plots.show(fig, cfg.run_dir / "statistics_through_depth.html")
 # gradients' variance, $n \sigma^2 \mathbb{E}[f'^2]$; here is the prediction of the
 # linear or ReLU analysis next to the geometric mean of the measured factors:
 
+
 # %%
 def factor_per_layer(moments):
     """Geometric mean of the ratios between consecutive layers."""
@@ -353,8 +505,10 @@ init_factors = {}
 for name, (act, _, sigma2) in SCHEMES.items():
     acts, grads = signals[name]
     c = 0.5 if act == "relu" else 1.0  # eq. (relu-moment); tanh in its linear regime
-    predicted = c * cfg.width * sigma2(cfg.width)  # forward and backward agree for square layers
-    fwd = factor_per_layer([np.mean(a ** 2) for a in acts])
+    predicted = (
+        c * cfg.width * sigma2(cfg.width)
+    )  # forward and backward agree for square layers
+    fwd = factor_per_layer([np.mean(a**2) for a in acts])
     bwd = 1 / factor_per_layer([np.var(g) for g in grads])  # from the top down
     init_factors[name] = {"forward": fwd, "backward": bwd}
     print(f"{name:20}{predicted:>15.4g}{fwd:>15.4g}{predicted:>14.4g}{bwd:>14.4g}")
@@ -372,21 +526,57 @@ for name, (act, _, sigma2) in SCHEMES.items():
 # %%
 shown_layers = sorted({1, (cfg.depth + 1) // 2, cfg.depth})
 names = list(signals)
-fig = plots.histograms({f"layer {l}": signals[names[0]][0][l - 1] for l in shown_layers},
-                       title=f"Activations of {names[0]}", xlabel="activation h", bins=80)
+fig = plots.histograms(
+    {f"layer {l}": signals[names[0]][0][l - 1] for l in shown_layers},
+    title=f"Activations of {names[0]}",
+    xlabel="activation h",
+    bins=80,
+)
 for name in names[1:]:  # the other schemes' traces, hidden until picked in the menu
     for row, l in enumerate(shown_layers, start=1):
-        fig.add_trace(go.Histogram(x=signals[name][0][l - 1].ravel(), nbinsx=80, visible=False,
-                                   showlegend=False, marker_color=plots.COLORS[(row - 1) % len(plots.COLORS)]),
-                      row=row, col=1)
+        fig.add_trace(
+            go.Histogram(
+                x=signals[name][0][l - 1].ravel(),
+                nbinsx=80,
+                visible=False,
+                showlegend=False,
+                marker_color=plots.COLORS[(row - 1) % len(plots.COLORS)],
+            ),
+            row=row,
+            col=1,
+        )
 per_scheme = len(shown_layers)
-autorange = {f"xaxis{'' if r == 1 else r}.autorange": True for r in range(1, per_scheme + 1)}
-fig.update_layout(updatemenus=[dict(
-    type="dropdown", x=1, xanchor="right", y=1.12, yanchor="bottom", active=0,
-    buttons=[dict(label=name, method="update",
-                  args=[{"visible": [j // per_scheme == i for j in range(len(names) * per_scheme)]},
-                        {"title": f"Activations of {name}", **autorange}])
-             for i, name in enumerate(names)])])
+autorange = {
+    f"xaxis{'' if r == 1 else r}.autorange": True for r in range(1, per_scheme + 1)
+}
+fig.update_layout(
+    updatemenus=[
+        dict(
+            type="dropdown",
+            x=1,
+            xanchor="right",
+            y=1.12,
+            yanchor="bottom",
+            active=0,
+            buttons=[
+                dict(
+                    label=name,
+                    method="update",
+                    args=[
+                        {
+                            "visible": [
+                                j // per_scheme == i
+                                for j in range(len(names) * per_scheme)
+                            ]
+                        },
+                        {"title": f"Activations of {name}", **autorange},
+                    ],
+                )
+                for i, name in enumerate(names)
+            ],
+        )
+    ]
+)
 fig.update_yaxes(title_text="count")
 plots.show(fig, cfg.run_dir / "activation_histograms.html")
 
@@ -564,47 +754,73 @@ plots.show(fig, cfg.run_dir / "activation_histograms.html")
 # rule. The two must agree, and the fused one should be faster, since the naive
 # graph keeps a temporary the size of $x$ for every operation:
 
+
 # %%
 def naive_batch_norm(x, weight, bias, eps=1e-5):
     """Batch norm in training mode for (N, C) inputs, from engine ops: autograd does the backward."""
-    mean = x.mean(axis=0, keepdims=True)                     # (1, C)
-    centered = x - mean                                      # (N, C)
-    var = (centered * centered).mean(axis=0, keepdims=True)  # (1, C), biased, as in training
+    mean = x.mean(axis=0, keepdims=True)  # (1, C)
+    centered = x - mean  # (N, C)
+    var = (centered * centered).mean(
+        axis=0, keepdims=True
+    )  # (1, C), biased, as in training
     return weight * centered / (var + eps).sqrt() + bias
 
 
 def fused_batch_norm(x, weight, bias):
-    return F.batch_norm(x, None, None, weight, bias, training=True)  # None: no running statistics
+    return F.batch_norm(
+        x, None, None, weight, bias, training=True
+    )  # None: no running statistics
 
 
 rng = np.random.default_rng(cfg.seed)
 x_np = rng.standard_normal((256, 512)) * 3 + 1  # (N, C): not standardized, on purpose
-w_np, b_np, upstream = rng.standard_normal(512), rng.standard_normal(512), rng.standard_normal((256, 512))
+w_np, b_np, upstream = (
+    rng.standard_normal(512),
+    rng.standard_normal(512),
+    rng.standard_normal((256, 512)),
+)
 grads, seconds = {}, {}
-for name, fn in {"naive (autograd)": naive_batch_norm, "fused (eq. bn-backward)": fused_batch_norm}.items():
+for name, fn in {
+    "naive (autograd)": naive_batch_norm,
+    "fused (eq. bn-backward)": fused_batch_norm,
+}.items():
     started = time.perf_counter()
     for _ in range(10):
         x_t = Tensor(x_np, requires_grad=True)
-        fn(x_t, Tensor(w_np, requires_grad=True), Tensor(b_np, requires_grad=True)).backward(upstream)
+        fn(
+            x_t, Tensor(w_np, requires_grad=True), Tensor(b_np, requires_grad=True)
+        ).backward(upstream)
     seconds[name], grads[name] = (time.perf_counter() - started) / 10, x_t.grad
     print(f"{name:24} forward + backward: {seconds[name] * 1e3:6.2f} ms")
-naive_vs_fused = np.abs(grads["naive (autograd)"] - grads["fused (eq. bn-backward)"]).max()
+naive_vs_fused = np.abs(
+    grads["naive (autograd)"] - grads["fused (eq. bn-backward)"]
+).max()
 print(f"largest |difference| between the two input gradients: {naive_vs_fused:.1e}")
 # Two float64 computations of one gradient (entries up to ~1): rounding, measured 1e-15. 1e-10
 # leaves a wide margin; a wrong backward formula misses by O(1).
-assert naive_vs_fused <= 1e-10, f"fused batch norm backward != autograd's: {naive_vs_fused:.1e}"
+assert naive_vs_fused <= 1e-10, (
+    f"fused batch norm backward != autograd's: {naive_vs_fused:.1e}"
+)
 g = grads["fused (eq. bn-backward)"]
 xhat = (x_np - x_np.mean(0)) / np.sqrt(x_np.var(0) + 1e-5)
-print(f"largest over the channels of |sum of the gradient|: {np.abs(g.sum(0)).max():.1e}, "
-      f"of |its dot product with x-hat|: {np.abs((g * xhat).sum(0)).max():.1e}")
+print(
+    f"largest over the channels of |sum of the gradient|: {np.abs(g.sum(0)).max():.1e}, "
+    f"of |its dot product with x-hat|: {np.abs((g * xhat).sum(0)).max():.1e}"
+)
 # Per channel the sum is 0 up to the rounding of 256 terms of size ~1 (measured 2e-14), and the
 # dot product is exactly (1/s) sum(gamma * upstream * xhat) eps / (sigma^2 + eps) (from the formula:
 # sum xhat^2 = m sigma^2 / (sigma^2 + eps)), up to 2.5e-5 here, which it must match to rounding
 # (measured 2.8e-14). 1e-10 for both.
 var_np = x_np.var(0)
-predicted_dot = (w_np * upstream * xhat).sum(0) / np.sqrt(var_np + 1e-5) * 1e-5 / (var_np + 1e-5)
-assert np.abs(g.sum(0)).max() <= 1e-10, "the batch norm input gradient does not sum to zero"
-assert np.abs((g * xhat).sum(0) - predicted_dot).max() <= 1e-10, "the gradient's component along x-hat is wrong"
+predicted_dot = (
+    (w_np * upstream * xhat).sum(0) / np.sqrt(var_np + 1e-5) * 1e-5 / (var_np + 1e-5)
+)
+assert np.abs(g.sum(0)).max() <= 1e-10, (
+    "the batch norm input gradient does not sum to zero"
+)
+assert np.abs((g * xhat).sum(0) - predicted_dot).max() <= 1e-10, (
+    "the gradient's component along x-hat is wrong"
+)
 
 # %% [markdown]
 # The last line checks the projection of eq. {eq}`normalization-bn-backward`: per
@@ -618,23 +834,37 @@ assert np.abs((g * xhat).sum(0) - predicted_dot).max() <= 1e-10, "the gradient's
 # `gradcheck`, for the gradients of the input, $\gamma$ and $\beta$:
 
 # %%
-x_np = rng.standard_normal((8, 6, 5, 5)) * 3 + 1      # (N, C, H, W)
-up_np = rng.standard_normal(x_np.shape)               # the gradient arriving from above
-gamma, beta = rng.standard_normal(6), rng.standard_normal(6)            # per channel
-ln_gamma, ln_beta = rng.standard_normal((6, 5, 5)), rng.standard_normal((6, 5, 5))  # per element
-running = [np.zeros(6), np.ones(6)]                                     # ours, updated in place
-t_running = [torch.zeros(6, dtype=torch.float64), torch.ones(6, dtype=torch.float64)]  # PyTorch's
+x_np = rng.standard_normal((8, 6, 5, 5)) * 3 + 1  # (N, C, H, W)
+up_np = rng.standard_normal(x_np.shape)  # the gradient arriving from above
+gamma, beta = rng.standard_normal(6), rng.standard_normal(6)  # per channel
+ln_gamma, ln_beta = (
+    rng.standard_normal((6, 5, 5)),
+    rng.standard_normal((6, 5, 5)),
+)  # per element
+running = [np.zeros(6), np.ones(6)]  # ours, updated in place
+t_running = [
+    torch.zeros(6, dtype=torch.float64),
+    torch.ones(6, dtype=torch.float64),
+]  # PyTorch's
 T = torch.from_numpy
 
 CASES = {  # name: (ours, PyTorch's), each a function of the input
-    "batch_norm, training": (lambda x: F.batch_norm(x, *running, gamma, beta, training=True),
-                             lambda x: TF.batch_norm(x, *t_running, T(gamma), T(beta), training=True)),
-    "batch_norm, evaluation": (lambda x: F.batch_norm(x, *running, gamma, beta, training=False),
-                               lambda x: TF.batch_norm(x, *t_running, T(gamma), T(beta), training=False)),
-    "layer_norm over (C, H, W)": (lambda x: F.layer_norm(x, (6, 5, 5), ln_gamma, ln_beta),
-                                  lambda x: TF.layer_norm(x, (6, 5, 5), T(ln_gamma), T(ln_beta))),
-    "group_norm, 3 groups": (lambda x: F.group_norm(x, 3, gamma, beta),
-                             lambda x: TF.group_norm(x, 3, T(gamma), T(beta))),
+    "batch_norm, training": (
+        lambda x: F.batch_norm(x, *running, gamma, beta, training=True),
+        lambda x: TF.batch_norm(x, *t_running, T(gamma), T(beta), training=True),
+    ),
+    "batch_norm, evaluation": (
+        lambda x: F.batch_norm(x, *running, gamma, beta, training=False),
+        lambda x: TF.batch_norm(x, *t_running, T(gamma), T(beta), training=False),
+    ),
+    "layer_norm over (C, H, W)": (
+        lambda x: F.layer_norm(x, (6, 5, 5), ln_gamma, ln_beta),
+        lambda x: TF.layer_norm(x, (6, 5, 5), T(ln_gamma), T(ln_beta)),
+    ),
+    "group_norm, 3 groups": (
+        lambda x: F.group_norm(x, 3, gamma, beta),
+        lambda x: TF.group_norm(x, 3, T(gamma), T(beta)),
+    ),
 }
 
 torch_diffs = {}
@@ -644,7 +874,10 @@ for name, (ours, theirs) in CASES.items():
     y, ty = ours(x), theirs(tx)
     y.backward(up_np)
     ty.backward(T(up_np))
-    torch_diffs[name] = (np.abs(y.data - ty.detach().numpy()).max(), np.abs(x.grad - tx.grad.numpy()).max())
+    torch_diffs[name] = (
+        np.abs(y.data - ty.detach().numpy()).max(),
+        np.abs(x.grad - tx.grad.numpy()).max(),
+    )
     print(f"{name:28}{torch_diffs[name][0]:>10.1e}{torch_diffs[name][1]:>16.1e}")
 stats_diff = max(np.abs(a - b.numpy()).max() for a, b in zip(running, t_running))
 print(f"{'running statistics':28}{stats_diff:>10.1e}")
@@ -652,21 +885,38 @@ print(f"{'running statistics':28}{stats_diff:>10.1e}")
 # (outputs), 8.9e-16 (gradients), 6.7e-16 (running statistics). 1e-10 is far above rounding and
 # far below any wrong formula or mode.
 for name, (output_diff, gradient_diff) in torch_diffs.items():
-    assert output_diff <= 1e-10 and gradient_diff <= 1e-10, \
+    assert output_diff <= 1e-10 and gradient_diff <= 1e-10, (
         f"{name}: differs from PyTorch by {output_diff:.1e} (output), {gradient_diff:.1e} (input gradient)"
-assert stats_diff <= 1e-10, f"running statistics differ from PyTorch's by {stats_diff:.1e}"
+    )
+assert stats_diff <= 1e-10, (
+    f"running statistics differ from PyTorch's by {stats_diff:.1e}"
+)
 
-x_small = Tensor(rng.standard_normal((4, 3, 2, 2)) * 2 + 1)  # gradcheck: 2 forward passes per element
+x_small = Tensor(
+    rng.standard_normal((4, 3, 2, 2)) * 2 + 1
+)  # gradcheck: 2 forward passes per element
 g3, b3 = Tensor(rng.standard_normal(3)), Tensor(rng.standard_normal(3))
 checks = {
-    "batch_norm, training": lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True),
-    "batch_norm, evaluation": lambda x, g, b: F.batch_norm(x, np.full(3, 0.5), np.full(3, 2.0), g, b),
-    "layer_norm over (C, H, W)": lambda x, g, b: F.layer_norm(x, (3, 2, 2), g.reshape(3, 1, 1) * np.ones((3, 2, 2)),
-                                                              b.reshape(3, 1, 1) * np.ones((3, 2, 2))),
+    "batch_norm, training": lambda x, g, b: F.batch_norm(
+        x, None, None, g, b, training=True
+    ),
+    "batch_norm, evaluation": lambda x, g, b: F.batch_norm(
+        x, np.full(3, 0.5), np.full(3, 2.0), g, b
+    ),
+    "layer_norm over (C, H, W)": lambda x, g, b: F.layer_norm(
+        x,
+        (3, 2, 2),
+        g.reshape(3, 1, 1) * np.ones((3, 2, 2)),
+        b.reshape(3, 1, 1) * np.ones((3, 2, 2)),
+    ),
     "group_norm, 3 groups": lambda x, g, b: F.group_norm(x, 3, g, b),
 }
-gradcheck_passed = all(gradcheck(fn, [x_small, g3, b3]) for fn in checks.values())  # raises on a mismatch
-print(f"gradcheck (input, gamma, beta) of all four: {'passed' if gradcheck_passed else 'FAILED'}")
+gradcheck_passed = all(
+    gradcheck(fn, [x_small, g3, b3]) for fn in checks.values()
+)  # raises on a mismatch
+print(
+    f"gradcheck (input, gamma, beta) of all four: {'passed' if gradcheck_passed else 'FAILED'}"
+)
 
 
 # %% [markdown]
@@ -681,29 +931,43 @@ print(f"gradcheck (input, gamma, beta) of all four: {'passed' if gradcheck_passe
 # and a ReLU, He-initialized (so that without normalization they start well too),
 # then a linear layer to the ten classes.
 
+
 # %%
 def load_mnist(n_train: int, n_test: int, seed: int):
     """Flattened MNIST subsets as float32, standardized with the training subset's statistics."""
     (x, y), (x_test, y_test) = data.mnist("train"), data.mnist("test")
     x, y = data.subsample(x, y, n_train, seed)
     x_test, y_test = data.subsample(x_test, y_test, n_test, seed)
-    x, x_test = data.as_float(x).reshape(len(x), -1), data.as_float(x_test).reshape(len(x_test), -1)
+    x, x_test = (
+        data.as_float(x).reshape(len(x), -1),
+        data.as_float(x_test).reshape(len(x_test), -1),
+    )
     mean, std = x.mean(), x.std()
     return (x - mean) / std, y, (x_test - mean) / std, y_test
 
 
-NORM_LAYERS = {"none": None,
-               "BatchNorm": lambda width: nn.BatchNorm1d(width, dtype=np.float32),
-               "LayerNorm": lambda width: nn.LayerNorm(width, dtype=np.float32),
-               "GroupNorm": lambda width: nn.GroupNorm(cfg.groups, width, dtype=np.float32)}
+NORM_LAYERS = {
+    "none": None,
+    "BatchNorm": lambda width: nn.BatchNorm1d(width, dtype=np.float32),
+    "LayerNorm": lambda width: nn.LayerNorm(width, dtype=np.float32),
+    "GroupNorm": lambda width: nn.GroupNorm(cfg.groups, width, dtype=np.float32),
+}
 
 
 def norm_mlp(norm: str, n_layers: int, width: int, seed: int) -> nn.Sequential:
     """784 -> [Linear -> norm -> ReLU] x n_layers -> 10, float32: the engine's make_mlp, He-initialized
     (the head Xavier), from a generator seeded by `seed`. A Linear before a norm has no bias: beta is it."""
-    return make_mlp([784] + [width] * n_layers + [10], nn.ReLU, norm_layer=NORM_LAYERS[norm],
-                    init_weight=lambda w, g: nn.init.kaiming_normal_(w, nonlinearity="relu", generator=g),
-                    init_last=lambda w, g: nn.init.xavier_normal_(w, generator=g), seed=seed, dtype=np.float32)
+    return make_mlp(
+        [784] + [width] * n_layers + [10],
+        nn.ReLU,
+        norm_layer=NORM_LAYERS[norm],
+        init_weight=lambda w, g: nn.init.kaiming_normal_(
+            w, nonlinearity="relu", generator=g
+        ),
+        init_last=lambda w, g: nn.init.xavier_normal_(w, generator=g),
+        seed=seed,
+        dtype=np.float32,
+    )
 
 
 def whole_batches(x, y, batch_size: int):
@@ -712,7 +976,9 @@ def whole_batches(x, y, batch_size: int):
     return x[:n], y[:n]
 
 
-x_train, y_train, x_test, y_test = load_mnist(max(cfg.n_train, cfg.bs_train), cfg.n_test, cfg.seed)
+x_train, y_train, x_test, y_test = load_mnist(
+    max(cfg.n_train, cfg.bs_train), cfg.n_test, cfg.seed
+)
 print(f"train {x_train.shape}, test {x_test.shape}")
 print(norm_mlp("BatchNorm", cfg.bs_layers, cfg.bs_hidden, cfg.seed))
 
@@ -757,6 +1023,7 @@ print("batch norm output (gamma = 1, beta = 0):\n", bn(two).data.round(6))
 # network was trained as). A callback records the first batch norm layer's
 # running mean during the run at the largest batch size, for the next figure.
 
+
 # %%
 class RunningMeanTrace(Callback):
     """The running mean of the first channels of a BatchNorm layer, after every step."""
@@ -765,27 +1032,38 @@ class RunningMeanTrace(Callback):
         self.layer, self.channels, self.trace = layer, channels, []
 
     def on_fit_start(self, state):
-        self.trace.append(self.layer.running_mean[:self.channels].copy())
+        self.trace.append(self.layer.running_mean[: self.channels].copy())
 
     def on_batch_end(self, state):
-        self.trace.append(self.layer.running_mean[:self.channels].copy())
+        self.trace.append(self.layer.running_mean[: self.channels].copy())
 
 
 def accuracy_with_batch_statistics(model, x, y, batch_size: int) -> float:
     """Test accuracy in training mode: each test batch normalized with its own statistics."""
-    saved = model.state_dict()  # training mode updates the running statistics: keep them
+    saved = (
+        model.state_dict()
+    )  # training mode updates the running statistics: keep them
     model.train()
     n = len(x) // batch_size * batch_size
     with no_grad():
-        predictions = np.concatenate([model(Tensor(x[i:i + batch_size])).data.argmax(axis=1)
-                                      for i in range(0, n, batch_size)])
+        predictions = np.concatenate(
+            [
+                model(Tensor(x[i : i + batch_size])).data.argmax(axis=1)
+                for i in range(0, n, batch_size)
+            ]
+        )
     model.load_state_dict(saved)
     return float((predictions == y[:n]).mean())
 
 
-x_bs, y_bs = x_train[:cfg.bs_train], y_train[:cfg.bs_train]
+x_bs, y_bs = x_train[: cfg.bs_train], y_train[: cfg.bs_train]
 norms = ("BatchNorm", "GroupNorm", "LayerNorm")
-columns = ("BatchNorm, running statistics", "BatchNorm, test-batch statistics", "GroupNorm", "LayerNorm")
+columns = (
+    "BatchNorm, running statistics",
+    "BatchNorm, test-batch statistics",
+    "GroupNorm",
+    "LayerNorm",
+)
 bs_acc = {(c, b): [] for c in columns for b in cfg.batch_sizes}
 started = time.perf_counter()
 for batch_size in cfg.batch_sizes:
@@ -795,37 +1073,74 @@ for batch_size in cfg.batch_sizes:
         for seed in range(cfg.seed, cfg.seed + cfg.seeds):
             model = norm_mlp(norm, cfg.bs_layers, cfg.bs_hidden, seed)
             callbacks = ()
-            if norm == "BatchNorm" and batch_size == max(cfg.batch_sizes) and seed == cfg.seed:
-                traced_model, traced = model, RunningMeanTrace(model[1])  # model[1]: the first BatchNorm
+            if (
+                norm == "BatchNorm"
+                and batch_size == max(cfg.batch_sizes)
+                and seed == cfg.seed
+            ):
+                traced_model, traced = (
+                    model,
+                    RunningMeanTrace(model[1]),
+                )  # model[1]: the first BatchNorm
                 callbacks = (traced,)
-            fit_arrays(model, optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum), xb, yb,
-                epochs=cfg.bs_epochs, batch_size=batch_size, callbacks=callbacks, seed=seed, verbose=False)
-            acc = evaluate(model, x_test, y_test)["val_acc"]  # evaluate() switches to eval mode
+            fit_arrays(
+                model,
+                optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum),
+                xb,
+                yb,
+                epochs=cfg.bs_epochs,
+                batch_size=batch_size,
+                callbacks=callbacks,
+                seed=seed,
+                verbose=False,
+            )
+            acc = evaluate(model, x_test, y_test)[
+                "val_acc"
+            ]  # evaluate() switches to eval mode
             if norm == "BatchNorm":
                 bs_acc[columns[0], batch_size].append(acc)
                 bs_acc[columns[1], batch_size].append(
-                    accuracy_with_batch_statistics(model, x_test, y_test, batch_size))
+                    accuracy_with_batch_statistics(model, x_test, y_test, batch_size)
+                )
             else:
                 bs_acc[norm, batch_size].append(acc)
 bs_seconds = time.perf_counter() - started
 
-print(f"test accuracy, mean over {cfg.seeds} seed(s), after {cfg.bs_epochs} epoch(s) "
-      f"({bs_seconds:.1f} s for all runs)")
+print(
+    f"test accuracy, mean over {cfg.seeds} seed(s), after {cfg.bs_epochs} epoch(s) "
+    f"({bs_seconds:.1f} s for all runs)"
+)
 print(f"{'batch size':>34}" + "".join(f"{b:>8}" for b in cfg.batch_sizes))
 for c in columns:
-    print(f"{c:>34}" + "".join(f"{np.mean(bs_acc[c, b]):>8.3f}" for b in cfg.batch_sizes))
+    print(
+        f"{c:>34}" + "".join(f"{np.mean(bs_acc[c, b]):>8.3f}" for b in cfg.batch_sizes)
+    )
 
 # %%
 fig = go.Figure()
 for c in columns:
-    fig.add_trace(go.Bar(x=[str(b) for b in cfg.batch_sizes], y=[np.mean(bs_acc[c, b]) for b in cfg.batch_sizes],
-                         error_y=dict(type="data", array=[np.std(bs_acc[c, b]) for b in cfg.batch_sizes],
-                                      visible=cfg.seeds > 1),
-                         name=c, hovertemplate="%{y:.3f}"))
-fig.update_layout(barmode="group", title="Test accuracy against the training batch size"
-                  + (f" (mean and std over {cfg.seeds} seeds)" if cfg.seeds > 1 else ""),
-                  xaxis_title="batch size", yaxis_title="test accuracy", height=420,
-                  legend=dict(orientation="h", y=-0.2))
+    fig.add_trace(
+        go.Bar(
+            x=[str(b) for b in cfg.batch_sizes],
+            y=[np.mean(bs_acc[c, b]) for b in cfg.batch_sizes],
+            error_y=dict(
+                type="data",
+                array=[np.std(bs_acc[c, b]) for b in cfg.batch_sizes],
+                visible=cfg.seeds > 1,
+            ),
+            name=c,
+            hovertemplate="%{y:.3f}",
+        )
+    )
+fig.update_layout(
+    barmode="group",
+    title="Test accuracy against the training batch size"
+    + (f" (mean and std over {cfg.seeds} seeds)" if cfg.seeds > 1 else ""),
+    xaxis_title="batch size",
+    yaxis_title="test accuracy",
+    height=420,
+    legend=dict(orientation="h", y=-0.2),
+)
 fig.update_yaxes(range=[0, 1])
 plots.show(fig, cfg.run_dir / "batch_size.html")
 
@@ -847,22 +1162,43 @@ plots.show(fig, cfg.run_dir / "batch_size.html")
 # with the final weights:
 
 # %%
-running_means = np.array(traced.trace)           # (steps + 1, channels)
+running_means = np.array(traced.trace)  # (steps + 1, channels)
 alpha = traced_model[1].momentum
 batch_means = (running_means[1:] - (1 - alpha) * running_means[:-1]) / alpha
 with no_grad():
-    full_means = traced_model[0](Tensor(x_bs)).data.mean(axis=0)[:running_means.shape[1]]
+    full_means = traced_model[0](Tensor(x_bs)).data.mean(axis=0)[
+        : running_means.shape[1]
+    ]
 steps = np.arange(len(running_means))
 fig = go.Figure()
 for c in range(running_means.shape[1]):
     color = plots.COLORS[c]
-    fig.add_trace(go.Scatter(x=steps[1:], y=batch_means[:, c], mode="markers", marker=dict(size=3, color=color),
-                             opacity=0.5, name=f"channel {c}: batch mean"))
-    fig.add_trace(go.Scatter(x=steps, y=running_means[:, c], mode="lines", line=dict(color=color),
-                             name=f"channel {c}: running mean"))
+    fig.add_trace(
+        go.Scatter(
+            x=steps[1:],
+            y=batch_means[:, c],
+            mode="markers",
+            marker=dict(size=3, color=color),
+            opacity=0.5,
+            name=f"channel {c}: batch mean",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=steps,
+            y=running_means[:, c],
+            mode="lines",
+            line=dict(color=color),
+            name=f"channel {c}: running mean",
+        )
+    )
     fig.add_hline(y=full_means[c], line=dict(color=color, dash="dash", width=1))
-fig.update_layout(title=f"Running mean of the first BatchNorm layer (batch size {max(cfg.batch_sizes)})",
-                  xaxis_title="step", yaxis_title="mean of the pre-activation", height=420)
+fig.update_layout(
+    title=f"Running mean of the first BatchNorm layer (batch size {max(cfg.batch_sizes)})",
+    xaxis_title="step",
+    yaxis_title="mean of the pre-activation",
+    height=420,
+)
 plots.show(fig, cfg.run_dir / "running_mean.html")
 
 
@@ -873,6 +1209,7 @@ plots.show(fig, cfg.run_dir / "running_mean.html")
 # put the same test images into random batches of the size the network was
 # trained with, several times, and count the images whose predicted class changes
 # with their companions; in evaluation mode none can:
+
 
 # %%
 def unstable_predictions(model, x, batch_size: int, repeats: int, seed: int) -> float:
@@ -886,18 +1223,24 @@ def unstable_predictions(model, x, batch_size: int, repeats: int, seed: int) -> 
         for r in range(repeats):
             order = rng.permutation(n)
             for i in range(0, n, batch_size):
-                rows = order[i:i + batch_size]
+                rows = order[i : i + batch_size]
                 predictions[r, rows] = model(Tensor(x[rows])).data.argmax(axis=1)
     model.load_state_dict(saved)
     return float((predictions != predictions[0]).any(axis=0).mean())
 
 
 n_probe, repeats, b_train = min(320, len(x_test)), 10, max(cfg.batch_sizes)
-unstable = unstable_predictions(traced_model, x_test[:n_probe], b_train, repeats, cfg.seed)
-print(f"BatchNorm model trained at batch size {b_train}; {n_probe} test images, each in "
-      f"{repeats} random batches of {b_train}:")
-print(f"  training mode:   {unstable:.1%} of the images change their predicted class with their companions")
-print(f"  evaluation mode: 0%, by construction (the running statistics are fixed)")
+unstable = unstable_predictions(
+    traced_model, x_test[:n_probe], b_train, repeats, cfg.seed
+)
+print(
+    f"BatchNorm model trained at batch size {b_train}; {n_probe} test images, each in "
+    f"{repeats} random batches of {b_train}:"
+)
+print(
+    f"  training mode:   {unstable:.1%} of the images change their predicted class with their companions"
+)
+print("  evaluation mode: 0%, by construction (the running statistics are fixed)")
 
 
 # %% [markdown]
@@ -916,6 +1259,7 @@ print(f"  evaluation mode: 0%, by construction (the running statistics are fixed
 # and record the training loss at every step and the test accuracy every few
 # steps, with a callback. A run whose loss overflows is stopped by `fit_arrays` and
 # recorded as diverged.
+
 
 # %%
 class Probe(Callback):
@@ -943,7 +1287,7 @@ class Probe(Callback):
 
 
 methods = ("none", "BatchNorm", "LayerNorm")
-xd, yd = whole_batches(x_train[:cfg.n_train], y_train[:cfg.n_train], cfg.batch_size)
+xd, yd = whole_batches(x_train[: cfg.n_train], y_train[: cfg.n_train], cfg.batch_size)
 runs = {}
 started = time.perf_counter()
 for norm in methods:
@@ -951,16 +1295,32 @@ for norm in methods:
         model = norm_mlp(norm, cfg.deep_layers, cfg.deep_hidden, cfg.seed)
         probe = Probe(x_test, y_test, cfg.eval_every)
         try:
-            with np.errstate(over="ignore", invalid="ignore"):  # a diverging run overflows: expected
-                fit_arrays(model, optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum), xd, yd,
-                    epochs=cfg.epochs, batch_size=cfg.batch_size, callbacks=(probe,), seed=cfg.seed,
-                    verbose=False)
+            with np.errstate(
+                over="ignore", invalid="ignore"
+            ):  # a diverging run overflows: expected
+                fit_arrays(
+                    model,
+                    optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum),
+                    xd,
+                    yd,
+                    epochs=cfg.epochs,
+                    batch_size=cfg.batch_size,
+                    callbacks=(probe,),
+                    seed=cfg.seed,
+                    verbose=False,
+                )
             diverged = False
         except FloatingPointError:
             diverged = True
-        reached = next((s for s, a in zip(probe.steps, probe.acc) if a >= cfg.target_acc), None)
-        runs[norm, lr] = dict(losses=probe.losses, diverged=diverged, reached=reached,
-                              final_acc=None if diverged else probe.acc[-1])
+        reached = next(
+            (s for s, a in zip(probe.steps, probe.acc) if a >= cfg.target_acc), None
+        )
+        runs[norm, lr] = dict(
+            losses=probe.losses,
+            diverged=diverged,
+            reached=reached,
+            final_acc=None if diverged else probe.acc[-1],
+        )
 deep_seconds = time.perf_counter() - started
 total_steps = cfg.epochs * -(-len(xd) // cfg.batch_size)
 
@@ -968,13 +1328,20 @@ total_steps = cfg.epochs * -(-len(xd) // cfg.batch_size)
 def run_summary(run) -> str:
     if run["diverged"]:
         return f"diverged at {len(run['losses']) + 1}"
-    return (f"{run['reached']:>4} ({run['final_acc']:.3f})" if run["reached"] is not None
-            else f"  -- ({run['final_acc']:.3f})")
+    return (
+        f"{run['reached']:>4} ({run['final_acc']:.3f})"
+        if run["reached"] is not None
+        else f"  -- ({run['final_acc']:.3f})"
+    )
 
 
-print(f"{cfg.deep_layers} hidden layers of {cfg.deep_hidden}, {total_steps} steps per run "
-      f"({deep_seconds:.1f} s for all runs)")
-print(f"steps to {cfg.target_acc:.0%} test accuracy (final test accuracy); -- : never reached")
+print(
+    f"{cfg.deep_layers} hidden layers of {cfg.deep_hidden}, {total_steps} steps per run "
+    f"({deep_seconds:.1f} s for all runs)"
+)
+print(
+    f"steps to {cfg.target_acc:.0%} test accuracy (final test accuracy); -- : never reached"
+)
 print(f"{'learning rate':>14}" + "".join(f"{m:>20}" for m in methods))
 for lr in cfg.lrs:
     print(f"{lr:>14g}" + "".join(f"{run_summary(runs[m, lr]):>20}" for m in methods))
@@ -990,33 +1357,71 @@ fig = go.Figure()
 for lr in cfg.lrs:
     for i, norm in enumerate(methods):
         run = runs[norm, lr]
-        fig.add_trace(go.Scatter(
-            x=np.arange(1, len(run["losses"]) + 1), y=plots.smooth(run["losses"], cfg.eval_every), mode="lines",
-            visible=lr == cfg.lrs[len(cfg.lrs) // 2], line=dict(color=plots.COLORS[i]),
-            name=norm + (" (diverged)" if run["diverged"] else "")))
+        fig.add_trace(
+            go.Scatter(
+                x=np.arange(1, len(run["losses"]) + 1),
+                y=plots.smooth(run["losses"], cfg.eval_every),
+                mode="lines",
+                visible=lr == cfg.lrs[len(cfg.lrs) // 2],
+                line=dict(color=plots.COLORS[i]),
+                name=norm + (" (diverged)" if run["diverged"] else ""),
+            )
+        )
 n = len(methods)
 fig.update_layout(
-    title=f"Training loss, MLP with {cfg.deep_layers} hidden layers", xaxis_title="step",
-    yaxis_title="training loss (moving average)", height=460,
-    sliders=[dict(active=len(cfg.lrs) // 2, currentvalue=dict(prefix="learning rate "), pad=dict(t=50), steps=[
-        dict(label=f"{lr:g}", method="update",
-             args=[{"visible": [j // n == k for j in range(len(cfg.lrs) * n)]}])
-        for k, lr in enumerate(cfg.lrs)])])
-lowest = min(min(plots.smooth(run["losses"], cfg.eval_every)) for run in runs.values() if run["losses"])
+    title=f"Training loss, MLP with {cfg.deep_layers} hidden layers",
+    xaxis_title="step",
+    yaxis_title="training loss (moving average)",
+    height=460,
+    sliders=[
+        dict(
+            active=len(cfg.lrs) // 2,
+            currentvalue=dict(prefix="learning rate "),
+            pad=dict(t=50),
+            steps=[
+                dict(
+                    label=f"{lr:g}",
+                    method="update",
+                    args=[{"visible": [j // n == k for j in range(len(cfg.lrs) * n)]}],
+                )
+                for k, lr in enumerate(cfg.lrs)
+            ],
+        )
+    ],
+)
+lowest = min(
+    min(plots.smooth(run["losses"], cfg.eval_every))
+    for run in runs.values()
+    if run["losses"]
+)
 # Up to 10x the loss of a uniform guess, ln(10): a diverging run leaves through the top.
-fig.update_yaxes(type="log", tickvals=[0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20], range=[np.log10(0.7 * lowest), np.log10(10 * np.log(10))])
+fig.update_yaxes(
+    type="log",
+    tickvals=[0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20],
+    range=[np.log10(0.7 * lowest), np.log10(10 * np.log(10))],
+)
 plots.show(fig, cfg.run_dir / "loss_curves.html")
 
 # %%
 fig = go.Figure()
 for i, norm in enumerate(methods):
     reached = [runs[norm, lr]["reached"] for lr in cfg.lrs]
-    fig.add_trace(go.Scatter(x=list(cfg.lrs), y=[np.nan if r is None else r for r in reached],
-                             mode="lines+markers", name=norm, line=dict(color=plots.COLORS[i])))
+    fig.add_trace(
+        go.Scatter(
+            x=list(cfg.lrs),
+            y=[np.nan if r is None else r for r in reached],
+            mode="lines+markers",
+            name=norm,
+            line=dict(color=plots.COLORS[i]),
+        )
+    )
 fig.update_xaxes(type="log", title_text="learning rate", tickvals=list(cfg.lrs))
 fig.update_yaxes(rangemode="tozero")
-fig.update_layout(title=f"Steps to {cfg.target_acc:.0%} test accuracy (missing: diverged or never reached)",
-                  yaxis_title="steps", height=400)
+fig.update_layout(
+    title=f"Steps to {cfg.target_acc:.0%} test accuracy (missing: diverged or never reached)",
+    yaxis_title="steps",
+    height=400,
+)
 plots.show(fig, cfg.run_dir / "steps_to_target.html")
 
 
@@ -1044,55 +1449,96 @@ plots.show(fig, cfg.run_dir / "steps_to_target.html")
 # on a CPU since the engine is NumPy, then copy `runs/normalization/metrics.json`
 # to `results/normalization.json`.)
 
+
 # %%
 def best_steps(norm):
     """Fewest steps to the target over the learning rates, and at which rate (None if never)."""
-    reached = [(runs[norm, lr]["reached"], lr) for lr in cfg.lrs if runs[norm, lr]["reached"] is not None]
+    reached = [
+        (runs[norm, lr]["reached"], lr)
+        for lr in cfg.lrs
+        if runs[norm, lr]["reached"] is not None
+    ]
     return min(reached) if reached else (None, None)
 
 
 b_small = min(cfg.batch_sizes)
-gap = 100 * (np.mean(bs_acc["GroupNorm", b_small]) - np.mean(bs_acc["BatchNorm, running statistics", b_small]))
+gap = 100 * (
+    np.mean(bs_acc["GroupNorm", b_small])
+    - np.mean(bs_acc["BatchNorm, running statistics", b_small])
+)
 best = {m: best_steps(m) for m in methods}
-speedup = best["none"][0] / best["BatchNorm"][0] if best["none"][0] and best["BatchNorm"][0] else None
+speedup = (
+    best["none"][0] / best["BatchNorm"][0]
+    if best["none"][0] and best["BatchNorm"][0]
+    else None
+)
 usable = {m: sum(runs[m, lr]["reached"] is not None for lr in cfg.lrs) for m in methods}
 
 metrics = {
     "init_factor_forward": {k: v["forward"] for k, v in init_factors.items()},
     "init_factor_backward": {k: v["backward"] for k, v in init_factors.items()},
-    "max_diff_vs_torch": {k: {"output": float(a), "input_grad": float(b)} for k, (a, b) in torch_diffs.items()},
-    "max_diff_running_stats_vs_torch": float(stats_diff), "max_diff_naive_vs_fused": float(naive_vs_fused),
+    "max_diff_vs_torch": {
+        k: {"output": float(a), "input_grad": float(b)}
+        for k, (a, b) in torch_diffs.items()
+    },
+    "max_diff_running_stats_vs_torch": float(stats_diff),
+    "max_diff_naive_vs_fused": float(naive_vs_fused),
     "gradcheck_passed": gradcheck_passed,
-    "batch_size_accuracy": {f"{c} @ {b}": float(np.mean(v)) for (c, b), v in bs_acc.items()},
-    "gn_minus_bn_points_at_smallest_batch": float(gap), "unstable_predictions_train_mode": unstable,
-    "steps_to_target": {f"{m} @ {lr:g}": runs[m, lr]["reached"] for m in methods for lr in cfg.lrs},
-    "final_accuracy": {f"{m} @ {lr:g}": runs[m, lr]["final_acc"] for m in methods for lr in cfg.lrs},
-    "best_steps_to_target": {m: best[m][0] for m in methods}, "speedup_batchnorm_vs_none": speedup,
+    "batch_size_accuracy": {
+        f"{c} @ {b}": float(np.mean(v)) for (c, b), v in bs_acc.items()
+    },
+    "gn_minus_bn_points_at_smallest_batch": float(gap),
+    "unstable_predictions_train_mode": unstable,
+    "steps_to_target": {
+        f"{m} @ {lr:g}": runs[m, lr]["reached"] for m in methods for lr in cfg.lrs
+    },
+    "final_accuracy": {
+        f"{m} @ {lr:g}": runs[m, lr]["final_acc"] for m in methods for lr in cfg.lrs
+    },
+    "best_steps_to_target": {m: best[m][0] for m in methods},
+    "speedup_batchnorm_vs_none": speedup,
 }
 
 metrics["learning_rates_reaching_target"] = usable
 rows = results_table(
-    cfg, metrics, seconds=time.perf_counter() - run_started,
+    cfg,
+    metrics,
+    seconds=time.perf_counter() - run_started,
     title="GN - BN: test accuracy gap at the smallest batch (points); none / BN: "
-          "ratio of the fewest steps to the target; lrs: learning rates that reach it",
-    columns={"config.batch_sizes": ("smallest batch", lambda sizes: f"{min(sizes)}"),
-             "gn_minus_bn_points_at_smallest_batch": ("GN - BN", ".1f"),
-             "speedup_batchnorm_vs_none": ("none / BN", ".3g"),
-             "learning_rates_reaching_target.none": ("lrs: none", "d"),
-             "learning_rates_reaching_target.BatchNorm": ("lrs: BN", "d")},
-    references=[Reference("ResNet-50, ImageNet",
-                          {"config.batch_sizes": (2,),
-                           "gn_minus_bn_points_at_smallest_batch": 10.6},
-                          source="wu2018group"),
-                Reference("ImageNet", {"speedup_batchnorm_vs_none": 14},
-                          source="ioffe2015batch")],
-    notes=["fastest runs: " + ", ".join(
-        f"{m}: {best[m][0]} steps at lr {best[m][1]:g}" if best[m][0] is not None
-        else f"{m}: target never reached" for m in methods)])
+    "ratio of the fewest steps to the target; lrs: learning rates that reach it",
+    columns={
+        "config.batch_sizes": ("smallest batch", lambda sizes: f"{min(sizes)}"),
+        "gn_minus_bn_points_at_smallest_batch": ("GN - BN", ".1f"),
+        "speedup_batchnorm_vs_none": ("none / BN", ".3g"),
+        "learning_rates_reaching_target.none": ("lrs: none", "d"),
+        "learning_rates_reaching_target.BatchNorm": ("lrs: BN", "d"),
+    },
+    references=[
+        Reference(
+            "ResNet-50, ImageNet",
+            {"config.batch_sizes": (2,), "gn_minus_bn_points_at_smallest_batch": 10.6},
+            source="wu2018group",
+        ),
+        Reference(
+            "ImageNet", {"speedup_batchnorm_vs_none": 14}, source="ioffe2015batch"
+        ),
+    ],
+    notes=[
+        "fastest runs: "
+        + ", ".join(
+            f"{m}: {best[m][0]} steps at lr {best[m][1]:g}"
+            if best[m][0] is not None
+            else f"{m}: target never reached"
+            for m in methods
+        )
+    ],
+)
 assert rows[0].values["speedup_batchnorm_vs_none"] == speedup
 
 # %%
-utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started)
+utils.save_run(
+    cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started
+)
 print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 
 # %% [markdown]

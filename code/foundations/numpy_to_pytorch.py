@@ -55,23 +55,46 @@ class BridgeConfig(scratch.train.TrainConfig):
 
     NAME = "numpy_to_pytorch"  # outputs go to out_dir/numpy_to_pytorch
 
-    test_fraction: float = field(default=0.25, metadata=unit_interval(
-        "share of the 1797 digits held out, as in the MLP chapter"))
-    hidden: int = field(default=64, metadata=positive(
-        "hidden ReLU units: the MLP chapter's network, so its results carry over"))
-    epochs: int = field(default=20, metadata=positive(
-        "passes over the training digits: plain SGD is near 96% by then, and the curves have had time to drift"))
-    batch_size: int = field(default=32, metadata=positive(
-        "digits per SGD step, as in the MLP chapter"))
-    lr: float = field(default=0.1, metadata=positive(
-        "plain SGD step (no momentum: one update rule): of 0.05, 0.1, 0.2, 0.05 is slow and 0.2 oscillates"))
-    device: str = field(default="cpu", metadata=describe(
-        "PyTorch's device: cpu, because the point is a float64 comparison with NumPy, not speed"))
+    test_fraction: float = field(
+        default=0.25,
+        metadata=unit_interval(
+            "share of the 1797 digits held out, as in the MLP chapter"
+        ),
+    )
+    hidden: int = field(
+        default=64,
+        metadata=positive(
+            "hidden ReLU units: the MLP chapter's network, so its results carry over"
+        ),
+    )
+    epochs: int = field(
+        default=20,
+        metadata=positive(
+            "passes over the training digits: plain SGD is near 96% by then, and the curves have had time to drift"
+        ),
+    )
+    batch_size: int = field(
+        default=32, metadata=positive("digits per SGD step, as in the MLP chapter")
+    )
+    lr: float = field(
+        default=0.1,
+        metadata=positive(
+            "plain SGD step (no momentum: one update rule): of 0.05, 0.1, 0.2, 0.05 is slow and 0.2 oscillates"
+        ),
+    )
+    device: str = field(
+        default="cpu",
+        metadata=describe(
+            "PyTorch's device: cpu, because the point is a float64 comparison with NumPy, not speed"
+        ),
+    )
 
     PROFILES = {
         "tiny": dict(threads=1, hidden=16, epochs=1),  # tests: seconds
         "small": dict(threads=1),  # the book build on a CPU
-        "full": dict(hidden=256, epochs=50),  # longer: does rounding ever make the runs drift apart?
+        "full": dict(
+            hidden=256, epochs=50
+        ),  # longer: does rounding ever make the runs drift apart?
     }
 
 
@@ -132,7 +155,12 @@ run_started = time.perf_counter()
 digits = load_digits()
 x_all = (digits.data / 16.0).astype(np.float64)  # (1797, 64) in [0, 1]
 x_train, x_test, y_train, y_test = train_test_split(
-    x_all, digits.target, test_size=cfg.test_fraction, random_state=cfg.seed, stratify=digits.target)
+    x_all,
+    digits.target,
+    test_size=cfg.test_fraction,
+    random_state=cfg.seed,
+    stratify=digits.target,
+)
 print(f"train {x_train.shape}, test {x_test.shape}")
 
 # %% [markdown]
@@ -143,10 +171,15 @@ print(f"train {x_train.shape}, test {x_test.shape}")
 
 # %%
 ours = nn.Sequential(nn.Linear(64, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 10))
-theirs = torch.nn.Sequential(torch.nn.Linear(64, cfg.hidden, dtype=torch.float64), torch.nn.ReLU(),
-                             torch.nn.Linear(cfg.hidden, 10, dtype=torch.float64))
+theirs = torch.nn.Sequential(
+    torch.nn.Linear(64, cfg.hidden, dtype=torch.float64),
+    torch.nn.ReLU(),
+    torch.nn.Linear(cfg.hidden, 10, dtype=torch.float64),
+)
 initial_state = ours.state_dict()  # name -> NumPy array (a copy)
-theirs.load_state_dict({name: torch.from_numpy(array) for name, array in initial_state.items()})
+theirs.load_state_dict(
+    {name: torch.from_numpy(array) for name, array in initial_state.items()}
+)
 print(ours)
 print(theirs)
 
@@ -157,6 +190,7 @@ print(theirs)
 # accepts any *batch sampler*, so we give it one that draws the same
 # permutations:
 
+
 # %%
 class SameBatches(Sampler):
     """The batches of scratch.engine.loop.fit_arrays(seed=...): per epoch, one permutation
@@ -164,20 +198,26 @@ class SameBatches(Sampler):
 
     def __init__(self, n: int, batch_size: int, seed: int):
         self.n, self.batch_size = n, batch_size
-        self.rng = np.random.default_rng(seed)  # one generator for the whole run, as fit_arrays's
+        self.rng = np.random.default_rng(
+            seed
+        )  # one generator for the whole run, as fit_arrays's
 
     def __iter__(self):  # called once per epoch
         order = self.rng.permutation(self.n)
         for i in range(0, self.n, self.batch_size):
-            yield order[i:i + self.batch_size].tolist()
+            yield order[i : i + self.batch_size].tolist()
 
     def __len__(self):
         return -(-self.n // self.batch_size)
 
 
 train_set = TensorDataset(torch.from_numpy(x_train), torch.from_numpy(y_train))
-test_loader = DataLoader(TensorDataset(torch.from_numpy(x_test), torch.from_numpy(y_test)), batch_size=1024)
-first_batch = np.random.default_rng(cfg.seed).permutation(len(x_train))[:cfg.batch_size]
+test_loader = DataLoader(
+    TensorDataset(torch.from_numpy(x_test), torch.from_numpy(y_test)), batch_size=1024
+)
+first_batch = np.random.default_rng(cfg.seed).permutation(len(x_train))[
+    : cfg.batch_size
+]
 
 # %% [markdown]
 # ### Step 1: the same gradients
@@ -187,23 +227,33 @@ first_batch = np.random.default_rng(cfg.seed).permutation(len(x_train))[:cfg.bat
 # %%
 loss_ours = F.cross_entropy(ours(Tensor(x_train[first_batch])), y_train[first_batch])
 loss_ours.backward()
-loss_theirs = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(x_train[first_batch])),
-                                                torch.from_numpy(y_train[first_batch]))
+loss_theirs = torch.nn.functional.cross_entropy(
+    theirs(torch.from_numpy(x_train[first_batch])),
+    torch.from_numpy(y_train[first_batch]),
+)
 loss_theirs.backward()
 
-print(f"loss at step 1: engine {loss_ours.item():.17f}\n               PyTorch {loss_theirs.item():.17f}")
+print(
+    f"loss at step 1: engine {loss_ours.item():.17f}\n               PyTorch {loss_theirs.item():.17f}"
+)
 their_params = dict(theirs.named_parameters())
 step1_diff = {}
 for name, p in ours.named_parameters():
     step1_diff[name] = float(np.abs(p.grad - their_params[name].grad.numpy()).max())
-    print(f"  {name:<9} {str(p.shape):>9}: max |engine - PyTorch| of the gradient = {step1_diff[name]:.1e}"
-          f"  (largest entry {np.abs(p.grad).max():.2e})")
+    print(
+        f"  {name:<9} {str(p.shape):>9}: max |engine - PyTorch| of the gradient = {step1_diff[name]:.1e}"
+        f"  (largest entry {np.abs(p.grad).max():.2e})"
+    )
 max_step1_diff = max(step1_diff.values())
 # float64 in both libraries, the same sums in different orders: the loss agrees to ~1e-16 relative
 # (measured 1.9e-16 to 3.8e-16), the gradients, entries up to ~0.1, to ~1e-17 (measured 2.8e-17).
 # 1e-12 is 10^4 times float64's rounding and far below any real mistake.
-assert abs(loss_ours.item() - loss_theirs.item()) <= 1e-12 * abs(loss_theirs.item()), "step-1 losses differ"
-assert max_step1_diff <= 1e-12, f"step-1 gradients differ from PyTorch's by {max_step1_diff:.1e}"
+assert abs(loss_ours.item() - loss_theirs.item()) <= 1e-12 * abs(loss_theirs.item()), (
+    "step-1 losses differ"
+)
+assert max_step1_diff <= 1e-12, (
+    f"step-1 gradients differ from PyTorch's by {max_step1_diff:.1e}"
+)
 ours.zero_grad()
 theirs.zero_grad()
 
@@ -221,28 +271,82 @@ theirs.zero_grad()
 
 # %%
 history_ours = scratch.engine.loop.fit_arrays(
-    ours, optim.SGD(ours.parameters(), lr=cfg.lr), x_train, y_train, epochs=cfg.epochs,
-    batch_size=cfg.batch_size, val=(x_test, y_test), seed=cfg.seed)
-train_loader = DataLoader(train_set, batch_sampler=SameBatches(len(x_train), cfg.batch_size, cfg.seed))
-history_theirs = scratch.train.fit(theirs, torch.optim.SGD(theirs.parameters(), lr=cfg.lr), train_loader, cfg,
-                                   val_loader=test_loader, checkpoint=None)
+    ours,
+    optim.SGD(ours.parameters(), lr=cfg.lr),
+    x_train,
+    y_train,
+    epochs=cfg.epochs,
+    batch_size=cfg.batch_size,
+    val=(x_test, y_test),
+    seed=cfg.seed,
+)
+train_loader = DataLoader(
+    train_set, batch_sampler=SameBatches(len(x_train), cfg.batch_size, cfg.seed)
+)
+history_theirs = scratch.train.fit(
+    theirs,
+    torch.optim.SGD(theirs.parameters(), lr=cfg.lr),
+    train_loader,
+    cfg,
+    val_loader=test_loader,
+    checkpoint=None,
+)
 
 # %%
 steps = np.arange(1, len(history_ours.steps) + 1)
 loss_gap = np.abs(np.array(history_ours.steps) - np.array(history_theirs.steps))
-fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.6, 0.4], vertical_spacing=0.08,
-                    subplot_titles=["training loss of every step", "|engine - PyTorch|"])
-fig.add_trace(go.Scatter(x=steps, y=history_ours.steps, name="scratch.engine", mode="lines",
-                         line=dict(width=4)), row=1, col=1)
-fig.add_trace(go.Scatter(x=steps, y=history_theirs.steps, name="PyTorch", mode="lines",
-                         line=dict(width=1.5, dash="dot")), row=1, col=1)
-fig.add_trace(go.Scatter(x=steps, y=np.maximum(loss_gap, 1e-18), name="difference", mode="markers",
-                         marker=dict(color=plots.COLORS[3], size=3)), row=2, col=1)
+fig = make_subplots(
+    rows=2,
+    cols=1,
+    shared_xaxes=True,
+    row_heights=[0.6, 0.4],
+    vertical_spacing=0.08,
+    subplot_titles=["training loss of every step", "|engine - PyTorch|"],
+)
+fig.add_trace(
+    go.Scatter(
+        x=steps,
+        y=history_ours.steps,
+        name="scratch.engine",
+        mode="lines",
+        line=dict(width=4),
+    ),
+    row=1,
+    col=1,
+)
+fig.add_trace(
+    go.Scatter(
+        x=steps,
+        y=history_theirs.steps,
+        name="PyTorch",
+        mode="lines",
+        line=dict(width=1.5, dash="dot"),
+    ),
+    row=1,
+    col=1,
+)
+fig.add_trace(
+    go.Scatter(
+        x=steps,
+        y=np.maximum(loss_gap, 1e-18),
+        name="difference",
+        mode="markers",
+        marker=dict(color=plots.COLORS[3], size=3),
+    ),
+    row=2,
+    col=1,
+)
 fig.update_yaxes(type="log", title_text="loss", row=1, col=1)
-fig.update_yaxes(type="log", title_text="|difference|", exponentformat="power", row=2, col=1)
+fig.update_yaxes(
+    type="log", title_text="|difference|", exponentformat="power", row=2, col=1
+)
 fig.update_xaxes(title_text="SGD step", row=2, col=1)
-fig.update_layout(title="The same MLP trained by our engine and by PyTorch (float64, same start, same batches)",
-                  height=580, hovermode="x unified", margin=dict(t=90))
+fig.update_layout(
+    title="The same MLP trained by our engine and by PyTorch (float64, same start, same batches)",
+    height=580,
+    hovermode="x unified",
+    margin=dict(t=90),
+)
 plots.show(fig, cfg.run_dir / "loss_curves.html")
 
 # %% [markdown]
@@ -256,31 +360,47 @@ plots.show(fig, cfg.run_dir / "loss_curves.html")
 # far our engine strays from it.
 
 # %%
-weight_diff = max(float(np.abs(p.data - dict(theirs.named_parameters())[name].detach().numpy()).max())
-                  for name, p in ours.named_parameters())
-metrics = {"max_gradient_difference_step1": max_step1_diff, "max_weight_difference_end": weight_diff,
-           "max_loss_difference": float(loss_gap.max()),
-           "engine_test_accuracy": history_ours["val_acc"][-1],
-           "torch_test_accuracy": history_theirs["val_acc"][-1],
-           "engine_seconds_per_epoch": float(np.mean(history_ours["seconds"])),
-           "torch_seconds_per_epoch": float(np.mean(history_theirs["seconds"])), "steps": int(len(steps))}
+weight_diff = max(
+    float(np.abs(p.data - dict(theirs.named_parameters())[name].detach().numpy()).max())
+    for name, p in ours.named_parameters()
+)
+metrics = {
+    "max_gradient_difference_step1": max_step1_diff,
+    "max_weight_difference_end": weight_diff,
+    "max_loss_difference": float(loss_gap.max()),
+    "engine_test_accuracy": history_ours["val_acc"][-1],
+    "torch_test_accuracy": history_theirs["val_acc"][-1],
+    "engine_seconds_per_epoch": float(np.mean(history_ours["seconds"])),
+    "torch_seconds_per_epoch": float(np.mean(history_theirs["seconds"])),
+    "steps": int(len(steps)),
+}
 
 rows = results_table(
-    cfg, metrics, seconds=time.perf_counter() - run_started,
+    cfg,
+    metrics,
+    seconds=time.perf_counter() - run_started,
     title="test accuracy of the engine and of PyTorch; the largest differences between "
-          "their weights at the end and their losses at any step",
-    columns={"engine_test_accuracy": ("engine", ".4f"),
-             "torch_test_accuracy": ("PyTorch", ".4f"),
-             "max_weight_difference_end": ("max |dW|", ".1e"),
-             "max_loss_difference": ("max |d loss|", ".1e"), "steps": ("steps", ",")})
+    "their weights at the end and their losses at any step",
+    columns={
+        "engine_test_accuracy": ("engine", ".4f"),
+        "torch_test_accuracy": ("PyTorch", ".4f"),
+        "max_weight_difference_end": ("max |dW|", ".1e"),
+        "max_loss_difference": ("max |d loss|", ".1e"),
+        "steps": ("steps", ","),
+    },
+)
 assert rows[0].values["max_weight_difference_end"] == weight_diff
 # Rounding differences of ~1e-16 per step accumulate slowly in float64 SGD: measured 8.3e-16 for
 # the weights and 8.9e-16 for the losses (small), 2.0e-15 and 1.2e-15 (full, 50 epochs). 1e-9
 # stays orders of magnitude above them, and far below a wrong update's trace.
 assert weight_diff <= 1e-9, f"the weights drifted from PyTorch's: {weight_diff:.1e}"
-assert loss_gap.max() <= 1e-9, f"the losses drifted from PyTorch's: {loss_gap.max():.1e}"
-print(f"seconds per epoch (a shared, busy CPU: compare, don't quote): "
-      f"engine {metrics['engine_seconds_per_epoch']:.3f}, PyTorch {metrics['torch_seconds_per_epoch']:.3f}")
+assert loss_gap.max() <= 1e-9, (
+    f"the losses drifted from PyTorch's: {loss_gap.max():.1e}"
+)
+print(
+    f"seconds per epoch (a shared, busy CPU: compare, don't quote): "
+    f"engine {metrics['engine_seconds_per_epoch']:.3f}, PyTorch {metrics['torch_seconds_per_epoch']:.3f}"
+)
 
 # %% [markdown]
 # Same accuracy, and the same weights to many digits after the whole run. The
@@ -292,7 +412,9 @@ print(f"seconds per epoch (a shared, busy CPU: compare, don't quote): "
 # copy `runs/numpy_to_pytorch/metrics.json` to `results/numpy_to_pytorch.json`.)
 
 # %%
-utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started)
+utils.save_run(
+    cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started
+)
 print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 
 # %% [markdown]

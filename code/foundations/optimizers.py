@@ -46,8 +46,8 @@ from plotly.subplots import make_subplots
 from scratch import data, plots, utils
 from scratch.config import Config, ConfigError, non_negative, positive, unit_interval
 from scratch.engine import Tensor, no_grad, optim, stack
-from scratch.engine.models import make_mlp
 from scratch.engine.loop import evaluate, fit_arrays
+from scratch.engine.models import make_mlp
 from scratch.results import results_table
 
 
@@ -59,54 +59,144 @@ class OptimizersConfig(Config):
     NAME = "optimizers"  # outputs go to out_dir/optimizers
 
     # ---- the 2-D test functions ---------------------------------------------------------
-    toy_steps: int = field(default=500, metadata=positive(
-        "steps on each 2-D function: the best optimizers converge, plain SGD visibly has not"))
-    toy_lr_min: float = field(default=1e-4, metadata=positive(
-        "smallest learning rate of the 2-D grid: below every optimizer's best on these functions"))
-    toy_lr_max: float = field(default=10.0, metadata=positive(
-        "largest learning rate of the 2-D grid: above every optimizer's best (they diverge there)"))
-    toy_lr_count: int = field(default=16, metadata=positive(
-        "learning rates in the 2-D grid, log-spaced: 16 from 1e-4 to 10 is three per decade"))
-    frames: int = field(default=50, metadata=positive(
-        "frames of each trajectory animation (evenly spaced steps)"))
-    contour_grid: int = field(default=120, metadata=positive(
-        "grid points per axis of the contour plots: 120 x 120 draws smooth level lines"))
+    toy_steps: int = field(
+        default=500,
+        metadata=positive(
+            "steps on each 2-D function: the best optimizers converge, plain SGD visibly has not"
+        ),
+    )
+    toy_lr_min: float = field(
+        default=1e-4,
+        metadata=positive(
+            "smallest learning rate of the 2-D grid: below every optimizer's best on these functions"
+        ),
+    )
+    toy_lr_max: float = field(
+        default=10.0,
+        metadata=positive(
+            "largest learning rate of the 2-D grid: above every optimizer's best (they diverge there)"
+        ),
+    )
+    toy_lr_count: int = field(
+        default=16,
+        metadata=positive(
+            "learning rates in the 2-D grid, log-spaced: 16 from 1e-4 to 10 is three per decade"
+        ),
+    )
+    frames: int = field(
+        default=50,
+        metadata=positive("frames of each trajectory animation (evenly spaced steps)"),
+    )
+    contour_grid: int = field(
+        default=120,
+        metadata=positive(
+            "grid points per axis of the contour plots: 120 x 120 draws smooth level lines"
+        ),
+    )
 
     # ---- hyper-parameters other than the learning rate ----------------------------------
-    momentum: float = field(default=0.9, metadata=unit_interval(
-        "momentum of SGD and Nesterov: the usual 0.9 averages about 10 gradients"))
-    weight_decay: float = field(default=0.01, metadata=non_negative(
-        "AdamW's decoupled weight decay: PyTorch's default"))
+    momentum: float = field(
+        default=0.9,
+        metadata=unit_interval(
+            "momentum of SGD and Nesterov: the usual 0.9 averages about 10 gradients"
+        ),
+    )
+    weight_decay: float = field(
+        default=0.01,
+        metadata=non_negative("AdamW's decoupled weight decay: PyTorch's default"),
+    )
 
     # ---- MNIST --------------------------------------------------------------------------
-    n_train: int = field(default=4000, metadata=positive(
-        "training images: enough for a fair race, few enough for 63 trainings in NumPy"))
-    n_val: int = field(default=1000, metadata=positive(
-        "held-out training images that pick each optimizer's learning rate (never the test set)"))
-    n_test: int = field(default=2000, metadata=positive(
-        "test images: 2000 pin accuracy down to about +-1 percentage point (95%)"))
-    hidden: int = field(default=64, metadata=positive(
-        "hidden ReLU units of the MLP: 64 reach over 90% on MNIST, and cost little"))
-    epochs: int = field(default=4, metadata=positive(
-        "passes over the training images: the optimizers have clearly separated by then"))
-    batch_size: int = field(default=64, metadata=positive(
-        "images per step: a common mini-batch size, and noisy enough to be stochastic"))
-    lr_min: float = field(default=1e-4, metadata=positive(
-        "smallest learning rate tried on MNIST: below Adam's and RMSprop's best"))
-    lr_max: float = field(default=1.0, metadata=positive(
-        "largest learning rate tried on MNIST: above plain SGD's best"))
-    lr_count: int = field(default=9, metadata=positive(
-        "learning rates per optimizer, log-spaced: 9 from 1e-4 to 1 is two per decade"))
-    smooth: int = field(default=20, metadata=positive(
-        "steps in the running mean of the plotted training loss (one step's loss is noisy)"))
+    n_train: int = field(
+        default=4000,
+        metadata=positive(
+            "training images: enough for a fair race, few enough for 63 trainings in NumPy"
+        ),
+    )
+    n_val: int = field(
+        default=1000,
+        metadata=positive(
+            "held-out training images that pick each optimizer's learning rate (never the test set)"
+        ),
+    )
+    n_test: int = field(
+        default=2000,
+        metadata=positive(
+            "test images: 2000 pin accuracy down to about +-1 percentage point (95%)"
+        ),
+    )
+    hidden: int = field(
+        default=64,
+        metadata=positive(
+            "hidden ReLU units of the MLP: 64 reach over 90% on MNIST, and cost little"
+        ),
+    )
+    epochs: int = field(
+        default=4,
+        metadata=positive(
+            "passes over the training images: the optimizers have clearly separated by then"
+        ),
+    )
+    batch_size: int = field(
+        default=64,
+        metadata=positive(
+            "images per step: a common mini-batch size, and noisy enough to be stochastic"
+        ),
+    )
+    lr_min: float = field(
+        default=1e-4,
+        metadata=positive(
+            "smallest learning rate tried on MNIST: below Adam's and RMSprop's best"
+        ),
+    )
+    lr_max: float = field(
+        default=1.0,
+        metadata=positive(
+            "largest learning rate tried on MNIST: above plain SGD's best"
+        ),
+    )
+    lr_count: int = field(
+        default=9,
+        metadata=positive(
+            "learning rates per optimizer, log-spaced: 9 from 1e-4 to 1 is two per decade"
+        ),
+    )
+    smooth: int = field(
+        default=20,
+        metadata=positive(
+            "steps in the running mean of the plotted training loss (one step's loss is noisy)"
+        ),
+    )
 
     PROFILES = {
-        "tiny": dict(threads=1, toy_steps=40, toy_lr_count=4, frames=5, contour_grid=30, n_train=300, n_val=100,
-                     n_test=200, hidden=16, epochs=1, lr_count=3, smooth=5),  # tests: seconds
+        "tiny": dict(
+            threads=1,
+            toy_steps=40,
+            toy_lr_count=4,
+            frames=5,
+            contour_grid=30,
+            n_train=300,
+            n_val=100,
+            n_test=200,
+            hidden=16,
+            epochs=1,
+            lr_count=3,
+            smooth=5,
+        ),  # tests: seconds
         "small": dict(threads=1),  # the book build: NumPy on a laptop CPU
-        "full": dict(toy_steps=3000, toy_lr_count=31, frames=100, contour_grid=200, n_train=55000,
-                     n_val=5000, n_test=10000, hidden=128, epochs=10, lr_count=13,
-                     smooth=100),  # the real MNIST, still NumPy on a CPU: about half an hour
+        "full": dict(
+            toy_steps=3000,
+            toy_lr_count=31,
+            frames=100,
+            contour_grid=200,
+            n_train=55000,
+            n_val=5000,
+            n_test=10000,
+            hidden=128,
+            epochs=10,
+            lr_count=13,
+            smooth=100,
+        ),  # the real MNIST, still NumPy on a CPU: about half an hour
     }
 
     def validate(self):
@@ -115,7 +205,9 @@ class OptimizersConfig(Config):
         if self.frames < 2 or self.contour_grid < 2:
             raise ConfigError("frames and contour_grid must each be at least 2")
         if self.batch_size > self.n_train:
-            raise ConfigError(f"batch_size={self.batch_size} exceeds n_train={self.n_train}")
+            raise ConfigError(
+                f"batch_size={self.batch_size} exceeds n_train={self.n_train}"
+            )
 
 
 cfg = OptimizersConfig.from_cli()
@@ -199,7 +291,9 @@ print(f"{'condition number':>17}{'gradient descent':>18}{'momentum':>10}")
 for kappa in (10, 100, 1000, 10000):
     gd_rate = (kappa - 1) / (kappa + 1)
     heavy_ball_rate = (np.sqrt(kappa) - 1) / (np.sqrt(kappa) + 1)
-    print(f"{kappa:>17}{np.log(1e-3) / np.log(gd_rate):>18.0f}{np.log(1e-3) / np.log(heavy_ball_rate):>10.0f}")
+    print(
+        f"{kappa:>17}{np.log(1e-3) / np.log(gd_rate):>18.0f}{np.log(1e-3) / np.log(heavy_ball_rate):>10.0f}"
+    )
 
 # %% [markdown]
 # **Nesterov's accelerated gradient** {cite:p}`nesterov1983method` evaluates the
@@ -391,7 +485,9 @@ OPTIMIZERS = {  # name -> (class, hyper-parameters other than the learning rate)
     "Adam": (optim.Adam, {}),
     "AdamW": (optim.AdamW, {"weight_decay": cfg.weight_decay}),
 }
-COLOR = dict(zip(OPTIMIZERS, [plots.COLORS[i] for i in (7, 0, 5, 2, 4, 3, 1)]))  # families share hues
+COLOR = dict(
+    zip(OPTIMIZERS, [plots.COLORS[i] for i in (7, 0, 5, 2, 4, 3, 1)])
+)  # families share hues
 
 
 def make_optimizer(name: str, params, lr: float):
@@ -413,13 +509,19 @@ print(make_optimizer("Adam", [Tensor(np.zeros(2), requires_grad=True)], lr=1e-3)
 # one `step()` moves each copy with its group's learning rate. This is the
 # training loop written out, the one time in this chapter:
 
+
 # %%
-def descend(name: str, f: Callable, start: tuple, lrs: np.ndarray, steps: int) -> np.ndarray:
+def descend(
+    name: str, f: Callable, start: tuple, lrs: np.ndarray, steps: int
+) -> np.ndarray:
     """Minimize f (Tensor (K, D) -> Tensor (K,)) from `start` with optimizer `name`, once per
     learning rate in `lrs` (K of them), all at once: returns the paths, (steps + 1, K, D)."""
-    points = [Tensor(np.array(start, dtype=np.float64), requires_grad=True) for _ in lrs]
-    opt = make_optimizer(name, [{"params": [p], "lr": lr} for p, lr in zip(points, lrs)],
-                         lr=lrs[0])  # the default lr, unused: every group sets its own
+    points = [
+        Tensor(np.array(start, dtype=np.float64), requires_grad=True) for _ in lrs
+    ]
+    opt = make_optimizer(
+        name, [{"params": [p], "lr": lr} for p, lr in zip(points, lrs)], lr=lrs[0]
+    )  # the default lr, unused: every group sets its own
     paths = np.empty((steps + 1, len(lrs), len(start)))
     paths[0] = start
     # A run at too large a learning rate overflows to inf, then nan; it is discarded later,
@@ -440,18 +542,38 @@ def descend(name: str, f: Callable, start: tuple, lrs: np.ndarray, steps: int) -
 # $(1-\beta_1^t)/\sqrt{1-\beta_2^t}$ times as long:
 
 # %%
-demo_lr, demo_steps, beta1, beta2 = 1e-3, 3000, 0.9, 0.999  # beta1, beta2: Adam's defaults
-path = descend("Adam", lambda p: 0.5 * p[:, 0], (0.0,), np.array([demo_lr]), demo_steps)  # (steps + 1, 1, 1)
+demo_lr, demo_steps, beta1, beta2 = (
+    1e-3,
+    3000,
+    0.9,
+    0.999,
+)  # beta1, beta2: Adam's defaults
+path = descend(
+    "Adam", lambda p: 0.5 * p[:, 0], (0.0,), np.array([demo_lr]), demo_steps
+)  # (steps + 1, 1, 1)
 corrected = np.abs(np.diff(path[:, 0, 0])) / demo_lr
 t = np.arange(1, demo_steps + 1)
-uncorrected = (1 - beta1 ** t) / np.sqrt(1 - beta2 ** t)  # m_t / sqrt(v_t) for a constant gradient
-shown = np.unique(np.geomspace(1, demo_steps, 200).round().astype(int)) - 1  # log-spaced, like the axis
-fig = plots.lines({"Adam (bias-corrected)": corrected[shown], "without bias correction": uncorrected[shown]},
-                  x=t[shown], title="Step size of Adam under a constant gradient, in units of the learning rate",
-                  xlabel="step t", ylabel="|step| / learning rate")
+uncorrected = (1 - beta1**t) / np.sqrt(
+    1 - beta2**t
+)  # m_t / sqrt(v_t) for a constant gradient
+shown = (
+    np.unique(np.geomspace(1, demo_steps, 200).round().astype(int)) - 1
+)  # log-spaced, like the axis
+fig = plots.lines(
+    {
+        "Adam (bias-corrected)": corrected[shown],
+        "without bias correction": uncorrected[shown],
+    },
+    x=t[shown],
+    title="Step size of Adam under a constant gradient, in units of the learning rate",
+    xlabel="step t",
+    ylabel="|step| / learning rate",
+)
 fig.update_xaxes(type="log")
 plots.show(fig, cfg.run_dir / "bias_correction.html")
-print(f"largest uncorrected step: {uncorrected.max():.1f} x the learning rate, at step {t[uncorrected.argmax()]}")
+print(
+    f"largest uncorrected step: {uncorrected.max():.1f} x the learning rate, at step {t[uncorrected.argmax()]}"
+)
 
 
 # %% [markdown]
@@ -475,6 +597,7 @@ print(f"largest uncorrected step: {uncorrected.max():.1f} x the learning rate, a
 # We write them with `Tensor` operations, so that the engine computes their
 # gradients; each takes a batch of points, shape (K, 2), and returns K values.
 
+
 # %%
 class Landscape(NamedTuple):
     f: Callable  # Tensor (K, 2) -> Tensor (K,)
@@ -485,28 +608,38 @@ class Landscape(NamedTuple):
 
 def rosenbrock(p):
     x, y = p[:, 0], p[:, 1]
-    return (1 - x) ** 2 + 100 * (y - x ** 2) ** 2
+    return (1 - x) ** 2 + 100 * (y - x**2) ** 2
 
 
 def beale(p):
     x, y = p[:, 0], p[:, 1]
-    return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y ** 2) ** 2 + (2.625 - x + x * y ** 3) ** 2
+    return (
+        (1.5 - x + x * y) ** 2
+        + (2.25 - x + x * y**2) ** 2
+        + (2.625 - x + x * y**3) ** 2
+    )
 
 
 def saddle(p):
     x, y = p[:, 0], p[:, 1]
-    return 5 * x ** 2 + (y ** 2 - 1) ** 2 / 4
+    return 5 * x**2 + (y**2 - 1) ** 2 / 4
 
 
 LANDSCAPES = {
-    "Rosenbrock": Landscape(rosenbrock, (-1.2, 1.0), ((1.0, 1.0),), ((-2.0, -1.0), (2.0, 3.0))),
+    "Rosenbrock": Landscape(
+        rosenbrock, (-1.2, 1.0), ((1.0, 1.0),), ((-2.0, -1.0), (2.0, 3.0))
+    ),
     "Beale": Landscape(beale, (1.0, 1.5), ((3.0, 0.5),), ((-1.0, -1.5), (4.5, 2.0))),
-    "saddle": Landscape(saddle, (-1.5, 1e-3), ((0.0, 1.0), (0.0, -1.0)), ((-2.0, -2.0), (2.0, 2.0))),
+    "saddle": Landscape(
+        saddle, (-1.5, 1e-3), ((0.0, 1.0), (0.0, -1.0)), ((-2.0, -2.0), (2.0, 2.0))
+    ),
 }
 for name, land in LANDSCAPES.items():
     at_minima = land.f(Tensor(np.array(land.minima))).numpy()
-    print(f"{name:>10}: f(start) = {land.f(Tensor(np.array([land.start]))).item():8.3f}, "
-          f"f(minima) = {at_minima.tolist()}")
+    print(
+        f"{name:>10}: f(start) = {land.f(Tensor(np.array([land.start]))).item():8.3f}, "
+        f"f(minima) = {at_minima.tolist()}"
+    )
 
 # %% [markdown]
 # We run each optimizer over the grid of learning rates with `descend`, and keep
@@ -520,25 +653,39 @@ for name, land in LANDSCAPES.items():
 # most conservative.
 
 # %%
-RESOLUTION = np.sqrt(np.finfo(np.float64).eps)  # the smallest meaningful distance to a minimum
+RESOLUTION = np.sqrt(
+    np.finfo(np.float64).eps
+)  # the smallest meaningful distance to a minimum
 
 
 def distance_to_minimum(paths: np.ndarray, land: Landscape) -> np.ndarray:
     """Distance of every point of `paths` (..., 2) to the nearest global minimum."""
-    return np.min([np.linalg.norm(paths - np.array(m), axis=-1) for m in land.minima], axis=0)
+    return np.min(
+        [np.linalg.norm(paths - np.array(m), axis=-1) for m in land.minima], axis=0
+    )
 
 
 def best_run(paths: np.ndarray, land: Landscape) -> int:
     """Index of the run that ends closest to a minimum, among those that stay in the window."""
     (x0, y0), (x1, y1) = land.window
-    with np.errstate(over="ignore", invalid="ignore"):  # nan paths compare False: outside, as they should be
-        inside = ((paths[..., 0] >= x0) & (paths[..., 0] <= x1)
-                  & (paths[..., 1] >= y0) & (paths[..., 1] <= y1)).all(axis=0)
+    with np.errstate(
+        over="ignore", invalid="ignore"
+    ):  # nan paths compare False: outside, as they should be
+        inside = (
+            (paths[..., 0] >= x0)
+            & (paths[..., 0] <= x1)
+            & (paths[..., 1] >= y0)
+            & (paths[..., 1] <= y1)
+        ).all(axis=0)
         final = np.maximum(distance_to_minimum(paths[-1], land), RESOLUTION)
-    return int(np.argmin(np.where(inside, final, np.inf)))  # ties: the first, i.e. smallest, lr
+    return int(
+        np.argmin(np.where(inside, final, np.inf))
+    )  # ties: the first, i.e. smallest, lr
 
 
-toy_lrs = np.logspace(np.log10(cfg.toy_lr_min), np.log10(cfg.toy_lr_max), cfg.toy_lr_count)
+toy_lrs = np.logspace(
+    np.log10(cfg.toy_lr_min), np.log10(cfg.toy_lr_max), cfg.toy_lr_count
+)
 toy = {}  # (landscape, optimizer) -> (learning rate, path (steps + 1, 2))
 started = time.perf_counter()
 for land_name, land in LANDSCAPES.items():
@@ -547,7 +694,9 @@ for land_name, land in LANDSCAPES.items():
         k = best_run(paths, land)
         toy[land_name, name] = (toy_lrs[k], paths[:, k])
 toy_seconds = time.perf_counter() - started
-print(f"{len(LANDSCAPES) * len(OPTIMIZERS) * len(toy_lrs)} runs of {cfg.toy_steps} steps in {toy_seconds:.1f} s")
+print(
+    f"{len(LANDSCAPES) * len(OPTIMIZERS) * len(toy_lrs)} runs of {cfg.toy_steps} steps in {toy_seconds:.1f} s"
+)
 
 
 # %% [markdown]
@@ -557,54 +706,113 @@ print(f"{len(LANDSCAPES) * len(OPTIMIZERS) * len(toy_lrs)} runs of {cfg.toy_step
 # learning rate, and a dot on each path at the step the slider selects. Press
 # play to watch the race; click a name in the legend to hide that optimizer.
 
+
 # %%
 def level_lines(land: Landscape, grid: int, count: int = 24) -> go.Scatter:
     """Level lines of log10(f + 0.01), evenly spaced, as one line trace (nan breaks between pieces)."""
     (x0, y0), (x1, y1) = land.window
     xs, ys = np.linspace(x0, x1, grid), np.linspace(y0, y1, grid)
-    mesh = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)  # row-major: y outer, x inner
+    mesh = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(
+        -1, 2
+    )  # row-major: y outer, x inner
     with no_grad():
-        log_f = np.log10(land.f(Tensor(mesh)).numpy().reshape(grid, grid) + 1e-2)  # +0.01: f is 0 at a minimum
+        log_f = np.log10(
+            land.f(Tensor(mesh)).numpy().reshape(grid, grid) + 1e-2
+        )  # +0.01: f is 0 at a minimum
     tracer = contour_generator(xs, ys, log_f)
-    pieces = [np.vstack([line, [np.nan, np.nan]])
-              for level in np.linspace(log_f.min(), log_f.max(), count + 2)[1:-1] for line in tracer.lines(level)]
+    pieces = [
+        np.vstack([line, [np.nan, np.nan]])
+        for level in np.linspace(log_f.min(), log_f.max(), count + 2)[1:-1]
+        for line in tracer.lines(level)
+    ]
     xy = np.concatenate(pieces)
-    return go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="lines", name="level lines of log f",
-                      line=dict(color="rgba(128,128,128,0.45)", width=1), hoverinfo="skip")
+    return go.Scatter(
+        x=xy[:, 0],
+        y=xy[:, 1],
+        mode="lines",
+        name="level lines of log f",
+        line=dict(color="rgba(128,128,128,0.45)", width=1),
+        hoverinfo="skip",
+    )
 
 
-def trajectory_figure(land_name: str, land: Landscape, paths: dict, frames: int, grid: int) -> go.Figure:
+def trajectory_figure(
+    land_name: str, land: Landscape, paths: dict, frames: int, grid: int
+) -> go.Figure:
     """Level lines, the paths {optimizer: (lr, path (steps + 1, 2))}, and a slider over the steps."""
     (x0, y0), (x1, y1) = land.window
     steps = len(next(iter(paths.values()))[1]) - 1
     frame_steps = np.unique(np.linspace(0, steps, frames).round().astype(int))
 
     def heads(step):  # one dot per optimizer, where it is at `step`
-        return [go.Scatter(x=[path[step, 0]], y=[path[step, 1]], mode="markers", legendgroup=name,
-                           showlegend=False,
-                           marker=dict(color=COLOR[name], size=11, line=dict(width=1, color="#1a1a1a")),
-                           hovertemplate=f"{name}, step {step}<br>x %{{x:.4f}}, y %{{y:.4f}}<extra></extra>")
-                for name, (lr, path) in paths.items()]
+        return [
+            go.Scatter(
+                x=[path[step, 0]],
+                y=[path[step, 1]],
+                mode="markers",
+                legendgroup=name,
+                showlegend=False,
+                marker=dict(
+                    color=COLOR[name], size=11, line=dict(width=1, color="#1a1a1a")
+                ),
+                hovertemplate=f"{name}, step {step}<br>x %{{x:.4f}}, y %{{y:.4f}}<extra></extra>",
+            )
+            for name, (lr, path) in paths.items()
+        ]
 
-    lines = [go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines", name=f"{name} (lr {lr:.2g})",
-                        legendgroup=name, line=dict(color=COLOR[name], width=2), hoverinfo="skip")
-             for name, (lr, path) in paths.items()]
-    marks = [go.Scatter(x=[m[0] for m in land.minima], y=[m[1] for m in land.minima], mode="markers",
-                        name="minimum", marker=dict(symbol="star", size=16, color="#F0E442",
-                                                    line=dict(width=1, color="#1a1a1a"))),
-             go.Scatter(x=[land.start[0]], y=[land.start[1]], mode="markers", name="start",
-                        marker=dict(symbol="x", size=11, color="#666"))]
+    lines = [
+        go.Scatter(
+            x=path[:, 0],
+            y=path[:, 1],
+            mode="lines",
+            name=f"{name} (lr {lr:.2g})",
+            legendgroup=name,
+            line=dict(color=COLOR[name], width=2),
+            hoverinfo="skip",
+        )
+        for name, (lr, path) in paths.items()
+    ]
+    marks = [
+        go.Scatter(
+            x=[m[0] for m in land.minima],
+            y=[m[1] for m in land.minima],
+            mode="markers",
+            name="minimum",
+            marker=dict(
+                symbol="star",
+                size=16,
+                color="#F0E442",
+                line=dict(width=1, color="#1a1a1a"),
+            ),
+        ),
+        go.Scatter(
+            x=[land.start[0]],
+            y=[land.start[1]],
+            mode="markers",
+            name="start",
+            marker=dict(symbol="x", size=11, color="#666"),
+        ),
+    ]
     data = [level_lines(land, grid), *lines, *marks]
     head_traces = list(range(len(data), len(data) + len(paths)))  # the dots come last
     # Only the dots move. (Plotly hides contour and heatmap traces while it animates other
     # traces, which is why the level lines are drawn as a plain line trace.)
-    fig = go.Figure(data=data + heads(frame_steps[-1]),
-                    frames=[go.Frame(data=heads(s), traces=head_traces, name=str(s)) for s in frame_steps])
+    fig = go.Figure(
+        data=data + heads(frame_steps[-1]),
+        frames=[
+            go.Frame(data=heads(s), traces=head_traces, name=str(s))
+            for s in frame_steps
+        ],
+    )
     fig.update_layout(
-        title=f"{land_name}: each optimizer at its best learning rate", height=620,
+        title=f"{land_name}: each optimizer at its best learning rate",
+        height=620,
         xaxis=dict(title="x", range=[x0, x1], constrain="domain"),
-        yaxis=dict(title="y", range=[y0, y1], scaleanchor="x", constrain="domain"),  # true proportions
-        **plots.animation_controls(frame_steps, frame_ms=120, redraw=False))  # only scatter dots move
+        yaxis=dict(
+            title="y", range=[y0, y1], scaleanchor="x", constrain="domain"
+        ),  # true proportions
+        **plots.animation_controls(frame_steps, frame_ms=120, redraw=False),
+    )  # only scatter dots move
     return fig
 
 
@@ -613,8 +821,13 @@ def paths_of(land_name: str) -> dict:
     return {name: toy[land_name, name] for name in OPTIMIZERS}
 
 
-fig = trajectory_figure("Rosenbrock", LANDSCAPES["Rosenbrock"], paths_of("Rosenbrock"), cfg.frames,
-                        cfg.contour_grid)
+fig = trajectory_figure(
+    "Rosenbrock",
+    LANDSCAPES["Rosenbrock"],
+    paths_of("Rosenbrock"),
+    cfg.frames,
+    cfg.contour_grid,
+)
 plots.show(fig, cfg.run_dir / "rosenbrock.html")
 
 # %% [markdown]
@@ -631,11 +844,15 @@ plots.show(fig, cfg.run_dir / "rosenbrock.html")
 # a scale-invariant method keeps its step length.
 
 # %%
-fig = trajectory_figure("Beale", LANDSCAPES["Beale"], paths_of("Beale"), cfg.frames, cfg.contour_grid)
+fig = trajectory_figure(
+    "Beale", LANDSCAPES["Beale"], paths_of("Beale"), cfg.frames, cfg.contour_grid
+)
 plots.show(fig, cfg.run_dir / "beale.html")
 
 # %%
-fig = trajectory_figure("saddle", LANDSCAPES["saddle"], paths_of("saddle"), cfg.frames, cfg.contour_grid)
+fig = trajectory_figure(
+    "saddle", LANDSCAPES["saddle"], paths_of("saddle"), cfg.frames, cfg.contour_grid
+)
 plots.show(fig, cfg.run_dir / "saddle.html")
 
 # %% [markdown]
@@ -655,19 +872,35 @@ plots.show(fig, cfg.run_dir / "saddle.html")
 # step (floored at the resolution of float64), and the final distances.
 
 # %%
-fig = make_subplots(rows=1, cols=len(LANDSCAPES), subplot_titles=list(LANDSCAPES), horizontal_spacing=0.06)
+fig = make_subplots(
+    rows=1,
+    cols=len(LANDSCAPES),
+    subplot_titles=list(LANDSCAPES),
+    horizontal_spacing=0.06,
+)
 for col, (land_name, land) in enumerate(LANDSCAPES.items(), start=1):
     for name in OPTIMIZERS:
         lr, path = toy[land_name, name]
-        fig.add_trace(go.Scatter(y=np.maximum(distance_to_minimum(path, land), RESOLUTION), mode="lines",
-                                 name=name, legendgroup=name, showlegend=col == 1,
-                                 line=dict(color=COLOR[name], width=1.5),
-                                 hovertemplate=f"{name}: step %{{x}}, distance %{{y:.2e}}<extra></extra>"),
-                      row=1, col=col)
+        fig.add_trace(
+            go.Scatter(
+                y=np.maximum(distance_to_minimum(path, land), RESOLUTION),
+                mode="lines",
+                name=name,
+                legendgroup=name,
+                showlegend=col == 1,
+                line=dict(color=COLOR[name], width=1.5),
+                hovertemplate=f"{name}: step %{{x}}, distance %{{y:.2e}}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
 fig.update_yaxes(type="log", exponentformat="power")
 fig.update_yaxes(title_text="distance to the nearest minimum", row=1, col=1)
 fig.update_xaxes(title_text="step")
-fig.update_layout(title="Distance to the minimum, each optimizer at its best learning rate", height=420)
+fig.update_layout(
+    title="Distance to the minimum, each optimizer at its best learning rate",
+    height=420,
+)
 plots.show(fig, cfg.run_dir / "toy_distances.html")
 
 print(f"{'':>10}" + "".join(f"{name:>26}" for name in LANDSCAPES))
@@ -678,8 +911,13 @@ for name in OPTIMIZERS:
     for land_name, land in LANDSCAPES.items():
         lr, path = toy[land_name, name]
         d = distance_to_minimum(path[-1], land)
-        toy_metrics[f"{land_name}_{name}"] = {"lr": float(lr), "final_distance": float(d)}
-        row += f"{lr:>10.2g}" + (f"{'< 1.5e-08':>16}" if d < RESOLUTION else f"{d:>16.1e}")
+        toy_metrics[f"{land_name}_{name}"] = {
+            "lr": float(lr),
+            "final_distance": float(d),
+        }
+        row += f"{lr:>10.2g}" + (
+            f"{'< 1.5e-08':>16}" if d < RESOLUTION else f"{d:>16.1e}"
+        )
     print(row)
 
 # %% [markdown]
@@ -703,8 +941,8 @@ x_pool, y_pool = data.mnist("train")
 x_pool, y_pool = data.subsample(x_pool, y_pool, cfg.n_train + cfg.n_val, seed=cfg.seed)
 x_pool = data.as_float(x_pool).reshape(len(x_pool), -1)  # (N, 784) float32 in [0, 1]
 order = np.random.default_rng(cfg.seed).permutation(len(x_pool))
-x_val, y_val = x_pool[order[:cfg.n_val]], y_pool[order[:cfg.n_val]]
-x_train, y_train = x_pool[order[cfg.n_val:]], y_pool[order[cfg.n_val:]]
+x_val, y_val = x_pool[order[: cfg.n_val]], y_pool[order[: cfg.n_val]]
+x_train, y_train = x_pool[order[cfg.n_val :]], y_pool[order[cfg.n_val :]]
 x_test, y_test = data.mnist("test")
 x_test, y_test = data.subsample(x_test, y_test, cfg.n_test, seed=cfg.seed)
 x_test = data.as_float(x_test).reshape(len(x_test), -1)
@@ -714,10 +952,14 @@ print(f"train {x_train.shape}, validation {x_val.shape}, test {x_test.shape}")
 # 784 -> hidden -> 10 with a ReLU ({doc}`autograd`'s make_mlp), in float32: half the memory
 # traffic of float64, and precise enough
 WIDTHS = [784, cfg.hidden, 10]
-initial_weights = make_mlp(WIDTHS, dtype=np.float32).state_dict()  # every run starts here
+initial_weights = make_mlp(
+    WIDTHS, dtype=np.float32
+).state_dict()  # every run starts here
 lrs = np.logspace(np.log10(cfg.lr_min), np.log10(cfg.lr_max), cfg.lr_count)
-print(f"{sum(v.size for v in initial_weights.values())} parameters; learning rates tried: "
-      + ", ".join(f"{lr:.2g}" for lr in lrs))
+print(
+    f"{sum(v.size for v in initial_weights.values())} parameters; learning rates tried: "
+    + ", ".join(f"{lr:.2g}" for lr in lrs)
+)
 
 
 # %% [markdown]
@@ -727,14 +969,23 @@ print(f"{sum(v.size for v in initial_weights.values())} parameters; learning rat
 # `FloatingPointError`; it counts as diverged. For each optimizer we keep the run
 # with the best validation accuracy (ties: the lower validation loss).
 
+
 # %%
 def train(name: str, lr: float):
     """One run: (model, history), or (None, None) if it diverged."""
     model = make_mlp(WIDTHS, dtype=np.float32)
     model.load_state_dict(initial_weights)
     try:
-        history = fit_arrays(model, make_optimizer(name, model.parameters(), lr), x_train, y_train,
-                      epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, verbose=False)
+        history = fit_arrays(
+            model,
+            make_optimizer(name, model.parameters(), lr),
+            x_train,
+            y_train,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            verbose=False,
+        )
     except FloatingPointError:
         return None, None
     return model, history
@@ -743,19 +994,30 @@ def train(name: str, lr: float):
 sweep = {}  # optimizer -> list of (lr, validation loss, validation accuracy), one per lr
 best = {}  # optimizer -> (selection key, lr, model, history) of its best run
 started = time.perf_counter()
-with np.errstate(over="ignore", invalid="ignore"):  # diverging runs overflow; they are caught above
+with np.errstate(
+    over="ignore", invalid="ignore"
+):  # diverging runs overflow; they are caught above
     for name in OPTIMIZERS:
         sweep[name] = []
         for lr in lrs:
             model, history = train(name, lr)
-            val = evaluate(model, x_val, y_val) if model is not None else {"val_loss": np.nan, "val_acc": np.nan}
+            val = (
+                evaluate(model, x_val, y_val)
+                if model is not None
+                else {"val_loss": np.nan, "val_acc": np.nan}
+            )
             sweep[name].append((lr, val["val_loss"], val["val_acc"]))
-            key = (-val["val_acc"], val["val_loss"])  # higher accuracy first, then lower loss
+            key = (
+                -val["val_acc"],
+                val["val_loss"],
+            )  # higher accuracy first, then lower loss
             if model is not None and (name not in best or key < best[name][0]):
                 best[name] = (key, lr, model, history)
         key, lr, model, history = best[name]
-        print(f"{name:>9}: best lr {lr:.2g}, validation accuracy {-key[0]:.3f}  "
-              f"(over the grid: {' '.join(f'{acc:.2f}' for _, _, acc in sweep[name])})")
+        print(
+            f"{name:>9}: best lr {lr:.2g}, validation accuracy {-key[0]:.3f}  "
+            f"(over the grid: {' '.join(f'{acc:.2f}' for _, _, acc in sweep[name])})"
+        )
 mnist_seconds = time.perf_counter() - started
 print(f"{len(OPTIMIZERS) * len(lrs)} trainings in {mnist_seconds:.0f} s")
 
@@ -769,11 +1031,23 @@ for name, (key, lr, model, history) in best.items():
     losses = np.asarray(history.steps)
     window = min(cfg.smooth, len(losses))
     smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-    fig.add_trace(go.Scatter(x=np.arange(window, len(losses) + 1), y=smooth, mode="lines",
-                             name=f"{name} (lr {lr:.2g})", line=dict(color=COLOR[name], width=2)))
+    fig.add_trace(
+        go.Scatter(
+            x=np.arange(window, len(losses) + 1),
+            y=smooth,
+            mode="lines",
+            name=f"{name} (lr {lr:.2g})",
+            line=dict(color=COLOR[name], width=2),
+        )
+    )
 fig.update_yaxes(type="log")
-fig.update_layout(title=f"MNIST training loss (running mean of {window} steps), each optimizer at its best lr",
-                  xaxis_title="step", yaxis_title="cross-entropy", height=440, hovermode="x unified")
+fig.update_layout(
+    title=f"MNIST training loss (running mean of {window} steps), each optimizer at its best lr",
+    xaxis_title="step",
+    yaxis_title="cross-entropy",
+    height=440,
+    hovermode="x unified",
+)
 plots.show(fig, cfg.run_dir / "mnist_training_loss.html")
 
 # %% [markdown]
@@ -783,12 +1057,23 @@ plots.show(fig, cfg.run_dir / "mnist_training_loss.html")
 # %%
 fig = go.Figure()
 for name, runs in sweep.items():
-    fig.add_trace(go.Scatter(x=[lr for lr, _, _ in runs], y=[acc for _, _, acc in runs], mode="lines+markers",
-                             name=name, line=dict(color=COLOR[name], width=2),
-                             hovertemplate=f"{name}: lr %{{x:.2g}}, accuracy %{{y:.3f}}<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=[lr for lr, _, _ in runs],
+            y=[acc for _, _, acc in runs],
+            mode="lines+markers",
+            name=name,
+            line=dict(color=COLOR[name], width=2),
+            hovertemplate=f"{name}: lr %{{x:.2g}}, accuracy %{{y:.3f}}<extra></extra>",
+        )
+    )
 fig.update_xaxes(type="log", exponentformat="power")
-fig.update_layout(title=f"Validation accuracy after {cfg.epochs} epochs, against the learning rate",
-                  xaxis_title="learning rate", yaxis_title="validation accuracy", height=440)
+fig.update_layout(
+    title=f"Validation accuracy after {cfg.epochs} epochs, against the learning rate",
+    xaxis_title="learning rate",
+    yaxis_title="validation accuracy",
+    height=440,
+)
 plots.show(fig, cfg.run_dir / "lr_sensitivity.html")
 
 # %% [markdown]
@@ -821,22 +1106,34 @@ plots.show(fig, cfg.run_dir / "lr_sensitivity.html")
 mnist_metrics = {}
 for name, (key, lr, model, history) in best.items():
     test = evaluate(model, x_test, y_test, prefix="test_")
-    mnist_metrics[name] = {"lr": float(lr), "val_accuracy": -key[0],
-                           "final_train_loss": history.epochs[-1]["loss"],
-                           "test_accuracy": test["test_acc"], "test_loss": test["test_loss"]}
+    mnist_metrics[name] = {
+        "lr": float(lr),
+        "val_accuracy": -key[0],
+        "final_train_loss": history.epochs[-1]["loss"],
+        "test_accuracy": test["test_acc"],
+        "test_loss": test["test_loss"],
+    }
 ranking = sorted(mnist_metrics, key=lambda n: mnist_metrics[n]["final_train_loss"])
 rows = results_table(  # {"mnist": ...} holds the same paths as the metrics saved below
-    cfg, {"mnist": mnist_metrics}, seconds=time.perf_counter() - run_started,
+    cfg,
+    {"mnist": mnist_metrics},
+    seconds=time.perf_counter() - run_started,
     title="MNIST test accuracy, each optimizer at its best learning rate",
     columns={f"mnist.{name}.test_accuracy": (name, ".3f") for name in mnist_metrics},
-    notes=["this run, each optimizer's best learning rate and last-epoch train loss: "
-           + "; ".join(f"{name} lr {m['lr']:.2g}, loss {m['final_train_loss']:.4f}"
-                       for name, m in mnist_metrics.items()),
-           "by final training loss, lowest first: " + " < ".join(ranking),
-           f"paper (Kingma & Ba, 2015): Adam's training cost falls fastest; here Adam "
-           f"ranks {ranking.index('Adam') + 1} of {len(ranking)}"])
-assert (rows[0].values["mnist.Adam.test_accuracy"]
-        == mnist_metrics["Adam"]["test_accuracy"])
+    notes=[
+        "this run, each optimizer's best learning rate and last-epoch train loss: "
+        + "; ".join(
+            f"{name} lr {m['lr']:.2g}, loss {m['final_train_loss']:.4f}"
+            for name, m in mnist_metrics.items()
+        ),
+        "by final training loss, lowest first: " + " < ".join(ranking),
+        f"paper (Kingma & Ba, 2015): Adam's training cost falls fastest; here Adam "
+        f"ranks {ranking.index('Adam') + 1} of {len(ranking)}",
+    ],
+)
+assert (
+    rows[0].values["mnist.Adam.test_accuracy"] == mnist_metrics["Adam"]["test_accuracy"]
+)
 
 # %% [markdown]
 # Compare the spread of the tuned optimizers' test accuracies with the spread of
@@ -854,15 +1151,25 @@ assert (rows[0].values["mnist.Adam.test_accuracy"]
 # %%
 tuned = [m["test_accuracy"] for m in mnist_metrics.values()]
 adam_grid = [acc for _, _, acc in sweep["Adam"]]
-print(f"tuned optimizers, test accuracy: from {min(tuned):.3f} to {max(tuned):.3f} "
-      f"(spread {100 * (max(tuned) - min(tuned)):.1f} points)")
-print(f"Adam over the learning-rate grid, validation accuracy: from {np.nanmin(adam_grid):.3f} "
-      f"to {np.nanmax(adam_grid):.3f} (spread {100 * (np.nanmax(adam_grid) - np.nanmin(adam_grid)):.1f} points)")
+print(
+    f"tuned optimizers, test accuracy: from {min(tuned):.3f} to {max(tuned):.3f} "
+    f"(spread {100 * (max(tuned) - min(tuned)):.1f} points)"
+)
+print(
+    f"Adam over the learning-rate grid, validation accuracy: from {np.nanmin(adam_grid):.3f} "
+    f"to {np.nanmax(adam_grid):.3f} (spread {100 * (np.nanmax(adam_grid) - np.nanmin(adam_grid)):.1f} points)"
+)
 
 # %%
-metrics = {"toy": toy_metrics, "mnist": mnist_metrics, "toy_seconds": toy_seconds,
-           "mnist_seconds": mnist_seconds}
-utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started)
+metrics = {
+    "toy": toy_metrics,
+    "mnist": mnist_metrics,
+    "toy_seconds": toy_seconds,
+    "mnist_seconds": mnist_seconds,
+}
+utils.save_run(
+    cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started
+)
 print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 
 # %% [markdown]

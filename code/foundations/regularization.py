@@ -42,9 +42,9 @@ from plotly.subplots import make_subplots
 import scratch.engine.functional as F
 from scratch import data, plots, utils
 from scratch.config import Config, ConfigError, non_negative, positive, unit_interval
-from scratch.engine import Tensor, nn, no_grad, optim
-from scratch.engine.models import make_mlp
+from scratch.engine import Tensor, nn, optim
 from scratch.engine.loop import Callback, EarlyStopping, evaluate, fit_arrays
+from scratch.engine.models import make_mlp
 from scratch.results import Reference, results_table
 
 
@@ -53,75 +53,185 @@ class RegularizationConfig(Config):
     NAME = "regularization"
 
     # ---- experiments 1 and 2: an MLP on a small subset of MNIST ----
-    n_train: int = field(default=1000, metadata=positive(
-        "training images: few enough that the MLP below memorises them within a few epochs"))
-    n_val: int = field(default=1000, metadata=positive(
-        "held-out training images for early stopping; the test set never chooses anything"))
-    hidden: int = field(default=128, metadata=positive(
-        "units in each of the two hidden layers: ~120k parameters, over 100 per training image"))
-    epochs: int = field(default=40, metadata=positive(
-        "passes over the training images: the unregularized run is at 100% training accuracy within the first third"))
-    batch_size: int = field(default=50, metadata=positive(
-        "images per step: 20 steps per epoch of 1000 images"))
-    lr: float = field(default=0.05, metadata=positive(
-        "SGD step size: of 0.02, 0.05, 0.1, 0.02 is worse on validation, the others tie: we keep the smaller"))
-    momentum: float = field(default=0.9, metadata=unit_interval(
-        "SGD momentum: the usual 0.9"))
-    l2: float = field(default=3e-3, metadata=non_negative(
-        "L2 coefficient: of 1e-3, 3e-3, 1e-2, the best validation accuracy (1e-2 no longer fits every image)"))
-    l1: float = field(default=3e-4, metadata=non_negative(
-        "L1 coefficient: of 1e-5, 1e-4, 3e-4, the best validation accuracy"))
-    dropout: float = field(default=0.3, metadata=unit_interval(
-        "drop probability after each hidden layer: 0.3 beat the paper's 0.5 on validation for layers this narrow"))
-    patience: int = field(default=10, metadata=positive(
-        "epochs without a better validation accuracy before early stopping gives up"))
-    adam_lr: float = field(default=1e-3, metadata=positive(
-        "Adam's step size (its usual default) for experiment 2"))
-    adam_epochs: int = field(default=30, metadata=positive(
-        "epochs per Adam run: 600 steps, enough to fit the training set without decay"))
-    decays: tuple[float, ...] = field(default=(1e-3, 1e-2, 1e-1, 1.0, 10.0), metadata=positive(
-        "lambda values given to both Adam (as L2) and AdamW: four decades, because their useful ranges differ"))
+    n_train: int = field(
+        default=1000,
+        metadata=positive(
+            "training images: few enough that the MLP below memorises them within a few epochs"
+        ),
+    )
+    n_val: int = field(
+        default=1000,
+        metadata=positive(
+            "held-out training images for early stopping; the test set never chooses anything"
+        ),
+    )
+    hidden: int = field(
+        default=128,
+        metadata=positive(
+            "units in each of the two hidden layers: ~120k parameters, over 100 per training image"
+        ),
+    )
+    epochs: int = field(
+        default=40,
+        metadata=positive(
+            "passes over the training images: the unregularized run is at 100% training accuracy within the first third"
+        ),
+    )
+    batch_size: int = field(
+        default=50,
+        metadata=positive("images per step: 20 steps per epoch of 1000 images"),
+    )
+    lr: float = field(
+        default=0.05,
+        metadata=positive(
+            "SGD step size: of 0.02, 0.05, 0.1, 0.02 is worse on validation, the others tie: we keep the smaller"
+        ),
+    )
+    momentum: float = field(
+        default=0.9, metadata=unit_interval("SGD momentum: the usual 0.9")
+    )
+    l2: float = field(
+        default=3e-3,
+        metadata=non_negative(
+            "L2 coefficient: of 1e-3, 3e-3, 1e-2, the best validation accuracy (1e-2 no longer fits every image)"
+        ),
+    )
+    l1: float = field(
+        default=3e-4,
+        metadata=non_negative(
+            "L1 coefficient: of 1e-5, 1e-4, 3e-4, the best validation accuracy"
+        ),
+    )
+    dropout: float = field(
+        default=0.3,
+        metadata=unit_interval(
+            "drop probability after each hidden layer: 0.3 beat the paper's 0.5 on validation for layers this narrow"
+        ),
+    )
+    patience: int = field(
+        default=10,
+        metadata=positive(
+            "epochs without a better validation accuracy before early stopping gives up"
+        ),
+    )
+    adam_lr: float = field(
+        default=1e-3,
+        metadata=positive("Adam's step size (its usual default) for experiment 2"),
+    )
+    adam_epochs: int = field(
+        default=30,
+        metadata=positive(
+            "epochs per Adam run: 600 steps, enough to fit the training set without decay"
+        ),
+    )
+    decays: tuple[float, ...] = field(
+        default=(1e-3, 1e-2, 1e-1, 1.0, 10.0),
+        metadata=positive(
+            "lambda values given to both Adam (as L2) and AdamW: four decades, because their useful ranges differ"
+        ),
+    )
     # ---- experiment 3: fitting sin(10 pi x^4) with more and more points ----
-    curve_width: int = field(default=256, metadata=positive(
-        "tanh units in the single hidden layer: 3 x 256 + 1 parameters, a count inside the range of n"))
-    curve_seeds: int = field(default=5, metadata=positive(
-        "independent fits per training-set size (new points and new initial weights): the spread"))
-    curve_sizes: int = field(default=20, metadata=positive(
-        "training-set sizes, log-spaced from curve_n_min to curve_n_max"))
+    curve_width: int = field(
+        default=256,
+        metadata=positive(
+            "tanh units in the single hidden layer: 3 x 256 + 1 parameters, a count inside the range of n"
+        ),
+    )
+    curve_seeds: int = field(
+        default=5,
+        metadata=positive(
+            "independent fits per training-set size (new points and new initial weights): the spread"
+        ),
+    )
+    curve_sizes: int = field(
+        default=20,
+        metadata=positive(
+            "training-set sizes, log-spaced from curve_n_min to curve_n_max"
+        ),
+    )
     curve_n_min: int = field(default=10, metadata=positive("smallest training set"))
     curve_n_max: int = field(default=1000, metadata=positive("largest training set"))
-    curve_steps: int = field(default=1500, metadata=positive(
-        "full-batch Adam steps per fit: the training RMSE (printed below) is small by then for every n"))
-    curve_lr: float = field(default=0.01, metadata=positive(
-        "Adam's step size, decayed to 0 by a cosine: of 0.003, 0.01, 0.03, the lowest final training error"))
-    slope_min: float = field(default=50.0, metadata=positive(
-        "smallest initial steepness |a| of a hidden unit tanh(a (x - c)): the width of the smoothest step"))
-    slope_max: float = field(default=500.0, metadata=positive(
-        "largest initial steepness: steps as narrow as 1/500 resolve the target's shortest period, 0.05"))
-    curve_extent: float = field(default=1.5, metadata=positive(
-        "the error is also measured on [0, curve_extent]: half as far again as the data"))
-    curve_grid: int = field(default=3001, metadata=positive(
-        "points of the dense evaluation grid on [0, curve_extent]: about 30 per period at x = 1.5"))
+    curve_steps: int = field(
+        default=1500,
+        metadata=positive(
+            "full-batch Adam steps per fit: the training RMSE (printed below) is small by then for every n"
+        ),
+    )
+    curve_lr: float = field(
+        default=0.01,
+        metadata=positive(
+            "Adam's step size, decayed to 0 by a cosine: of 0.003, 0.01, 0.03, the lowest final training error"
+        ),
+    )
+    slope_min: float = field(
+        default=50.0,
+        metadata=positive(
+            "smallest initial steepness |a| of a hidden unit tanh(a (x - c)): the width of the smoothest step"
+        ),
+    )
+    slope_max: float = field(
+        default=500.0,
+        metadata=positive(
+            "largest initial steepness: steps as narrow as 1/500 resolve the target's shortest period, 0.05"
+        ),
+    )
+    curve_extent: float = field(
+        default=1.5,
+        metadata=positive(
+            "the error is also measured on [0, curve_extent]: half as far again as the data"
+        ),
+    )
+    curve_grid: int = field(
+        default=3001,
+        metadata=positive(
+            "points of the dense evaluation grid on [0, curve_extent]: about 30 per period at x = 1.5"
+        ),
+    )
 
     PROFILES = {
-        "tiny": dict(threads=1, n_train=200, n_val=200, hidden=32, epochs=3, patience=2, adam_epochs=2,
-                     decays=(1e-2, 1.0), curve_seeds=2, curve_sizes=4, curve_n_max=100, curve_steps=30,
-                     curve_grid=601),  # tests: a few seconds
+        "tiny": dict(
+            threads=1,
+            n_train=200,
+            n_val=200,
+            hidden=32,
+            epochs=3,
+            patience=2,
+            adam_epochs=2,
+            decays=(1e-2, 1.0),
+            curve_seeds=2,
+            curve_sizes=4,
+            curve_n_max=100,
+            curve_steps=30,
+            curve_grid=601,
+        ),  # tests: a few seconds
         "small": dict(threads=1),  # the book build: well under a minute of CPU
-        "full": dict(hidden=256, epochs=100, patience=20, adam_epochs=60,
-                     decays=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0),
-                     curve_steps=10000),  # same data, longer training: still NumPy on a CPU
+        "full": dict(
+            hidden=256,
+            epochs=100,
+            patience=20,
+            adam_epochs=60,
+            decays=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0),
+            curve_steps=10000,
+        ),  # same data, longer training: still NumPy on a CPU
     }
 
     def validate(self):
         if self.batch_size > self.n_train:
-            raise ConfigError(f"batch_size={self.batch_size} exceeds n_train={self.n_train}")
+            raise ConfigError(
+                f"batch_size={self.batch_size} exceeds n_train={self.n_train}"
+            )
         if self.curve_n_min >= self.curve_n_max:
-            raise ConfigError(f"curve_n_min={self.curve_n_min} must be below curve_n_max={self.curve_n_max}")
+            raise ConfigError(
+                f"curve_n_min={self.curve_n_min} must be below curve_n_max={self.curve_n_max}"
+            )
         if self.slope_min > self.slope_max:
-            raise ConfigError(f"slope_min={self.slope_min} exceeds slope_max={self.slope_max}")
+            raise ConfigError(
+                f"slope_min={self.slope_min} exceeds slope_max={self.slope_max}"
+            )
         if self.curve_extent <= 1:
-            raise ConfigError(f"curve_extent={self.curve_extent} must exceed 1, the end of the data")
+            raise ConfigError(
+                f"curve_extent={self.curve_extent} must exceed 1, the end of the data"
+            )
         if not self.decays:
             raise ConfigError("decays must list at least one lambda")
 
@@ -144,7 +254,9 @@ run_started = time.perf_counter()
 images, labels = data.mnist("train")
 test_images, test_labels = data.mnist("test")
 if cfg.n_train + cfg.n_val > len(images):
-    raise ConfigError(f"n_train + n_val = {cfg.n_train + cfg.n_val} exceeds the {len(images)} training images")
+    raise ConfigError(
+        f"n_train + n_val = {cfg.n_train + cfg.n_val} exceeds the {len(images)} training images"
+    )
 
 
 def flat(x: np.ndarray) -> np.ndarray:
@@ -153,8 +265,10 @@ def flat(x: np.ndarray) -> np.ndarray:
 
 
 order = np.random.default_rng(cfg.seed).permutation(len(images))
-val_rows, pool_rows = order[:cfg.n_val], order[cfg.n_val:]
-x_train, y_train = data.subsample(images[pool_rows], labels[pool_rows], cfg.n_train, seed=cfg.seed)
+val_rows, pool_rows = order[: cfg.n_val], order[cfg.n_val :]
+x_train, y_train = data.subsample(
+    images[pool_rows], labels[pool_rows], cfg.n_train, seed=cfg.seed
+)
 x_train, x_val, x_test = flat(x_train), flat(images[val_rows]), flat(test_images)
 y_val, y_test = labels[val_rows], test_labels
 print(f"train {x_train.shape}, validation {x_val.shape}, test {x_test.shape}")
@@ -166,10 +280,13 @@ print(f"train {x_train.shape}, validation {x_val.shape}, test {x_test.shape}")
 # evaluation mode. It is there for the plots only:
 # nothing is ever chosen by the test accuracy.
 
+
 # %%
 def mnist_mlp(dropout: float = 0.0) -> nn.Sequential:
     """784 -> hidden -> hidden -> 10 with ReLUs, float32, and dropout after each hidden layer if dropout > 0."""
-    return make_mlp([28 * 28, cfg.hidden, cfg.hidden, 10], dropout=dropout, dtype=np.float32)
+    return make_mlp(
+        [28 * 28, cfg.hidden, cfg.hidden, 10], dropout=dropout, dtype=np.float32
+    )
 
 
 class Track(Callback):
@@ -186,16 +303,29 @@ class Track(Callback):
 utils.seed_everything(cfg.seed)
 model = mnist_mlp()
 n_weights = sum(p.size for p in model.parameters())
-history = fit_arrays(model, optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum), x_train, y_train,
-              epochs=cfg.epochs, batch_size=cfg.batch_size, val=(x_val, y_val), seed=cfg.seed, verbose=False,
-              callbacks=[Track((x_train, y_train), (x_test, y_test))])
+history = fit_arrays(
+    model,
+    optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum),
+    x_train,
+    y_train,
+    epochs=cfg.epochs,
+    batch_size=cfg.batch_size,
+    val=(x_val, y_val),
+    seed=cfg.seed,
+    verbose=False,
+    callbacks=[Track((x_train, y_train), (x_test, y_test))],
+)
 runs = {"none": (model, history)}  # every variant of experiment 1 goes here
 print(f"{n_weights} parameters for {cfg.n_train} training images")
-print(f"after {len(history)} epochs: train accuracy {history['train_acc'][-1]:.3f}, "
-      f"test accuracy {history['test_acc'][-1]:.3f}")
+print(
+    f"after {len(history)} epochs: train accuracy {history['train_acc'][-1]:.3f}, "
+    f"test accuracy {history['test_acc'][-1]:.3f}"
+)
 
 # %%
-fig = plots.training_curves(history, title="No regularization: losses (left) and accuracies (right)")
+fig = plots.training_curves(
+    history, title="No regularization: losses (left) and accuracies (right)"
+)
 plots.show(fig, cfg.run_dir / "overfitting.html")
 
 
@@ -393,6 +523,7 @@ plots.show(fig, cfg.run_dir / "overfitting.html")
 # training mode and reports the plain data loss in evaluation mode (which
 # `evaluate` switches on).
 
+
 # %%
 def weight_penalty(model, l1: float = 0.0, l2: float = 0.0) -> Tensor:
     """l1 * sum|w| + l2 / 2 * sum w^2 over the weight matrices (biases are not penalised)."""
@@ -414,13 +545,19 @@ def penalized(loss_fn, model, l1: float = 0.0, l2: float = 0.0):
     def loss(output, target):
         value = loss_fn(output, target)
         return value + weight_penalty(model, l1, l2) if model.training else value
+
     return loss
 
 
 def decay_groups(model, decay: float) -> list:
     """Parameter groups for an optimizer: weight decay on the weight matrices, none on the biases."""
-    return [{"params": [p for p in model.parameters() if p.ndim == 2], "weight_decay": decay},
-            {"params": [p for p in model.parameters() if p.ndim != 2], "weight_decay": 0.0}]
+    return [
+        {
+            "params": [p for p in model.parameters() if p.ndim == 2],
+            "weight_decay": decay,
+        },
+        {"params": [p for p in model.parameters() if p.ndim != 2], "weight_decay": 0.0},
+    ]
 
 
 # %% [markdown]
@@ -436,6 +573,7 @@ def decay_groups(model, decay: float) -> list:
 # in the loss and once with the optimizer's `weight_decay`. For SGD and for Adam
 # the two must agree to rounding (both add $\lambda w$ to the gradient); AdamW
 # must not.
+
 
 # %%
 def few_steps(make_optimizer, l2: float = 0.0, steps: int = 5) -> np.ndarray:
@@ -456,13 +594,16 @@ lam, sgd = cfg.l2, dict(lr=cfg.lr, momentum=cfg.momentum)
 pairs = {
     "SGD + L2 penalty vs SGD(weight_decay)": (
         few_steps(lambda m: optim.SGD(m.parameters(), **sgd), l2=lam),
-        few_steps(lambda m: optim.SGD(decay_groups(m, lam), **sgd))),
+        few_steps(lambda m: optim.SGD(decay_groups(m, lam), **sgd)),
+    ),
     "Adam + L2 penalty vs Adam(weight_decay)": (
         few_steps(lambda m: optim.Adam(m.parameters(), lr=cfg.adam_lr), l2=lam),
-        few_steps(lambda m: optim.Adam(decay_groups(m, lam), lr=cfg.adam_lr))),
+        few_steps(lambda m: optim.Adam(decay_groups(m, lam), lr=cfg.adam_lr)),
+    ),
     "Adam + L2 penalty vs AdamW(weight_decay)": (
         few_steps(lambda m: optim.Adam(m.parameters(), lr=cfg.adam_lr), l2=lam),
-        few_steps(lambda m: optim.AdamW(decay_groups(m, lam), lr=cfg.adam_lr))),
+        few_steps(lambda m: optim.AdamW(decay_groups(m, lam), lr=cfg.adam_lr)),
+    ),
 }
 for name, (a, b) in pairs.items():
     print(f"{name:42} largest |difference| {np.abs(a - b).max():.1e}")
@@ -474,9 +615,13 @@ for name, (a, b) in pairs.items():
 for name, (a, b) in pairs.items():
     gap = np.abs(a - b).max() / np.abs(a).max()
     if "AdamW" in name:
-        assert gap > 1e-3, f"{name}: decoupled decay should differ from an L2 penalty, differs by {gap:.1e}"
+        assert gap > 1e-3, (
+            f"{name}: decoupled decay should differ from an L2 penalty, differs by {gap:.1e}"
+        )
     else:
-        assert gap <= 1e-5, f"{name}: the two forms should agree to float32 rounding, differ by {gap:.1e}"
+        assert gap <= 1e-5, (
+            f"{name}: the two forms should agree to float32 rounding, differ by {gap:.1e}"
+        )
 
 # %% [markdown]
 # ### Dropout
@@ -499,17 +644,30 @@ for name, (a, b) in pairs.items():
 layer = nn.Dropout(cfg.dropout)
 ones = Tensor(np.ones((1000, cfg.hidden), dtype=np.float32))
 out = layer(ones).numpy()
-print(f"train mode: {np.mean(out == 0):.3f} of entries zeroed (p = {cfg.dropout}), "
-      f"survivors = {out.max():.4f} = 1/(1-p), mean {out.mean():.4f}")
-print(f"eval mode:  output is the input: {np.array_equal(layer.eval()(ones).numpy(), ones.numpy())}")
+print(
+    f"train mode: {np.mean(out == 0):.3f} of entries zeroed (p = {cfg.dropout}), "
+    f"survivors = {out.max():.4f} = 1/(1-p), mean {out.mean():.4f}"
+)
+print(
+    f"eval mode:  output is the input: {np.array_equal(layer.eval()(ones).numpy(), ones.numpy())}"
+)
 # Training mode: each of the n entries is dropped with probability p independently, so the fraction
 # dropped is p within a few binomial standard deviations sqrt(p (1 - p) / n) (5 allowed; measured
 # 0.4 to 0.6 of them), and every survivor is 1/(1-p) in float32 (a few ulps: rtol 1e-6). Evaluation
 # mode is the identity: bit for bit.
 n_entries, p_drop = out.size, cfg.dropout
-assert abs(np.mean(out == 0) - p_drop) <= 5 * np.sqrt(p_drop * (1 - p_drop) / n_entries), "dropout rate is off"
-np.testing.assert_allclose(out[out != 0], 1 / (1 - p_drop), rtol=1e-6, err_msg="survivors are not scaled by 1/(1-p)")
-assert np.array_equal(layer.eval()(ones).numpy(), ones.numpy()), "dropout in eval mode is not the identity"
+assert abs(np.mean(out == 0) - p_drop) <= 5 * np.sqrt(
+    p_drop * (1 - p_drop) / n_entries
+), "dropout rate is off"
+np.testing.assert_allclose(
+    out[out != 0],
+    1 / (1 - p_drop),
+    rtol=1e-6,
+    err_msg="survivors are not scaled by 1/(1-p)",
+)
+assert np.array_equal(layer.eval()(ones).numpy(), ones.numpy()), (
+    "dropout in eval mode is not the identity"
+)
 
 
 # %% [markdown]
@@ -523,17 +681,27 @@ assert np.array_equal(layer.eval()(ones).numpy(), ones.numpy()), "dropout in eva
 # :pyobject: EarlyStopping
 # ```
 
+
 # %%
 class RestoreBest(Callback):
     """Keep the weights of the epoch with the highest `monitor`, and load them back when training ends."""
 
     def __init__(self, monitor: str = "val_acc"):
-        self.monitor, self.best, self.best_epoch, self.weights = monitor, -math.inf, 0, None
+        self.monitor, self.best, self.best_epoch, self.weights = (
+            monitor,
+            -math.inf,
+            0,
+            None,
+        )
 
     def on_epoch_end(self, state):
         value = state.history.last[self.monitor]
         if value > self.best:  # strictly better, as EarlyStopping counts it
-            self.best, self.best_epoch, self.weights = value, state.epoch + 1, state.model.state_dict()
+            self.best, self.best_epoch, self.weights = (
+                value,
+                state.epoch + 1,
+                state.model.state_dict(),
+            )
 
     def on_fit_end(self, state):
         state.model.load_state_dict(self.weights)
@@ -549,22 +717,44 @@ class RestoreBest(Callback):
 # the same order; only the regularizer differs. The unregularized run is the one
 # from the motivation.
 
+
 # %%
-def train_variant(dropout: float = 0.0, l1: float = 0.0, l2: float = 0.0, early_stopping: bool = False):
+def train_variant(
+    dropout: float = 0.0, l1: float = 0.0, l2: float = 0.0, early_stopping: bool = False
+):
     """The MLP trained by momentum SGD with one regularizer; returns (model, history, best epoch or None)."""
-    utils.seed_everything(cfg.seed)  # same initial weights, batches and dropout masks' generator
+    utils.seed_everything(
+        cfg.seed
+    )  # same initial weights, batches and dropout masks' generator
     net = mnist_mlp(dropout)
     callbacks = [Track((x_train, y_train), (x_test, y_test))]
     if early_stopping:
-        callbacks += [EarlyStopping(monitor="val_acc", mode="max", patience=cfg.patience), RestoreBest("val_acc")]
-    hist = fit_arrays(net, optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum), x_train, y_train,
-               epochs=cfg.epochs, batch_size=cfg.batch_size, loss_fn=penalized(F.cross_entropy, net, l1, l2),
-               val=(x_val, y_val), callbacks=callbacks, seed=cfg.seed, verbose=False)
+        callbacks += [
+            EarlyStopping(monitor="val_acc", mode="max", patience=cfg.patience),
+            RestoreBest("val_acc"),
+        ]
+    hist = fit_arrays(
+        net,
+        optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum),
+        x_train,
+        y_train,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        loss_fn=penalized(F.cross_entropy, net, l1, l2),
+        val=(x_val, y_val),
+        callbacks=callbacks,
+        seed=cfg.seed,
+        verbose=False,
+    )
     return net, hist, (callbacks[-1].best_epoch if early_stopping else None)
 
 
-variants = {"L2": dict(l2=cfg.l2), "L1": dict(l1=cfg.l1), "dropout": dict(dropout=cfg.dropout),
-            "early stopping": dict(early_stopping=True)}
+variants = {
+    "L2": dict(l2=cfg.l2),
+    "L1": dict(l1=cfg.l1),
+    "dropout": dict(dropout=cfg.dropout),
+    "early stopping": dict(early_stopping=True),
+}
 best_epoch = {"none": None}
 started = time.perf_counter()
 for name, kwargs in variants.items():
@@ -576,23 +766,33 @@ print(f"{len(variants)} trainings in {time.perf_counter() - started:.1f} s")
 # %%
 def weight_stats(net) -> tuple:
     """(L2 norm of all weight matrices, fraction of weights with |w| < 1e-3)."""
-    w = np.concatenate([p.data.ravel().astype(np.float64) for p in net.parameters() if p.ndim == 2])
-    return float(np.sqrt((w ** 2).sum())), float(np.mean(np.abs(w) < 1e-3))
+    w = np.concatenate(
+        [p.data.ravel().astype(np.float64) for p in net.parameters() if p.ndim == 2]
+    )
+    return float(np.sqrt((w**2).sum())), float(np.mean(np.abs(w) < 1e-3))
 
 
 results = {}
-print(f"{'':15}{'epochs':>7}{'train acc':>11}{'test acc':>10}{'gap':>8}{'|w|':>8}{'|w|<1e-3':>10}")
+print(
+    f"{'':15}{'epochs':>7}{'train acc':>11}{'test acc':>10}{'gap':>8}{'|w|':>8}{'|w|<1e-3':>10}"
+)
 for name, (net, hist) in runs.items():
     train_acc = evaluate(net, x_train, y_train)["val_acc"]
     test_acc = evaluate(net, x_test, y_test)["val_acc"]
     norm, small = weight_stats(net)
-    results[name] = dict(train_acc=train_acc, test_acc=test_acc, weight_norm=norm, small_weights=small)
+    results[name] = dict(
+        train_acc=train_acc, test_acc=test_acc, weight_norm=norm, small_weights=small
+    )
     epochs = f"{len(hist)}" + (f" ({best_epoch[name]})" if best_epoch[name] else "")
-    print(f"{name:15}{epochs:>7}{train_acc:>11.3f}{test_acc:>10.3f}{train_acc - test_acc:>8.3f}"
-          f"{norm:>8.1f}{small:>10.2f}")
+    print(
+        f"{name:15}{epochs:>7}{train_acc:>11.3f}{test_acc:>10.3f}{train_acc - test_acc:>8.3f}"
+        f"{norm:>8.1f}{small:>10.2f}"
+    )
 base = results["none"]["test_acc"]
-print(f"\none standard error of a test accuracy near {base:.2f} on {len(x_test)} images: "
-      f"{math.sqrt(base * (1 - base) / len(x_test)):.3f}")
+print(
+    f"\none standard error of a test accuracy near {base:.2f} on {len(x_test)} images: "
+    f"{math.sqrt(base * (1 - base) / len(x_test)):.3f}"
+)
 
 # %% [markdown]
 # (For early stopping, the number in parentheses is the epoch whose weights were
@@ -605,16 +805,32 @@ print(f"\none standard error of a test accuracy near {base:.2f} on {len(x_test)}
 # where training had brought them at the best epoch.
 
 # %%
-fig = make_subplots(rows=1, cols=2, subplot_titles=["training accuracy", "test accuracy"])
+fig = make_subplots(
+    rows=1, cols=2, subplot_titles=["training accuracy", "test accuracy"]
+)
 for i, (name, (_, hist)) in enumerate(runs.items()):
     epochs = [row["epoch"] for row in hist.epochs]
     for col, key in ((1, "train_acc"), (2, "test_acc")):
-        fig.add_trace(go.Scatter(x=epochs, y=hist[key], name=name, legendgroup=name, showlegend=col == 1,
-                                 mode="lines", line=dict(color=plots.COLORS[i])), row=1, col=col)
+        fig.add_trace(
+            go.Scatter(
+                x=epochs,
+                y=hist[key],
+                name=name,
+                legendgroup=name,
+                showlegend=col == 1,
+                mode="lines",
+                line=dict(color=plots.COLORS[i]),
+            ),
+            row=1,
+            col=col,
+        )
 fig.update_xaxes(title_text="epoch")
 fig.update_yaxes(title_text="accuracy", row=1, col=1)
-fig.update_layout(title="Training and test accuracy per epoch, one curve per regularizer", height=420,
-                  hovermode="x unified")
+fig.update_layout(
+    title="Training and test accuracy per epoch, one curve per regularizer",
+    height=420,
+    hovermode="x unified",
+)
 plots.show(fig, cfg.run_dir / "regularizers.html")
 
 # %% [markdown]
@@ -623,11 +839,18 @@ plots.show(fig, cfg.run_dir / "regularizers.html")
 # distribution, L1 piles most weights into a spike at zero.
 
 # %%
-sample = np.random.default_rng(cfg.seed).choice(28 * 28 * cfg.hidden, size=min(10_000, 28 * 28 * cfg.hidden),
-                                                replace=False)  # the same 10k weights of each run: a lighter page
-fig = plots.histograms({name: runs[name][0][0].weight.data.ravel()[sample] for name in ("none", "L2", "L1")},
-                       title="First-layer weights after training (a random sample of them)",
-                       xlabel="weight value", bins=120)
+sample = np.random.default_rng(cfg.seed).choice(
+    28 * 28 * cfg.hidden, size=min(10_000, 28 * 28 * cfg.hidden), replace=False
+)  # the same 10k weights of each run: a lighter page
+fig = plots.histograms(
+    {
+        name: runs[name][0][0].weight.data.ravel()[sample]
+        for name in ("none", "L2", "L1")
+    },
+    title="First-layer weights after training (a random sample of them)",
+    xlabel="weight value",
+    bins=120,
+)
 plots.show(fig, cfg.run_dir / "weight_histograms.html")
 
 
@@ -640,14 +863,25 @@ plots.show(fig, cfg.run_dir / "weight_histograms.html")
 # {eq}`regularization-adamw`), both on the weight matrices only. For SGD the two
 # would be the same run.
 
+
 # %%
 def train_adam(decoupled: bool, decay: float):
     """The MLP trained by Adam (decay as an L2 gradient) or AdamW (decoupled decay)."""
     utils.seed_everything(cfg.seed)
     net = mnist_mlp()
-    opt = (optim.AdamW if decoupled else optim.Adam)(decay_groups(net, decay), lr=cfg.adam_lr)
-    fit_arrays(net, opt, x_train, y_train, epochs=cfg.adam_epochs, batch_size=cfg.batch_size, seed=cfg.seed,
-        verbose=False)
+    opt = (optim.AdamW if decoupled else optim.Adam)(
+        decay_groups(net, decay), lr=cfg.adam_lr
+    )
+    fit_arrays(
+        net,
+        opt,
+        x_train,
+        y_train,
+        epochs=cfg.adam_epochs,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        verbose=False,
+    )
     return net
 
 
@@ -658,34 +892,63 @@ for decay in cfg.decays:
     adam_models[("AdamW", decay)] = train_adam(True, decay)
 adam_results = {}
 for key, net in adam_models.items():
-    adam_results[key] = dict(train_acc=evaluate(net, x_train, y_train)["val_acc"],
-                             val_acc=evaluate(net, x_val, y_val)["val_acc"],
-                             test_acc=evaluate(net, x_test, y_test)["val_acc"], weight_norm=weight_stats(net)[0])
+    adam_results[key] = dict(
+        train_acc=evaluate(net, x_train, y_train)["val_acc"],
+        val_acc=evaluate(net, x_val, y_val)["val_acc"],
+        test_acc=evaluate(net, x_test, y_test)["val_acc"],
+        weight_norm=weight_stats(net)[0],
+    )
 print(f"{len(adam_models)} trainings in {time.perf_counter() - started:.1f} s\n")
 print(f"{'':12}{'lambda':>8}{'train acc':>11}{'val acc':>9}{'test acc':>10}{'|w|':>8}")
 for (name, decay), r in adam_results.items():
-    print(f"{name:12}{decay:>8g}{r['train_acc']:>11.3f}{r['val_acc']:>9.3f}{r['test_acc']:>10.3f}"
-          f"{r['weight_norm']:>8.1f}")
-best_decay = {name: max(cfg.decays, key=lambda d: adam_results[(name, d)]["val_acc"])
-              for name in ("Adam + L2", "AdamW")}
+    print(
+        f"{name:12}{decay:>8g}{r['train_acc']:>11.3f}{r['val_acc']:>9.3f}{r['test_acc']:>10.3f}"
+        f"{r['weight_norm']:>8.1f}"
+    )
+best_decay = {
+    name: max(cfg.decays, key=lambda d: adam_results[(name, d)]["val_acc"])
+    for name in ("Adam + L2", "AdamW")
+}
 for name, decay in best_decay.items():
-    print(f"best λ for {name} by validation accuracy: {decay:g}, "
-          f"test accuracy {adam_results[(name, decay)]['test_acc']:.3f}")
+    print(
+        f"best λ for {name} by validation accuracy: {decay:g}, "
+        f"test accuracy {adam_results[(name, decay)]['test_acc']:.3f}"
+    )
 
 # %%
-fig = make_subplots(rows=1, cols=2, subplot_titles=["test accuracy", "norm of the weight matrices"])
+fig = make_subplots(
+    rows=1, cols=2, subplot_titles=["test accuracy", "norm of the weight matrices"]
+)
 for i, name in enumerate(("Adam + L2", "AdamW")):
     rows = [adam_results[(name, d)] for d in cfg.decays]
     for col, key in ((1, "test_acc"), (2, "weight_norm")):
-        fig.add_trace(go.Scatter(x=list(cfg.decays), y=[r[key] for r in rows], name=name, legendgroup=name,
-                                 showlegend=col == 1, mode="lines+markers",
-                                 line=dict(color=plots.COLORS[i])), row=1, col=col)
-        fig.add_hline(y=adam_results[("Adam", 0.0)][key], line_dash="dot", line_color=plots.COLORS[7],
-                      row=1, col=col, annotation_text="no decay" if col == 1 else None)
+        fig.add_trace(
+            go.Scatter(
+                x=list(cfg.decays),
+                y=[r[key] for r in rows],
+                name=name,
+                legendgroup=name,
+                showlegend=col == 1,
+                mode="lines+markers",
+                line=dict(color=plots.COLORS[i]),
+            ),
+            row=1,
+            col=col,
+        )
+        fig.add_hline(
+            y=adam_results[("Adam", 0.0)][key],
+            line_dash="dot",
+            line_color=plots.COLORS[7],
+            row=1,
+            col=col,
+            annotation_text="no decay" if col == 1 else None,
+        )
 fig.update_xaxes(type="log", title_text="λ (weight_decay)", exponentformat="power")
 fig.update_yaxes(title_text="accuracy", row=1, col=1)
 fig.update_yaxes(title_text="‖w‖", type="log", row=1, col=2)
-fig.update_layout(title="The same λ means very different things to Adam + L2 and to AdamW", height=420)
+fig.update_layout(
+    title="The same λ means very different things to Adam + L2 and to AdamW", height=420
+)
 plots.show(fig, cfg.run_dir / "adam_vs_adamw.html")
 
 # %% [markdown]
@@ -708,20 +971,33 @@ plots.show(fig, cfg.run_dir / "adam_vs_adamw.html")
 # decay, and for Adam + L2 and AdamW at the smallest $\lambda$ of the sweep:
 
 # %%
-dead = (x_train == 0).all(axis=0)  # (784,) pixels that are black in every training image
+dead = (x_train == 0).all(
+    axis=0
+)  # (784,) pixels that are black in every training image
 smallest = min(cfg.decays)
-maps = {"Adam, no decay": adam_models[("Adam", 0.0)],
-        f"Adam + L2, λ={smallest:g}": adam_models[("Adam + L2", smallest)],
-        f"AdamW, λ={smallest:g}": adam_models[("AdamW", smallest)]}
-column_norms = {name: np.linalg.norm(net[0].weight.data, axis=0) for name, net in maps.items()}  # (784,)
-fig = plots.image_grid(np.stack([v.reshape(28, 28) for v in column_norms.values()]), titles=list(column_norms),
-                       ncols=3, cell=220, colorscale="Viridis",
-                       title="Norm of each input pixel's first-layer weights (each panel on its own scale)")
+maps = {
+    "Adam, no decay": adam_models[("Adam", 0.0)],
+    f"Adam + L2, λ={smallest:g}": adam_models[("Adam + L2", smallest)],
+    f"AdamW, λ={smallest:g}": adam_models[("AdamW", smallest)],
+}
+column_norms = {
+    name: np.linalg.norm(net[0].weight.data, axis=0) for name, net in maps.items()
+}  # (784,)
+fig = plots.image_grid(
+    np.stack([v.reshape(28, 28) for v in column_norms.values()]),
+    titles=list(column_norms),
+    ncols=3,
+    cell=220,
+    colorscale="Viridis",
+    title="Norm of each input pixel's first-layer weights (each panel on its own scale)",
+)
 plots.show(fig, cfg.run_dir / "pixel_weights.html")
 print(f"{dead.sum()} of 784 pixels are black in all {len(x_train)} training images")
 for name, norms in column_norms.items():
-    print(f"{name:24} mean weight norm: always-black pixels {norms[dead].mean():.4f}, "
-          f"other pixels {norms[~dead].mean():.4f}")
+    print(
+        f"{name:24} mean weight norm: always-black pixels {norms[dead].mean():.4f}, "
+        f"other pixels {norms[~dead].mean():.4f}"
+    )
 
 
 # %% [markdown]
@@ -776,9 +1052,10 @@ for name, norms in column_norms.items():
 # but at these sizes the allocations cost more than the arithmetic. Both claims
 # are checked below.
 
+
 # %%
 def target(x: np.ndarray) -> np.ndarray:
-    return np.sin(10 * np.pi * x ** 4)
+    return np.sin(10 * np.pi * x**4)
 
 
 def init_curve_nets(seeds: int, width: int, rng, dtype=np.float32) -> dict:
@@ -787,11 +1064,16 @@ def init_curve_nets(seeds: int, width: int, rng, dtype=np.float32) -> dict:
     Unit j starts as tanh(a_j (x - c_j)): a step at c_j ~ U(0, 1) with |a_j| log-uniform in
     [slope_min, slope_max]; the output layer is initialised as nn.Linear's (U(-1/sqrt(width), +))."""
     a = rng.choice([-1.0, 1.0], (seeds, 1, width)) * np.exp(
-        rng.uniform(math.log(cfg.slope_min), math.log(cfg.slope_max), (seeds, 1, width)))
+        rng.uniform(math.log(cfg.slope_min), math.log(cfg.slope_max), (seeds, 1, width))
+    )
     c = rng.random((seeds, 1, width))
     bound = 1 / math.sqrt(width)
-    weights = {"W1": a, "b1": -a * c,  # (S, 1, H) each
-               "W2": rng.uniform(-bound, bound, (seeds, width, 1)), "b2": np.zeros((seeds, 1, 1))}
+    weights = {
+        "W1": a,
+        "b1": -a * c,  # (S, 1, H) each
+        "W2": rng.uniform(-bound, bound, (seeds, width, 1)),
+        "b2": np.zeros((seeds, 1, 1)),
+    }
     return {k: v.astype(dtype) for k, v in weights.items()}
 
 
@@ -821,10 +1103,12 @@ def curve_loss_and_grads(p: dict, x: np.ndarray, y: np.ndarray) -> tuple:
     h *= p["W2"].transpose(0, 2, 1)  # (S, n, H): d loss / d pre-activation
     grads["W1"] = x.transpose(0, 2, 1) @ h
     grads["b1"] = h.sum(axis=1, keepdims=True)
-    return (err ** 2).mean(axis=(1, 2)), grads
+    return (err**2).mean(axis=(1, 2)), grads
 
 
-def train_curve_nets(p: dict, x, y, steps: int, lr: float, betas=(0.9, 0.999), eps=1e-8) -> np.ndarray:
+def train_curve_nets(
+    p: dict, x, y, steps: int, lr: float, betas=(0.9, 0.999), eps=1e-8
+) -> np.ndarray:
     """Full-batch Adam (optim.Adam's update) with a cosine decay of the step size, on all S networks at once.
 
     Replaces the arrays in p by the trained ones; returns the final training MSE of each network, (S,)."""
@@ -832,12 +1116,16 @@ def train_curve_nets(p: dict, x, y, steps: int, lr: float, betas=(0.9, 0.999), e
     v = {k: np.zeros_like(v) for k, v in p.items()}
     for t in range(1, steps + 1):
         loss, grads = curve_loss_and_grads(p, x, y)
-        step_size = lr * 0.5 * (1 + math.cos(math.pi * (t - 1) / steps))  # CosineAnnealingLR's schedule
+        step_size = (
+            lr * 0.5 * (1 + math.cos(math.pi * (t - 1) / steps))
+        )  # CosineAnnealingLR's schedule
         for k, g in grads.items():
             m[k] = betas[0] * m[k] + (1 - betas[0]) * g
             v[k] = betas[1] * v[k] + (1 - betas[1]) * g * g
             denom = np.sqrt(v[k] / (1 - betas[1] ** t)) + eps
-            p[k] = (p[k] - step_size / (1 - betas[0] ** t) * (m[k] / denom)).astype(p[k].dtype, copy=False)
+            p[k] = (p[k] - step_size / (1 - betas[0] ** t) * (m[k] / denom)).astype(
+                p[k].dtype, copy=False
+            )
     return loss
 
 
@@ -846,6 +1134,7 @@ def train_curve_nets(p: dict, x, y, steps: int, lr: float, betas=(0.9, 0.999), e
 # float64, on a small problem), then one Adam step of ours against `optim.Adam`
 # on the same stacked weights, then the speed of one training step for the
 # largest training set, by hand and with the engine.
+
 
 # %%
 def engine_loss(params: dict, x, y) -> Tensor:
@@ -857,63 +1146,95 @@ def engine_loss(params: dict, x, y) -> Tensor:
 rng = np.random.default_rng(cfg.seed)
 x_small = rng.random((3, 7, 1))
 p_small = init_curve_nets(3, 16, rng, dtype=np.float64)
-_, ours = curve_loss_and_grads({k: v.copy() for k, v in p_small.items()}, x_small, target(x_small))
+_, ours = curve_loss_and_grads(
+    {k: v.copy() for k, v in p_small.items()}, x_small, target(x_small)
+)
 params = {k: Tensor(v, requires_grad=True) for k, v in p_small.items()}
 engine_loss(params, x_small, target(x_small)).backward()
-print(f"hand-written vs autograd gradients: largest |difference| "
-      f"{max(np.abs(ours[k] - params[k].grad).max() for k in ours):.1e}")
+print(
+    f"hand-written vs autograd gradients: largest |difference| "
+    f"{max(np.abs(ours[k] - params[k].grad).max() for k in ours):.1e}"
+)
 # float64, gradients of size ~0.1 to 1, the same sums in other orders: measured 1.7e-18.
 # 1e-12 is far above float64 rounding, far below a wrong formula.
 hand_vs_autograd = max(np.abs(ours[k] - params[k].grad).max() for k in ours)
-assert hand_vs_autograd <= 1e-12, f"hand-written gradients differ from autograd's by {hand_vs_autograd:.1e}"
+assert hand_vs_autograd <= 1e-12, (
+    f"hand-written gradients differ from autograd's by {hand_vs_autograd:.1e}"
+)
 
 p_ours = {k: v.copy() for k, v in p_small.items()}
 train_curve_nets(p_ours, x_small, target(x_small), steps=1, lr=cfg.curve_lr)
-adam = optim.Adam(list(params.values()), lr=cfg.curve_lr)  # params still hold the autograd gradients
+adam = optim.Adam(
+    list(params.values()), lr=cfg.curve_lr
+)  # params still hold the autograd gradients
 adam.step()
-print(f"our Adam step vs optim.Adam:         largest |difference| "
-      f"{max(np.abs(p_ours[k] - params[k].data).max() for k in p_ours):.1e}")
+print(
+    f"our Adam step vs optim.Adam:         largest |difference| "
+    f"{max(np.abs(p_ours[k] - params[k].data).max() for k in p_ours):.1e}"
+)
 # One float64 Adam step on weights of size ~1: rounding, measured 5.6e-17. Tolerance 1e-12.
 adam_vs_optim = max(np.abs(p_ours[k] - params[k].data).max() for k in p_ours)
-assert adam_vs_optim <= 1e-12, f"our Adam step differs from optim.Adam's by {adam_vs_optim:.1e}"
+assert adam_vs_optim <= 1e-12, (
+    f"our Adam step differs from optim.Adam's by {adam_vs_optim:.1e}"
+)
 
 x_big = rng.random((cfg.curve_seeds, cfg.curve_n_max, 1)).astype(np.float32)
 p_big = init_curve_nets(cfg.curve_seeds, cfg.curve_width, rng)
 big = {k: Tensor(v, requires_grad=True) for k, v in p_big.items()}
 timings = {}
-for name, one_step in (("by hand", lambda: curve_loss_and_grads(p_big, x_big, target(x_big))),
-                       ("engine", lambda: engine_loss(big, x_big, target(x_big)).backward())):
+for name, one_step in (
+    ("by hand", lambda: curve_loss_and_grads(p_big, x_big, target(x_big))),
+    ("engine", lambda: engine_loss(big, x_big, target(x_big)).backward()),
+):
     one_step()  # warm up
     started = time.perf_counter()
     for _ in range(5):
         one_step()
     timings[name] = (time.perf_counter() - started) / 5
-print(f"one step, {cfg.curve_seeds} networks x {cfg.curve_n_max} points: by hand {timings['by hand'] * 1e3:.1f} ms, "
-      f"engine {timings['engine'] * 1e3:.1f} ms ({timings['engine'] / timings['by hand']:.1f}x)")
+print(
+    f"one step, {cfg.curve_seeds} networks x {cfg.curve_n_max} points: by hand {timings['by hand'] * 1e3:.1f} ms, "
+    f"engine {timings['engine'] * 1e3:.1f} ms ({timings['engine'] / timings['by hand']:.1f}x)"
+)
 
 # %% [markdown]
 # The study itself: for each training-set size, one vectorized training of all
 # seeds, then the errors on the dense grid.
 
 # %%
-sizes = np.unique(np.round(np.logspace(math.log10(cfg.curve_n_min), math.log10(cfg.curve_n_max),
-                                       cfg.curve_sizes)).astype(int))
+sizes = np.unique(
+    np.round(
+        np.logspace(
+            math.log10(cfg.curve_n_min), math.log10(cfg.curve_n_max), cfg.curve_sizes
+        )
+    ).astype(int)
+)
 grid = np.linspace(0, cfg.curve_extent, cfg.curve_grid, dtype=np.float32)
 inside = grid <= 1
-plot_every = max(1, (cfg.curve_grid - 1) // 500)  # the slider keeps every k-th grid point: a lighter page
+plot_every = max(
+    1, (cfg.curve_grid - 1) // 500
+)  # the slider keeps every k-th grid point: a lighter page
 n_params = 3 * cfg.curve_width + 1
 err_inside = np.zeros((len(sizes), cfg.curve_seeds))  # max |error| on [0, 1]
 err_all = np.zeros((len(sizes), cfg.curve_seeds))  # max |error| on [0, curve_extent]
 train_rmse = np.zeros((len(sizes), cfg.curve_seeds))
-where_worst = np.zeros((len(sizes), cfg.curve_seeds))  # the x of the largest error on [0, 1]
-bias2, variance = np.zeros(len(sizes)), np.zeros(len(sizes))  # eq. (regularization-bias-variance) on [0, 1]
+where_worst = np.zeros(
+    (len(sizes), cfg.curve_seeds)
+)  # the x of the largest error on [0, 1]
+bias2, variance = (
+    np.zeros(len(sizes)),
+    np.zeros(len(sizes)),
+)  # eq. (regularization-bias-variance) on [0, 1]
 fits, points = [], []  # for the slider
 started = time.perf_counter()
 for i, n in enumerate(sizes):
-    rng = np.random.default_rng([cfg.seed, n])  # one stream per size: a size's result does not depend on the others
+    rng = np.random.default_rng(
+        [cfg.seed, n]
+    )  # one stream per size: a size's result does not depend on the others
     x = rng.random((cfg.curve_seeds, n, 1)).astype(np.float32)
     p = init_curve_nets(cfg.curve_seeds, cfg.curve_width, rng)
-    train_rmse[i] = np.sqrt(train_curve_nets(p, x, target(x), cfg.curve_steps, cfg.curve_lr))
+    train_rmse[i] = np.sqrt(
+        train_curve_nets(p, x, target(x), cfg.curve_steps, cfg.curve_lr)
+    )
     pred = curve_predict(p, grid)  # (S, G)
     err = np.abs(pred - target(grid))
     err_inside[i], err_all[i] = err[:, inside].max(axis=1), err.max(axis=1)
@@ -924,17 +1245,27 @@ for i, n in enumerate(sizes):
     fits.append(pred[:, ::plot_every])
     points.append((x[0, :, 0], target(x[0, :, 0])))
 curve_seconds = time.perf_counter() - started
-print(f"{len(sizes)} sizes x {cfg.curve_seeds} seeds = {len(sizes) * cfg.curve_seeds} fits in {curve_seconds:.1f} s; "
-      f"{n_params} parameters per network\n")
-print(f"{'n':>5}{'train RMSE':>12}{'max err on [0, 1]':>22}{f'max err on [0, {cfg.curve_extent:g}]':>24}"
-      f"{'bias²':>9}{'variance':>10}")
-print(f"{'':5}{'(worst seed)':>12}{'mean [min, max]':>22}{'mean [min, max]':>24}{'on [0, 1]':>19}")
+print(
+    f"{len(sizes)} sizes x {cfg.curve_seeds} seeds = {len(sizes) * cfg.curve_seeds} fits in {curve_seconds:.1f} s; "
+    f"{n_params} parameters per network\n"
+)
+print(
+    f"{'n':>5}{'train RMSE':>12}{'max err on [0, 1]':>22}{f'max err on [0, {cfg.curve_extent:g}]':>24}"
+    f"{'bias²':>9}{'variance':>10}"
+)
+print(
+    f"{'':5}{'(worst seed)':>12}{'mean [min, max]':>22}{'mean [min, max]':>24}{'on [0, 1]':>19}"
+)
 for i, n in enumerate(sizes):
-    print(f"{n:>5}{train_rmse[i].max():>12.3f}{err_inside[i].mean():>9.2f} [{err_inside[i].min():.2f}, "
-          f"{err_inside[i].max():.2f}]{err_all[i].mean():>11.2f} [{err_all[i].min():.2f}, {err_all[i].max():.2f}]"
-          f"{bias2[i]:>9.4f}{variance[i]:>10.4f}")
-print(f"\nwhere the largest error on [0, 1] sits, for n = {sizes[-1]}: x = "
-      + ", ".join(f"{v:.3f}" for v in np.sort(where_worst[-1])))
+    print(
+        f"{n:>5}{train_rmse[i].max():>12.3f}{err_inside[i].mean():>9.2f} [{err_inside[i].min():.2f}, "
+        f"{err_inside[i].max():.2f}]{err_all[i].mean():>11.2f} [{err_all[i].min():.2f}, {err_all[i].max():.2f}]"
+        f"{bias2[i]:>9.4f}{variance[i]:>10.4f}"
+    )
+print(
+    f"\nwhere the largest error on [0, 1] sits, for n = {sizes[-1]}: x = "
+    + ", ".join(f"{v:.3f}" for v in np.sort(where_worst[-1]))
+)
 
 # %% [markdown]
 # Mean over the seeds, with the band from the best to the worst seed; the dotted
@@ -942,23 +1273,53 @@ print(f"\nwhere the largest error on [0, 1] sits, for n = {sizes[-1]}: x = "
 
 # %%
 fig = go.Figure()
-for i, (name, errs) in enumerate(((f"inside the data, [0, 1]", err_inside),
-                                  (f"with extrapolation, [0, {cfg.curve_extent:g}]", err_all))):
+for i, (name, errs) in enumerate(
+    (
+        ("inside the data, [0, 1]", err_inside),
+        (f"with extrapolation, [0, {cfg.curve_extent:g}]", err_all),
+    )
+):
     color = plots.COLORS[i]
-    fig.add_trace(go.Scatter(x=np.r_[sizes, sizes[::-1]], y=np.r_[errs.max(1), errs.min(1)[::-1]],
-                             fill="toself", fillcolor=color, opacity=0.2, line=dict(width=0),
-                             hoverinfo="skip", showlegend=False, legendgroup=name))
-    fig.add_trace(go.Scatter(x=sizes, y=errs.mean(1), name=name, legendgroup=name, mode="lines+markers",
-                             line=dict(color=color),
-                             customdata=np.c_[errs.min(1), errs.max(1)],
-                             hovertemplate="n=%{x}: mean %{y:.2f} (min %{customdata[0]:.2f}, "
-                                           "max %{customdata[1]:.2f})<extra></extra>"))
-fig.add_vline(x=n_params, line_dash="dot", line_color=plots.COLORS[7],
-              annotation_text="n = parameters", annotation_position="top left")
+    fig.add_trace(
+        go.Scatter(
+            x=np.r_[sizes, sizes[::-1]],
+            y=np.r_[errs.max(1), errs.min(1)[::-1]],
+            fill="toself",
+            fillcolor=color,
+            opacity=0.2,
+            line=dict(width=0),
+            hoverinfo="skip",
+            showlegend=False,
+            legendgroup=name,
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=sizes,
+            y=errs.mean(1),
+            name=name,
+            legendgroup=name,
+            mode="lines+markers",
+            line=dict(color=color),
+            customdata=np.c_[errs.min(1), errs.max(1)],
+            hovertemplate="n=%{x}: mean %{y:.2f} (min %{customdata[0]:.2f}, "
+            "max %{customdata[1]:.2f})<extra></extra>",
+        )
+    )
+fig.add_vline(
+    x=n_params,
+    line_dash="dot",
+    line_color=plots.COLORS[7],
+    annotation_text="n = parameters",
+    annotation_position="top left",
+)
 fig.update_xaxes(type="log", title_text="training points n")
 fig.update_yaxes(type="log", title_text="max |f̂(x) − f(x)| on the grid")
-fig.update_layout(title=f"Largest error of the fit vs training-set size ({cfg.curve_seeds} seeds: mean and min-max)",
-                  height=440, hovermode="x unified")
+fig.update_layout(
+    title=f"Largest error of the fit vs training-set size ({cfg.curve_seeds} seeds: mean and min-max)",
+    height=440,
+    hovermode="x unified",
+)
 plots.show(fig, cfg.run_dir / "error_vs_n.html")
 
 # %% [markdown]
@@ -968,33 +1329,84 @@ plots.show(fig, cfg.run_dir / "error_vs_n.html")
 
 # %%
 plot_grid = grid[::plot_every]
-truth = go.Scatter(x=grid, y=target(grid), name="f(x) = sin(10πx⁴)", mode="lines",
-                   line=dict(color=plots.COLORS[7], width=1.5))
+truth = go.Scatter(
+    x=grid,
+    y=target(grid),
+    name="f(x) = sin(10πx⁴)",
+    mode="lines",
+    line=dict(color=plots.COLORS[7], width=1.5),
+)
 
 
 def frame_traces(i: int, first: bool = False) -> list:
     """The seeds' fits and the first seed's training points for size index i.
 
     Frames only carry what changes (the fits' y): plotly merges them into the traces."""
-    lines = [go.Scatter(x=plot_grid, y=fits[i][s], name=f"fit, seed {s}", mode="lines",
-                        line=dict(width=1.5, color=plots.COLORS[s % 7])) if first else go.Scatter(y=fits[i][s])
-             for s in range(cfg.curve_seeds)]
-    return lines + [go.Scatter(x=points[i][0], y=points[i][1], name="training points (seed 0)", mode="markers",
-                               marker=dict(size=5, color="#1a1a1a"))]
+    lines = [
+        go.Scatter(
+            x=plot_grid,
+            y=fits[i][s],
+            name=f"fit, seed {s}",
+            mode="lines",
+            line=dict(width=1.5, color=plots.COLORS[s % 7]),
+        )
+        if first
+        else go.Scatter(y=fits[i][s])
+        for s in range(cfg.curve_seeds)
+    ]
+    return lines + [
+        go.Scatter(
+            x=points[i][0],
+            y=points[i][1],
+            name="training points (seed 0)",
+            mode="markers",
+            marker=dict(size=5, color="#1a1a1a"),
+        )
+    ]
 
 
 last = len(sizes) - 1
-fig = go.Figure(data=[truth, *frame_traces(last, first=True)],
-                frames=[go.Frame(data=frame_traces(i), traces=list(range(1, cfg.curve_seeds + 2)), name=str(n))
-                        for i, n in enumerate(sizes)])
+fig = go.Figure(
+    data=[truth, *frame_traces(last, first=True)],
+    frames=[
+        go.Frame(
+            data=frame_traces(i),
+            traces=list(range(1, cfg.curve_seeds + 2)),
+            name=str(n),
+        )
+        for i, n in enumerate(sizes)
+    ],
+)
 fig.add_vline(x=1, line_dash="dot", line_color=plots.COLORS[7])
 fig.update_layout(
-    title="Fits of sin(10πx⁴) from n points: slide n", height=520, xaxis_title="x", yaxis_title="f(x)",
+    title="Fits of sin(10πx⁴) from n points: slide n",
+    height=520,
+    xaxis_title="x",
+    yaxis_title="f(x)",
     yaxis_range=[-3, 3],
-    sliders=[dict(active=last, currentvalue=dict(prefix="n = "), pad=dict(t=50),
-                  steps=[dict(label=str(n), method="animate",
-                              args=[[str(n)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
-                                                   transition=dict(duration=0))]) for n in sizes])])
+    sliders=[
+        dict(
+            active=last,
+            currentvalue=dict(prefix="n = "),
+            pad=dict(t=50),
+            steps=[
+                dict(
+                    label=str(n),
+                    method="animate",
+                    args=[
+                        [str(n)],
+                        dict(
+                            mode="immediate",
+                            frame=dict(duration=0, redraw=True),
+                            transition=dict(duration=0),
+                        ),
+                    ],
+                )
+                for n in sizes
+            ],
+        )
+    ],
+)
 plots.show(fig, cfg.run_dir / "fits_slider.html")
 
 # %% [markdown]
@@ -1002,9 +1414,14 @@ plots.show(fig, cfg.run_dir / "fits_slider.html")
 # seeds (no noise here, so $\sigma^2 = 0$):
 
 # %%
-fig = plots.lines({"bias²": bias2, "variance": variance, "mean squared error": bias2 + variance}, x=sizes,
-                  log_y=True, title="Bias² and variance of the fit on [0, 1], averaged over x",
-                  xlabel="training points n", ylabel="squared error")
+fig = plots.lines(
+    {"bias²": bias2, "variance": variance, "mean squared error": bias2 + variance},
+    x=sizes,
+    log_y=True,
+    title="Bias² and variance of the fit on [0, 1], averaged over x",
+    xlabel="training points n",
+    ylabel="squared error",
+)
 fig.update_xaxes(type="log")
 plots.show(fig, cfg.run_dir / "bias_variance.html")
 
@@ -1052,39 +1469,70 @@ plots.show(fig, cfg.run_dir / "bias_variance.html")
 # `results/regularization.json`.)
 
 # %%
-PAPER = {"none": 1 - 0.0160, "dropout": 1 - 0.0125}  # Srivastava et al. (2014), Table 2, full MNIST
-best_adam, best_adamw = best_decay["Adam + L2"], best_decay["AdamW"]  # chosen on the validation set
-metrics = {f"{k.replace(' ', '_')}_{m}": v for k, r in results.items() for m, v in r.items()}
-metrics.update({
-    "early_stopping_best_epoch": best_epoch["early stopping"],
-    "adam_l2_best_decay": best_adam, "adam_l2_best_test_acc": adam_results[("Adam + L2", best_adam)]["test_acc"],
-    "adamw_best_decay": best_adamw, "adamw_best_test_acc": adam_results[("AdamW", best_adamw)]["test_acc"],
-    "adam_no_decay_test_acc": adam_results[("Adam", 0.0)]["test_acc"],
-    "curve_sizes": sizes.tolist(),
-    "curve_max_err_inside_mean": err_inside.mean(1).tolist(), "curve_max_err_all_mean": err_all.mean(1).tolist(),
-    "curve_train_rmse_worst": train_rmse.max(1).tolist(), "curve_seconds": curve_seconds,
-})
+PAPER = {
+    "none": 1 - 0.0160,
+    "dropout": 1 - 0.0125,
+}  # Srivastava et al. (2014), Table 2, full MNIST
+best_adam, best_adamw = (
+    best_decay["Adam + L2"],
+    best_decay["AdamW"],
+)  # chosen on the validation set
+metrics = {
+    f"{k.replace(' ', '_')}_{m}": v for k, r in results.items() for m, v in r.items()
+}
+metrics.update(
+    {
+        "early_stopping_best_epoch": best_epoch["early stopping"],
+        "adam_l2_best_decay": best_adam,
+        "adam_l2_best_test_acc": adam_results[("Adam + L2", best_adam)]["test_acc"],
+        "adamw_best_decay": best_adamw,
+        "adamw_best_test_acc": adam_results[("AdamW", best_adamw)]["test_acc"],
+        "adam_no_decay_test_acc": adam_results[("Adam", 0.0)]["test_acc"],
+        "curve_sizes": sizes.tolist(),
+        "curve_max_err_inside_mean": err_inside.mean(1).tolist(),
+        "curve_max_err_all_mean": err_all.mean(1).tolist(),
+        "curve_train_rmse_worst": train_rmse.max(1).tolist(),
+        "curve_seconds": curve_seconds,
+    }
+)
 
 rows = results_table(
-    cfg, metrics, seconds=time.perf_counter() - run_started,
+    cfg,
+    metrics,
+    seconds=time.perf_counter() - run_started,
     title="MNIST test accuracy",
-    columns={"config.n_train": ("train images", ","),
-             **{f"{k.replace(' ', '_')}_test_acc": (k, ".3f") for k in results}},
-    references=[Reference("3 ReLU layers of 1024",
-                          {"config.n_train": 60_000, "none_test_acc": PAPER["none"],
-                           "dropout_test_acc": PAPER["dropout"]},
-                          source="srivastava2014dropout", setting="Table 2")],
-    notes=[f"test accuracy at the λ chosen on validation: "
-           f"Adam + L2 {metrics['adam_l2_best_test_acc']:.3f} (λ={best_adam:g}), "
-           f"AdamW {metrics['adamw_best_test_acc']:.3f} (λ={best_adamw:g}), "
-           f"no decay {metrics['adam_no_decay_test_acc']:.3f}",
-           f"curve fits, n={sizes[0]} -> n={sizes[-1]}: mean max error inside "
-           f"{err_inside[0].mean():.2f} -> {err_inside[-1].mean():.2f}, "
-           f"with extrapolation {err_all[0].mean():.2f} -> {err_all[-1].mean():.2f}"])
+    columns={
+        "config.n_train": ("train images", ","),
+        **{f"{k.replace(' ', '_')}_test_acc": (k, ".3f") for k in results},
+    },
+    references=[
+        Reference(
+            "3 ReLU layers of 1024",
+            {
+                "config.n_train": 60_000,
+                "none_test_acc": PAPER["none"],
+                "dropout_test_acc": PAPER["dropout"],
+            },
+            source="srivastava2014dropout",
+            setting="Table 2",
+        )
+    ],
+    notes=[
+        f"test accuracy at the λ chosen on validation: "
+        f"Adam + L2 {metrics['adam_l2_best_test_acc']:.3f} (λ={best_adam:g}), "
+        f"AdamW {metrics['adamw_best_test_acc']:.3f} (λ={best_adamw:g}), "
+        f"no decay {metrics['adam_no_decay_test_acc']:.3f}",
+        f"curve fits, n={sizes[0]} -> n={sizes[-1]}: mean max error inside "
+        f"{err_inside[0].mean():.2f} -> {err_inside[-1].mean():.2f}, "
+        f"with extrapolation {err_all[0].mean():.2f} -> {err_all[-1].mean():.2f}",
+    ],
+)
 assert rows[0].values["none_test_acc"] == results["none"]["test_acc"]
 
 # %%
-utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started)
+utils.save_run(
+    cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started
+)
 print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 
 # %% [markdown]

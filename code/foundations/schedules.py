@@ -43,76 +43,165 @@ from plotly.subplots import make_subplots
 from scratch import data, plots, utils
 from scratch.config import Config, ConfigError, positive, unit_interval
 from scratch.engine import Tensor, nn, optim
-from scratch.engine.models import make_mlp
 from scratch.engine.loop import Callback, fit_arrays
+from scratch.engine.models import make_mlp
 from scratch.results import Reference, results_table
-
 
 # %% [markdown]
 # The chapter's settings: the config class (shown on a click, with the reason for
 # each default), then the values this page was built with:
+
 
 # %% tags=["hide-input"]
 @dataclass
 class SchedulesConfig(Config):
     NAME = "schedules"
 
-    n_train: int = field(default=6000, metadata=positive(
-        "MNIST training images (a seeded, class-stratified subset): enough for an MLP to learn the digits "
-        "well, few enough for a run of a few epochs in under a second of CPU"))
-    n_test: int = field(default=2000, metadata=positive(
-        "test images scored after every epoch: 2000 pin an accuracy down to about +-1 point (95%)"))
-    hidden: int = field(default=128, metadata=positive(
-        "units in each of the two hidden layers: enough to fit the training subset, small enough to be fast"))
-    batch_size: int = field(default=128, metadata=positive(
-        "images per SGD step: dozens of steps per epoch, so a per-step schedule is smooth"))
-    epochs: int = field(default=6, metadata=positive(
-        "the budget, the same for every schedule: short, so that a constant lr has no time to settle "
-        "(the regime of Smith & Topin's super-convergence)"))
-    momentum: float = field(default=0.9, metadata=unit_interval(
-        "SGD momentum, as in Smith & Topin's experiments: averages gradients over about 10 steps"))
-    seeds: int = field(default=3, metadata=positive(
-        "runs per schedule and peak lr; all schedules share each seed's initial weights and batch order, "
-        "so their differences are the schedule's, and the spread over seeds is the noise"))
-    range_start_lr: float = field(default=1e-4, metadata=positive(
-        "first lr of the range test: too small to move the loss at all"))
-    range_end_lr: float = field(default=10.0, metadata=positive(
-        "last lr of the range test: far past the point where SGD with momentum diverges on this MLP"))
-    range_steps: int = field(default=200, metadata=positive(
-        "steps of the range test if it does not diverge first: enough points per decade of lr for a "
-        "readable curve"))
-    range_smoothing: float = field(default=0.9, metadata=unit_interval(
-        "beta of the loss's moving average in the range test: averages about 10 steps, so that one noisy "
-        "batch neither sets the minimum nor triggers the stop"))
-    range_diverge: float = field(default=4.0, metadata=positive(
-        "the range test stops once the smoothed loss exceeds this multiple of its minimum: the loss is "
-        "exploding, larger lrs teach nothing more"))
-    lr_divisor: float = field(default=3.0, metadata=positive(
-        "peak lr = (lr at the smoothed loss's minimum) / this; at the minimum the loss is about to turn up, "
-        "which a whole run cannot sustain; the usual rules of thumb use margins of 3 to 10"))
-    lr_multipliers: tuple[float, ...] = field(default=(0.5, 1.0, 2.0, 4.0), metadata=positive(
-        "peak lrs of the sweep, as multiples of the picked one (1 is always included): from half the "
-        "picked lr to where the schedules break down"))
-    step_gamma: float = field(default=0.1, metadata=unit_interval(
-        "step decay's factor: the classic division by 10, twice (after a third and two thirds of the steps)"))
-    toy_chains: int = field(default=2000, metadata=positive(
-        "independent SGD runs on the 1-D toy problem, averaged to estimate the expected loss"))
-    toy_steps: int = field(default=400, metadata=positive(
-        "steps of the toy runs: long enough for the large constant lr to reach its noise floor"))
+    n_train: int = field(
+        default=6000,
+        metadata=positive(
+            "MNIST training images (a seeded, class-stratified subset): enough for an MLP to learn the digits "
+            "well, few enough for a run of a few epochs in under a second of CPU"
+        ),
+    )
+    n_test: int = field(
+        default=2000,
+        metadata=positive(
+            "test images scored after every epoch: 2000 pin an accuracy down to about +-1 point (95%)"
+        ),
+    )
+    hidden: int = field(
+        default=128,
+        metadata=positive(
+            "units in each of the two hidden layers: enough to fit the training subset, small enough to be fast"
+        ),
+    )
+    batch_size: int = field(
+        default=128,
+        metadata=positive(
+            "images per SGD step: dozens of steps per epoch, so a per-step schedule is smooth"
+        ),
+    )
+    epochs: int = field(
+        default=6,
+        metadata=positive(
+            "the budget, the same for every schedule: short, so that a constant lr has no time to settle "
+            "(the regime of Smith & Topin's super-convergence)"
+        ),
+    )
+    momentum: float = field(
+        default=0.9,
+        metadata=unit_interval(
+            "SGD momentum, as in Smith & Topin's experiments: averages gradients over about 10 steps"
+        ),
+    )
+    seeds: int = field(
+        default=3,
+        metadata=positive(
+            "runs per schedule and peak lr; all schedules share each seed's initial weights and batch order, "
+            "so their differences are the schedule's, and the spread over seeds is the noise"
+        ),
+    )
+    range_start_lr: float = field(
+        default=1e-4,
+        metadata=positive(
+            "first lr of the range test: too small to move the loss at all"
+        ),
+    )
+    range_end_lr: float = field(
+        default=10.0,
+        metadata=positive(
+            "last lr of the range test: far past the point where SGD with momentum diverges on this MLP"
+        ),
+    )
+    range_steps: int = field(
+        default=200,
+        metadata=positive(
+            "steps of the range test if it does not diverge first: enough points per decade of lr for a "
+            "readable curve"
+        ),
+    )
+    range_smoothing: float = field(
+        default=0.9,
+        metadata=unit_interval(
+            "beta of the loss's moving average in the range test: averages about 10 steps, so that one noisy "
+            "batch neither sets the minimum nor triggers the stop"
+        ),
+    )
+    range_diverge: float = field(
+        default=4.0,
+        metadata=positive(
+            "the range test stops once the smoothed loss exceeds this multiple of its minimum: the loss is "
+            "exploding, larger lrs teach nothing more"
+        ),
+    )
+    lr_divisor: float = field(
+        default=3.0,
+        metadata=positive(
+            "peak lr = (lr at the smoothed loss's minimum) / this; at the minimum the loss is about to turn up, "
+            "which a whole run cannot sustain; the usual rules of thumb use margins of 3 to 10"
+        ),
+    )
+    lr_multipliers: tuple[float, ...] = field(
+        default=(0.5, 1.0, 2.0, 4.0),
+        metadata=positive(
+            "peak lrs of the sweep, as multiples of the picked one (1 is always included): from half the "
+            "picked lr to where the schedules break down"
+        ),
+    )
+    step_gamma: float = field(
+        default=0.1,
+        metadata=unit_interval(
+            "step decay's factor: the classic division by 10, twice (after a third and two thirds of the steps)"
+        ),
+    )
+    toy_chains: int = field(
+        default=2000,
+        metadata=positive(
+            "independent SGD runs on the 1-D toy problem, averaged to estimate the expected loss"
+        ),
+    )
+    toy_steps: int = field(
+        default=400,
+        metadata=positive(
+            "steps of the toy runs: long enough for the large constant lr to reach its noise floor"
+        ),
+    )
 
     PROFILES = {
-        "tiny": dict(threads=1, n_train=500, n_test=300, hidden=32, epochs=2, seeds=1, range_steps=30,
-                     lr_multipliers=(0.5, 1.0), toy_chains=200, toy_steps=100),  # tests: seconds
+        "tiny": dict(
+            threads=1,
+            n_train=500,
+            n_test=300,
+            hidden=32,
+            epochs=2,
+            seeds=1,
+            range_steps=30,
+            lr_multipliers=(0.5, 1.0),
+            toy_chains=200,
+            toy_steps=100,
+        ),  # tests: seconds
         "small": dict(threads=1),  # the book build: under a minute of CPU
-        "full": dict(n_train=60000, n_test=10000, hidden=256, epochs=10, seeds=5, range_steps=400,
-                     lr_multipliers=(0.125, 0.25, 0.5, 1.0, 2.0, 4.0)),  # all of MNIST, CPU hours
+        "full": dict(
+            n_train=60000,
+            n_test=10000,
+            hidden=256,
+            epochs=10,
+            seeds=5,
+            range_steps=400,
+            lr_multipliers=(0.125, 0.25, 0.5, 1.0, 2.0, 4.0),
+        ),  # all of MNIST, CPU hours
     }
 
     def validate(self):
         if self.range_end_lr <= self.range_start_lr:
-            raise ConfigError(f"range_end_lr={self.range_end_lr} must exceed range_start_lr={self.range_start_lr}")
+            raise ConfigError(
+                f"range_end_lr={self.range_end_lr} must exceed range_start_lr={self.range_start_lr}"
+            )
         if self.range_steps < 2:
-            raise ConfigError(f"range_steps={self.range_steps}: the range test needs at least 2 steps")
+            raise ConfigError(
+                f"range_steps={self.range_steps}: the range test needs at least 2 steps"
+            )
 
 
 cfg = SchedulesConfig.from_cli()
@@ -138,18 +227,21 @@ run_started = time.perf_counter()
 # `fit_arrays` has nothing to do here), with a large and a small constant learning rate,
 # and with a large one that decays along a cosine:
 
+
 # %%
-def noisy_quadratic_sgd(lrs, h=1.0, sigma=1.0, theta0=10.0, chains=1000, seed=0) -> np.ndarray:
+def noisy_quadratic_sgd(
+    lrs, h=1.0, sigma=1.0, theta0=10.0, chains=1000, seed=0
+) -> np.ndarray:
     """Mean loss E[f(theta_t)] over `chains` SGD runs on f = h theta^2 / 2, one lr per step.
 
     Each step follows the gradient h * theta plus N(0, sigma^2) noise; all runs advance together.
     """
     rng = np.random.default_rng(seed)
     theta = np.full(chains, theta0)  # (chains,)
-    losses = [np.mean(0.5 * h * theta ** 2)]
+    losses = [np.mean(0.5 * h * theta**2)]
     for lr in lrs:
         theta = theta - lr * (h * theta + sigma * rng.standard_normal(chains))
-        losses.append(np.mean(0.5 * h * theta ** 2))
+        losses.append(np.mean(0.5 * h * theta**2))
     return np.array(losses)  # (len(lrs) + 1,)
 
 
@@ -170,26 +262,47 @@ toy_lrs = {
     f"constant lr = {LARGE}": np.full(cfg.toy_steps, LARGE),
     f"constant lr = {SMALL}": np.full(cfg.toy_steps, SMALL),
     f"cosine from {LARGE} to 0": lr_curve(
-        lambda opt: optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.toy_steps), cfg.toy_steps, LARGE),
+        lambda opt: optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.toy_steps),
+        cfg.toy_steps,
+        LARGE,
+    ),
 }
-toy = {name: noisy_quadratic_sgd(lrs, chains=cfg.toy_chains, seed=cfg.seed) for name, lrs in toy_lrs.items()}
+toy = {
+    name: noisy_quadratic_sgd(lrs, chains=cfg.toy_chains, seed=cfg.seed)
+    for name, lrs in toy_lrs.items()
+}
 
 
 def noise_floor(lr, h=1.0, sigma=1.0):
     """The limit of E[f] for a constant lr, from eq. (schedules-noise-floor)."""
-    return lr * sigma ** 2 / (2 * (2 - lr * h))
+    return lr * sigma**2 / (2 * (2 - lr * h))
 
 
-fig = plots.lines(toy, log_y=True, title="SGD on a noisy quadratic: mean loss over the runs",
-                  xlabel="step", ylabel="E[f(theta)] (log scale)")
-for i, lr in enumerate((LARGE, SMALL)):  # as traces: plotly misplaces line annotations on log axes
-    fig.add_trace(go.Scatter(x=[0, cfg.toy_steps], y=[noise_floor(lr)] * 2, mode="lines",
-                             name=f"noise floor of lr = {lr}, eq. (schedules-noise-floor)",
-                             line=dict(dash="dot", color=plots.COLORS[i])))
+fig = plots.lines(
+    toy,
+    log_y=True,
+    title="SGD on a noisy quadratic: mean loss over the runs",
+    xlabel="step",
+    ylabel="E[f(theta)] (log scale)",
+)
+for i, lr in enumerate(
+    (LARGE, SMALL)
+):  # as traces: plotly misplaces line annotations on log axes
+    fig.add_trace(
+        go.Scatter(
+            x=[0, cfg.toy_steps],
+            y=[noise_floor(lr)] * 2,
+            mode="lines",
+            name=f"noise floor of lr = {lr}, eq. (schedules-noise-floor)",
+            line=dict(dash="dot", color=plots.COLORS[i]),
+        )
+    )
 fig.update_layout(legend=dict(orientation="h", y=-0.25))
 plots.show(fig, cfg.run_dir / "noise_floor.html")
 for name, losses in toy.items():
-    print(f"{name:<24} mean loss over the last 10% of steps: {losses[-len(losses) // 10:].mean():.2e}")
+    print(
+        f"{name:<24} mean loss over the last 10% of steps: {losses[-len(losses) // 10 :].mean():.2e}"
+    )
 for lr in (LARGE, SMALL):
     print(f"predicted noise floor of lr = {lr}: {noise_floor(lr):.2e}")
 
@@ -348,41 +461,81 @@ T = 1000  # steps of the illustration; each schedule's lr is shown relative to i
 lr_scheduler = optim.lr_scheduler
 catalogue = {
     "constant": None,
-    "step decay: StepLR(step_size=T/3, gamma=0.1)":
-        lambda opt: lr_scheduler.StepLR(opt, step_size=math.ceil(T / 3), gamma=0.1),
-    "cosine: CosineAnnealingLR(T_max=T)": lambda opt: lr_scheduler.CosineAnnealingLR(opt, T_max=T),
-    "SGDR: CosineAnnealingWarmRestarts(T_0=T/7, T_mult=2)":
-        lambda opt: lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=T // 7, T_mult=2),
-    "cyclical: CyclicLR(0.1, 1, step_size_up=T/8)":
-        lambda opt: lr_scheduler.CyclicLR(opt, base_lr=0.1, max_lr=1.0, step_size_up=T // 8),
-    "one-cycle: OneCycleLR(max_lr=1, total_steps=T)":
-        lambda opt: lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=T),
-    "warm-up + cosine: SequentialLR(LinearLR, CosineAnnealingLR)": lambda opt: lr_scheduler.SequentialLR(
-        opt, [lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=T // 10),
-              lr_scheduler.CosineAnnealingLR(opt, T_max=T - T // 10)], milestones=[T // 10]),
+    "step decay: StepLR(step_size=T/3, gamma=0.1)": lambda opt: lr_scheduler.StepLR(
+        opt, step_size=math.ceil(T / 3), gamma=0.1
+    ),
+    "cosine: CosineAnnealingLR(T_max=T)": lambda opt: lr_scheduler.CosineAnnealingLR(
+        opt, T_max=T
+    ),
+    "SGDR: CosineAnnealingWarmRestarts(T_0=T/7, T_mult=2)": lambda opt: (
+        lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=T // 7, T_mult=2)
+    ),
+    "cyclical: CyclicLR(0.1, 1, step_size_up=T/8)": lambda opt: lr_scheduler.CyclicLR(
+        opt, base_lr=0.1, max_lr=1.0, step_size_up=T // 8
+    ),
+    "one-cycle: OneCycleLR(max_lr=1, total_steps=T)": lambda opt: (
+        lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=T)
+    ),
+    "warm-up + cosine: SequentialLR(LinearLR, CosineAnnealingLR)": lambda opt: (
+        lr_scheduler.SequentialLR(
+            opt,
+            [
+                lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=T // 10),
+                lr_scheduler.CosineAnnealingLR(opt, T_max=T - T // 10),
+            ],
+            milestones=[T // 10],
+        )
+    ),
     "range test: exponential, 1e-4 to 10": lambda opt: lr_scheduler.LambdaLR(
-        opt, lambda t: 1e-4 * (10 / 1e-4) ** (t / (T - 1))),
+        opt, lambda t: 1e-4 * (10 / 1e-4) ** (t / (T - 1))
+    ),
 }
 curves = {name: lr_curve(make, T) for name, make in catalogue.items()}
 curves["cyclical: CyclicLR(0.1, 1, step_size_up=T/8)"] = (
     curves["cyclical: CyclicLR(0.1, 1, step_size_up=T/8)"],
-    lr_curve(lambda opt: lr_scheduler.CyclicLR(opt, base_lr=0.1, max_lr=1.0, step_size_up=T // 8,
-                                               mode="triangular2"), T))
+    lr_curve(
+        lambda opt: lr_scheduler.CyclicLR(
+            opt, base_lr=0.1, max_lr=1.0, step_size_up=T // 8, mode="triangular2"
+        ),
+        T,
+    ),
+)
 
-titles = [name.split(":")[0] + (" (dotted: triangular2)" if name.startswith("cyclical") else "")
-          for name in curves]
-palette = [c for c in plots.COLORS if c != "#F0E442"]  # the theme's yellow is too pale for a thin line alone
-fig = make_subplots(rows=4, cols=2, subplot_titles=titles,
-                    shared_xaxes=True, vertical_spacing=0.07, horizontal_spacing=0.08)
+titles = [
+    name.split(":")[0]
+    + (" (dotted: triangular2)" if name.startswith("cyclical") else "")
+    for name in curves
+]
+palette = [
+    c for c in plots.COLORS if c != "#F0E442"
+]  # the theme's yellow is too pale for a thin line alone
+fig = make_subplots(
+    rows=4,
+    cols=2,
+    subplot_titles=titles,
+    shared_xaxes=True,
+    vertical_spacing=0.07,
+    horizontal_spacing=0.08,
+)
 for i, (name, lrs) in enumerate(curves.items()):
     row, col = i // 2 + 1, i % 2 + 1
     variants = lrs if isinstance(lrs, tuple) else (lrs,)
     for j, values in enumerate(variants):
         label = name.split(": ")[-1] + (" (triangular2)" if j else "")
-        fig.add_trace(go.Scatter(x=np.arange(T), y=values, mode="lines", name=label,
-                                 line=dict(color=palette[(i + j) % len(palette)], dash="dot" if j else None),
-                                 hovertemplate="step %{x}: lr %{y:.3g}<extra>" + label + "</extra>"),
-                      row=row, col=col)
+        fig.add_trace(
+            go.Scatter(
+                x=np.arange(T),
+                y=values,
+                mode="lines",
+                name=label,
+                line=dict(
+                    color=palette[(i + j) % len(palette)], dash="dot" if j else None
+                ),
+                hovertemplate="step %{x}: lr %{y:.3g}<extra>" + label + "</extra>",
+            ),
+            row=row,
+            col=col,
+        )
     if name.startswith("range"):
         fig.update_yaxes(type="log", exponentformat="power", row=row, col=col)
     else:
@@ -390,7 +543,11 @@ for i, (name, lrs) in enumerate(curves.items()):
     if col == 1:
         fig.update_yaxes(title_text="lr / peak", row=row, col=col)
 fig.update_xaxes(title_text="step", row=4)
-fig.update_layout(title="Every schedule of the library, over the same steps", height=900, showlegend=False)
+fig.update_layout(
+    title="Every schedule of the library, over the same steps",
+    height=900,
+    showlegend=False,
+)
 plots.show(fig, cfg.run_dir / "schedules.html")
 
 
@@ -495,6 +652,7 @@ plots.show(fig, cfg.run_dir / "schedules.html")
 # a loss is not finite, which a sweep into huge learning rates can reach between
 # two checks: for the range test that is divergence too, so `range_test` catches it.
 
+
 # %%
 class LRRangeTest(Callback):
     """The learning-rate range test (Smith, 2017) as a callback of `fit_arrays`.
@@ -503,9 +661,17 @@ class LRRangeTest(Callback):
     eq. (schedules-smoothing), and stops once the smoothed loss exceeds `diverge` times its minimum.
     """
 
-    def __init__(self, start_lr: float, end_lr: float, steps: int, smoothing: float = 0.9,
-                 diverge: float = 4.0):
-        self.schedule = start_lr * (end_lr / start_lr) ** (np.arange(steps) / (steps - 1))  # (steps,)
+    def __init__(
+        self,
+        start_lr: float,
+        end_lr: float,
+        steps: int,
+        smoothing: float = 0.9,
+        diverge: float = 4.0,
+    ):
+        self.schedule = start_lr * (end_lr / start_lr) ** (
+            np.arange(steps) / (steps - 1)
+        )  # (steps,)
         self.smoothing, self.diverge = smoothing, diverge
         self.lrs, self.losses, self.smoothed = [], [], []
         self._average, self.done = 0.0, False
@@ -521,14 +687,24 @@ class LRRangeTest(Callback):
     def on_batch_end(self, state):
         if self.done:
             return
-        k = len(self.lrs)  # this step used lr schedule[k]; its loss was computed before its update
-        self._average = self.smoothing * self._average + (1 - self.smoothing) * state.loss
+        k = len(
+            self.lrs
+        )  # this step used lr schedule[k]; its loss was computed before its update
+        self._average = (
+            self.smoothing * self._average + (1 - self.smoothing) * state.loss
+        )
         self.lrs.append(self.schedule[k])
         self.losses.append(state.loss)
         self.smoothed.append(self._average / (1 - self.smoothing ** (k + 1)))
-        if self.smoothed[-1] > self.diverge * min(self.smoothed) or k + 1 == len(self.schedule):
-            self.done = state.stop = True  # fit_arrays stops at the end of this epoch...
-            self._set_lr(state, 0.0)  # ...and until then, an lr of 0 leaves the weights as they are
+        if self.smoothed[-1] > self.diverge * min(self.smoothed) or k + 1 == len(
+            self.schedule
+        ):
+            self.done = state.stop = (
+                True  # fit_arrays stops at the end of this epoch...
+            )
+            self._set_lr(
+                state, 0.0
+            )  # ...and until then, an lr of 0 leaves the weights as they are
         else:
             self._set_lr(state, self.schedule[k + 1])
 
@@ -542,7 +718,9 @@ class LRRangeTest(Callback):
         end = int(np.argmin(self.smoothed)) + 1
         if end < 2:
             return self.lrs[0]
-        slope = np.gradient(np.array(self.smoothed[:end]), np.log10(self.lrs[:end]))  # loss per decade
+        slope = np.gradient(
+            np.array(self.smoothed[:end]), np.log10(self.lrs[:end])
+        )  # loss per decade
         return self.lrs[int(np.argmin(slope))]
 
 
@@ -563,10 +741,14 @@ x_train = data.as_float(x_train).reshape(len(x_train), -1)  # (N, 784) float32 i
 x_test = data.as_float(x_test).reshape(len(x_test), -1)
 mean, std = x_train.mean(), x_train.std()  # two numbers, from the training images only
 x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
-steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)  # fit's last batch of an epoch may be smaller
+steps_per_epoch = math.ceil(
+    len(x_train) / cfg.batch_size
+)  # fit's last batch of an epoch may be smaller
 total_steps = cfg.epochs * steps_per_epoch
-print(f"train {x_train.shape}, test {x_test.shape}; {steps_per_epoch} steps per epoch, "
-      f"{total_steps} in a run of {cfg.epochs} epochs")
+print(
+    f"train {x_train.shape}, test {x_test.shape}; {steps_per_epoch} steps per epoch, "
+    f"{total_steps} in a run of {cfg.epochs} epochs"
+)
 
 
 def seeded_mlp(seed: int) -> nn.Sequential:
@@ -586,19 +768,38 @@ print(seeded_mlp(cfg.seed))
 # as the real runs, with the same momentum. Overflow warnings of the diverging
 # end are silenced: they are the expected outcome, not a problem.
 
+
 # %%
 def range_test(seed: int) -> LRRangeTest:
     """Run the LR range test on the training set with a fresh MLP and SGD with momentum."""
     model = seeded_mlp(seed)
     opt = optim.SGD(model.parameters(), lr=cfg.range_start_lr, momentum=cfg.momentum)
-    test = LRRangeTest(cfg.range_start_lr, cfg.range_end_lr, cfg.range_steps,
-                       cfg.range_smoothing, cfg.range_diverge)
-    epochs = math.ceil(cfg.range_steps / steps_per_epoch)  # enough epochs for every step of the sweep
+    test = LRRangeTest(
+        cfg.range_start_lr,
+        cfg.range_end_lr,
+        cfg.range_steps,
+        cfg.range_smoothing,
+        cfg.range_diverge,
+    )
+    epochs = math.ceil(
+        cfg.range_steps / steps_per_epoch
+    )  # enough epochs for every step of the sweep
     try:
         with np.errstate(over="ignore", invalid="ignore"):
-            fit_arrays(model, opt, x_train, y_train, epochs=epochs, batch_size=cfg.batch_size,
-                callbacks=[test], seed=seed, verbose=False)
-    except FloatingPointError:  # the loss overflowed before the callback saw it rise: diverged
+            fit_arrays(
+                model,
+                opt,
+                x_train,
+                y_train,
+                epochs=epochs,
+                batch_size=cfg.batch_size,
+                callbacks=[test],
+                seed=seed,
+                verbose=False,
+            )
+    except (
+        FloatingPointError
+    ):  # the loss overflowed before the callback saw it rise: diverged
         test.done = True
     return test
 
@@ -608,32 +809,82 @@ finder = range_test(cfg.seed)
 range_seconds = time.perf_counter() - started
 best_lr, peak_lr = finder.suggestion(cfg.lr_divisor)
 steepest_lr = finder.steepest()
-print(f"range test: {len(finder.lrs)} steps in {range_seconds:.1f} s, stopped at lr {finder.lrs[-1]:.3g}")
-print(f"smoothed loss lowest at lr {best_lr:.3g}; peak lr to train with: {best_lr:.3g} / "
-      f"{cfg.lr_divisor:g} = {peak_lr:.3g}")
-print(f"the other rule of thumb, steepest fall of the smoothed loss: lr {steepest_lr:.3g}")
+print(
+    f"range test: {len(finder.lrs)} steps in {range_seconds:.1f} s, stopped at lr {finder.lrs[-1]:.3g}"
+)
+print(
+    f"smoothed loss lowest at lr {best_lr:.3g}; peak lr to train with: {best_lr:.3g} / "
+    f"{cfg.lr_divisor:g} = {peak_lr:.3g}"
+)
+print(
+    f"the other rule of thumb, steepest fall of the smoothed loss: lr {steepest_lr:.3g}"
+)
 
 
 # %%
-def vertical_line(fig, x: float, y_range: tuple, name: str, color: str, dash: str) -> None:
+def vertical_line(
+    fig, x: float, y_range: tuple, name: str, color: str, dash: str
+) -> None:
     """A vertical line as a named trace: in the legend, and placed right on log axes too."""
-    fig.add_trace(go.Scatter(x=[x, x], y=list(y_range), mode="lines", name=name,
-                             line=dict(color=color, dash=dash, width=1.5), hoverinfo="name+x"))
+    fig.add_trace(
+        go.Scatter(
+            x=[x, x],
+            y=list(y_range),
+            mode="lines",
+            name=name,
+            line=dict(color=color, dash=dash, width=1.5),
+            hoverinfo="name+x",
+        )
+    )
 
 
-top = 1.2 * max(finder.smoothed[0], max(finder.losses[:5]))  # the loss before training, with headroom
+top = 1.2 * max(
+    finder.smoothed[0], max(finder.losses[:5])
+)  # the loss before training, with headroom
 fig = go.Figure()
-fig.add_trace(go.Scatter(x=finder.lrs, y=finder.losses, mode="markers", name="loss of the step",
-                         marker=dict(size=4, opacity=0.5)))
-fig.add_trace(go.Scatter(x=finder.lrs, y=finder.smoothed, mode="lines", name="smoothed, eq. (schedules-smoothing)"))
-vertical_line(fig, steepest_lr, (0, top), f"steepest fall: {steepest_lr:.3g}", plots.COLORS[2], "dot")
+fig.add_trace(
+    go.Scatter(
+        x=finder.lrs,
+        y=finder.losses,
+        mode="markers",
+        name="loss of the step",
+        marker=dict(size=4, opacity=0.5),
+    )
+)
+fig.add_trace(
+    go.Scatter(
+        x=finder.lrs,
+        y=finder.smoothed,
+        mode="lines",
+        name="smoothed, eq. (schedules-smoothing)",
+    )
+)
+vertical_line(
+    fig,
+    steepest_lr,
+    (0, top),
+    f"steepest fall: {steepest_lr:.3g}",
+    plots.COLORS[2],
+    "dot",
+)
 vertical_line(fig, best_lr, (0, top), f"minimum: {best_lr:.3g}", "gray", "dot")
-vertical_line(fig, peak_lr, (0, top), f"picked, minimum / {cfg.lr_divisor:g}: {peak_lr:.3g}",
-              plots.COLORS[3], "dash")
-fig.update_xaxes(type="log", exponentformat="power", title_text="learning rate (log scale)")
+vertical_line(
+    fig,
+    peak_lr,
+    (0, top),
+    f"picked, minimum / {cfg.lr_divisor:g}: {peak_lr:.3g}",
+    plots.COLORS[3],
+    "dash",
+)
+fig.update_xaxes(
+    type="log", exponentformat="power", title_text="learning rate (log scale)"
+)
 fig.update_yaxes(title_text="training loss (cross-entropy)", range=[0, top])
-fig.update_layout(title="Learning-rate range test: SGD with momentum on the MLP", height=440,
-                  legend=dict(orientation="h", y=-0.25))
+fig.update_layout(
+    title="Learning-rate range test: SGD with momentum on the MLP",
+    height=440,
+    legend=dict(orientation="h", y=-0.25),
+)
 plots.show(fig, cfg.run_dir / "range_test.html")
 
 
@@ -662,6 +913,7 @@ plots.show(fig, cfg.run_dir / "range_test.html")
 # already stepped when `on_batch_end` runs, so the callback records the rate of
 # step 0 when the fit starts, then after each step the rate of the next one:
 
+
 # %%
 class LRRecorder(Callback):
     """lrs[k] is the learning rate of step k (of group 0)."""
@@ -676,9 +928,14 @@ class LRRecorder(Callback):
 SCHEDULES = {  # name -> the scheduler for an optimizer whose lr is the peak (None: constant)
     "constant": lambda opt, peak: None,
     "step decay": lambda opt, peak: optim.lr_scheduler.StepLR(
-        opt, step_size=math.ceil(total_steps / 3), gamma=cfg.step_gamma),
-    "cosine": lambda opt, peak: optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps),
-    "one-cycle": lambda opt, peak: optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, total_steps=total_steps),
+        opt, step_size=math.ceil(total_steps / 3), gamma=cfg.step_gamma
+    ),
+    "cosine": lambda opt, peak: optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=total_steps
+    ),
+    "one-cycle": lambda opt, peak: optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=peak, total_steps=total_steps
+    ),
 }
 
 
@@ -688,10 +945,22 @@ def train(schedule: str, peak: float, seed: int):
     opt = optim.SGD(model.parameters(), lr=peak, momentum=cfg.momentum)
     recorder = LRRecorder()
     try:
-        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run overflows: fit reports it
-            history = fit_arrays(model, opt, x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                          val=(x_test, y_test), scheduler=SCHEDULES[schedule](opt, peak),
-                          callbacks=[recorder], seed=seed, verbose=False)
+        with np.errstate(
+            over="ignore", invalid="ignore"
+        ):  # a diverging run overflows: fit reports it
+            history = fit_arrays(
+                model,
+                opt,
+                x_train,
+                y_train,
+                epochs=cfg.epochs,
+                batch_size=cfg.batch_size,
+                val=(x_test, y_test),
+                scheduler=SCHEDULES[schedule](opt, peak),
+                callbacks=[recorder],
+                seed=seed,
+                verbose=False,
+            )
     except FloatingPointError:
         return None, recorder.lrs[:-1]
     return history, recorder.lrs[:-1]  # the last entry is the lr after the final step
@@ -703,7 +972,10 @@ def final(histories, key: str) -> np.ndarray:
 
 
 multipliers = sorted(set(cfg.lr_multipliers) | {1.0})
-runs, used_lrs = {}, {}  # (schedule, multiplier) -> [History or None per seed]; schedule -> lrs at x1
+runs, used_lrs = (
+    {},
+    {},
+)  # (schedule, multiplier) -> [History or None per seed]; schedule -> lrs at x1
 started = time.perf_counter()
 for m in multipliers:
     for name in SCHEDULES:
@@ -712,9 +984,11 @@ for m in multipliers:
         if m == 1.0:
             used_lrs[name] = results[0][1]
         acc = final(runs[name, m], "val_acc")
-        print(f"peak {m:>5g} x {peak_lr:.3g}  {name:<11} final test accuracy "
-              f"{np.nanmean(acc) if not np.isnan(acc).all() else np.nan:.4f}  "
-              f"({np.isnan(acc).sum()} of {cfg.seeds} diverged)")
+        print(
+            f"peak {m:>5g} x {peak_lr:.3g}  {name:<11} final test accuracy "
+            f"{np.nanmean(acc) if not np.isnan(acc).all() else np.nan:.4f}  "
+            f"({np.isnan(acc).sum()} of {cfg.seeds} diverged)"
+        )
 train_seconds = time.perf_counter() - started
 print(f"{len(runs) * cfg.seeds} runs in {train_seconds:.1f} s")
 
@@ -723,6 +997,7 @@ print(f"{len(runs) * cfg.seeds} runs in {train_seconds:.1f} s")
 # The learning rate of every step, and the test loss and accuracy after every
 # epoch, at the picked peak (mean over the seeds; the bars are one standard
 # deviation):
+
 
 # %%
 def epoch_stats(histories, key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -734,42 +1009,84 @@ def epoch_stats(histories, key: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 epochs = np.arange(1, cfg.epochs + 1)
-fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                    subplot_titles=["learning rate of every step", "test loss", "test accuracy"])
+fig = make_subplots(
+    rows=3,
+    cols=1,
+    shared_xaxes=True,
+    vertical_spacing=0.06,
+    subplot_titles=["learning rate of every step", "test loss", "test accuracy"],
+)
 for i, name in enumerate(SCHEDULES):
     color = plots.COLORS[i]
-    fig.add_trace(go.Scatter(x=np.arange(len(used_lrs[name])) / steps_per_epoch, y=used_lrs[name],
-                             mode="lines", name=name, legendgroup=name, line=dict(color=color),
-                             hovertemplate="epoch %{x:.2f}: lr %{y:.3g}"), row=1, col=1)
+    fig.add_trace(
+        go.Scatter(
+            x=np.arange(len(used_lrs[name])) / steps_per_epoch,
+            y=used_lrs[name],
+            mode="lines",
+            name=name,
+            legendgroup=name,
+            line=dict(color=color),
+            hovertemplate="epoch %{x:.2f}: lr %{y:.3g}",
+        ),
+        row=1,
+        col=1,
+    )
     for row, key in ((2, "val_loss"), (3, "val_acc")):
         mean_, std_ = epoch_stats(runs[name, 1.0], key)
-        fig.add_trace(go.Scatter(x=epochs, y=mean_, error_y=dict(array=std_, thickness=1), mode="lines+markers",
-                                 name=name, legendgroup=name, showlegend=False, line=dict(color=color)),
-                      row=row, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=epochs,
+                y=mean_,
+                error_y=dict(array=std_, thickness=1),
+                mode="lines+markers",
+                name=name,
+                legendgroup=name,
+                showlegend=False,
+                line=dict(color=color),
+            ),
+            row=row,
+            col=1,
+        )
 fig.update_xaxes(title_text="epoch", row=3, col=1)
 fig.update_yaxes(title_text="lr", row=1, col=1)
 fig.update_yaxes(title_text="cross-entropy", row=2, col=1)
 fig.update_yaxes(title_text="accuracy", row=3, col=1)
-fig.update_layout(title=f"Four schedules, same peak lr ({peak_lr:.3g}) and {cfg.epochs} epochs",
-                  height=820, hovermode="x unified")
+fig.update_layout(
+    title=f"Four schedules, same peak lr ({peak_lr:.3g}) and {cfg.epochs} epochs",
+    height=820,
+    hovermode="x unified",
+)
 plots.show(fig, cfg.run_dir / "comparison.html")
 
 # %%
-print(f"after {cfg.epochs} epochs at the picked peak lr {peak_lr:.3g} ({cfg.seeds} seeds: mean +- std)")
+print(
+    f"after {cfg.epochs} epochs at the picked peak lr {peak_lr:.3g} ({cfg.seeds} seeds: mean +- std)"
+)
 print(f"{'schedule':<12}{'test accuracy':>20}{'test loss':>20}{'diverged':>10}")
 table = {}
 for name in SCHEDULES:
     acc, loss = final(runs[name, 1.0], "val_acc"), final(runs[name, 1.0], "val_loss")
-    table[name] = dict(accuracy=float(np.nanmean(acc)), accuracy_std=float(np.nanstd(acc)),
-                       loss=float(np.nanmean(loss)), loss_std=float(np.nanstd(loss)),
-                       diverged=int(np.isnan(acc).sum()))
+    table[name] = dict(
+        accuracy=float(np.nanmean(acc)),
+        accuracy_std=float(np.nanstd(acc)),
+        loss=float(np.nanmean(loss)),
+        loss_std=float(np.nanstd(loss)),
+        diverged=int(np.isnan(acc).sum()),
+    )
     row = table[name]
-    print(f"{name:<12}{row['accuracy']:>12.4f} +- {row['accuracy_std']:.4f}"
-          f"{row['loss']:>12.4f} +- {row['loss_std']:.4f}{row['diverged']:>7} of {cfg.seeds}")
-print(f"highest final test loss: {max(table, key=lambda n: table[n]['loss'])}; best accuracy: "
-      f"{max(table, key=lambda n: table[n]['accuracy'])}" + (
-          f"; widest spread of accuracy over seeds: {max(table, key=lambda n: table[n]['accuracy_std'])}"
-          if cfg.seeds > 1 else ""))
+    print(
+        f"{name:<12}{row['accuracy']:>12.4f} +- {row['accuracy_std']:.4f}"
+        f"{row['loss']:>12.4f} +- {row['loss_std']:.4f}{row['diverged']:>7} of {cfg.seeds}"
+    )
+print(
+    f"highest final test loss: {max(table, key=lambda n: table[n]['loss'])}; best accuracy: "
+    f"{max(table, key=lambda n: table[n]['accuracy'])}"
+    + (
+        f"; widest spread of accuracy over seeds: {max(table, key=lambda n: table[n]['accuracy_std'])}"
+        if cfg.seeds > 1
+        else ""
+    )
+)
 
 # %% [markdown]
 # The learning-rate panel shows the four shapes, all with the same peak. The
@@ -791,44 +1108,85 @@ print(f"highest final test loss: {max(table, key=lambda n: table[n]['loss'])}; b
 # %%
 fig = go.Figure()
 for i, name in enumerate(SCHEDULES):
-    errors = [1 - final(runs[name, m], "val_acc") for m in multipliers]  # test error of each seed
+    errors = [
+        1 - final(runs[name, m], "val_acc") for m in multipliers
+    ]  # test error of each seed
     means = [np.nanmean(e) if not np.isnan(e).all() else None for e in errors]
     stds = [np.nanstd(e) if not np.isnan(e).all() else None for e in errors]
-    fig.add_trace(go.Scatter(x=[m * peak_lr for m in multipliers], y=means, error_y=dict(array=stds, thickness=1),
-                             mode="lines+markers", name=name, line=dict(color=plots.COLORS[i])))
-all_errors = [e for name in SCHEDULES for m in multipliers for e in 1 - final(runs[name, m], "val_acc")
-              if np.isfinite(e)]
+    fig.add_trace(
+        go.Scatter(
+            x=[m * peak_lr for m in multipliers],
+            y=means,
+            error_y=dict(array=stds, thickness=1),
+            mode="lines+markers",
+            name=name,
+            line=dict(color=plots.COLORS[i]),
+        )
+    )
+all_errors = [
+    e
+    for name in SCHEDULES
+    for m in multipliers
+    for e in 1 - final(runs[name, m], "val_acc")
+    if np.isfinite(e)
+]
 span = (0.8 * min(all_errors, default=0.01), 1.0)  # from below the best error to 100%
 vertical_line(fig, peak_lr, span, "picked peak", "gray", "dash")
 vertical_line(fig, best_lr, span, "range test's minimum", "gray", "dot")
 fig.update_xaxes(type="log", title_text="peak learning rate (log scale)")
-fig.update_yaxes(type="log", range=[np.log10(span[0]), 0],  # a log axis's range is given in log10 units
-                 title_text=f"test error after {cfg.epochs} epochs (log scale)")
-fig.update_layout(title="Final test error against the peak learning rate (lower is better)", height=440,
-                  hovermode="closest")
+fig.update_yaxes(
+    type="log",
+    range=[np.log10(span[0]), 0],  # a log axis's range is given in log10 units
+    title_text=f"test error after {cfg.epochs} epochs (log scale)",
+)
+fig.update_layout(
+    title="Final test error against the peak learning rate (lower is better)",
+    height=440,
+    hovermode="closest",
+)
 plots.show(fig, cfg.run_dir / "peak_sweep.html")
 
-sweep = {f"{name} x{m:g}": float(np.nanmean(final(runs[name, m], "val_acc")))
-         if not np.isnan(final(runs[name, m], "val_acc")).all() else None
-         for name in SCHEDULES for m in multipliers}
+sweep = {
+    f"{name} x{m:g}": float(np.nanmean(final(runs[name, m], "val_acc")))
+    if not np.isnan(final(runs[name, m], "val_acc")).all()
+    else None
+    for name in SCHEDULES
+    for m in multipliers
+}
 best_of = {}  # schedule -> its best mean accuracy over the sweep
 for name in SCHEDULES:
-    scores = {m: sweep[f"{name} x{m:g}"] for m in multipliers if sweep[f"{name} x{m:g}"] is not None}
+    scores = {
+        m: sweep[f"{name} x{m:g}"]
+        for m in multipliers
+        if sweep[f"{name} x{m:g}"] is not None
+    }
     if not scores:
         print(f"{name:<11} diverged at every peak")
         continue
     best_m = max(scores, key=scores.get)
     best_of[name] = scores[best_m]
-    print(f"{name:<11} best at {best_m:g} x the picked peak ({best_m * peak_lr:.3g}): "
-          f"test accuracy {scores[best_m]:.4f}; at the largest peak ({multipliers[-1]:g} x): "
-          + (f"{scores[multipliers[-1]]:.4f}" if multipliers[-1] in scores else "diverged"))
-print(f"the largest peak of the sweep, {multipliers[-1] * peak_lr:.3g}, is "
-      f"{'above' if multipliers[-1] * peak_lr > best_lr else 'below'} the range test's minimum, {best_lr:.3g}")
-annealing = [best_of[name] for name in SCHEDULES if name != "constant" and name in best_of]
+    print(
+        f"{name:<11} best at {best_m:g} x the picked peak ({best_m * peak_lr:.3g}): "
+        f"test accuracy {scores[best_m]:.4f}; at the largest peak ({multipliers[-1]:g} x): "
+        + (
+            f"{scores[multipliers[-1]]:.4f}"
+            if multipliers[-1] in scores
+            else "diverged"
+        )
+    )
+print(
+    f"the largest peak of the sweep, {multipliers[-1] * peak_lr:.3g}, is "
+    f"{'above' if multipliers[-1] * peak_lr > best_lr else 'below'} the range test's minimum, {best_lr:.3g}"
+)
+annealing = [
+    best_of[name] for name in SCHEDULES if name != "constant" and name in best_of
+]
 if annealing and "constant" in best_of:
-    print(f"at their best peaks, the three annealing schedules lie within "
-          f"{100 * (max(annealing) - min(annealing)):.2f} points of each other; the best of them minus "
-          f"the best constant lr: {100 * (max(annealing) - best_of['constant']):+.2f} points")
+    print(
+        f"at their best peaks, the three annealing schedules lie within "
+        f"{100 * (max(annealing) - min(annealing)):.2f} points of each other; the best of them minus "
+        f"the best constant lr: {100 * (max(annealing) - best_of['constant']):+.2f} points"
+    )
 
 # %% [markdown]
 # This is the heart of super-convergence. A constant learning rate has to stay
@@ -855,30 +1213,56 @@ if annealing and "constant" in best_of:
 # one-cycle run beat it after 10,000.
 
 # %%
-PAPER = {"step decay": 0.912, "one-cycle": 0.924}  # Smith & Topin (2019), Fig. 1a: ResNet-56, CIFAR-10
+PAPER = {
+    "step decay": 0.912,
+    "one-cycle": 0.924,
+}  # Smith & Topin (2019), Fig. 1a: ResNet-56, CIFAR-10
 metrics = {
-    "range_test_min_lr": best_lr, "peak_lr": peak_lr, "range_test_steps": len(finder.lrs),
+    "range_test_min_lr": best_lr,
+    "peak_lr": peak_lr,
+    "range_test_steps": len(finder.lrs),
     "final_test_accuracy": {name: row["accuracy"] for name, row in table.items()},
-    "final_test_accuracy_std": {name: row["accuracy_std"] for name, row in table.items()},
+    "final_test_accuracy_std": {
+        name: row["accuracy_std"] for name, row in table.items()
+    },
     "final_test_loss": {name: row["loss"] for name, row in table.items()},
     "peak_sweep_test_accuracy": sweep,
-    "toy_final_loss": {name: float(losses[-len(losses) // 10:].mean()) for name, losses in toy.items()},
+    "toy_final_loss": {
+        name: float(losses[-len(losses) // 10 :].mean()) for name, losses in toy.items()
+    },
     "train_seconds": train_seconds,
 }
 rows = results_table(
-    cfg, metrics, seconds=time.perf_counter() - run_started,
+    cfg,
+    metrics,
+    seconds=time.perf_counter() - run_started,
     title="test accuracy (± std over seeds), every schedule at the same peak lr",
-    columns={"config.epochs": ("epochs", "d"),
-             **{f"final_test_accuracy.{name}":
-                (name, ".3f", f"final_test_accuracy_std.{name}")
-                for name in SCHEDULES}},
-    references=[Reference("ResNet-56, CIFAR-10", {f"final_test_accuracy.{name}": acc
-                                                   for name, acc in PAPER.items()},
-                          source="smith2019superconvergence", setting="Fig. 1a")])
+    columns={
+        "config.epochs": ("epochs", "d"),
+        **{
+            f"final_test_accuracy.{name}": (
+                name,
+                ".3f",
+                f"final_test_accuracy_std.{name}",
+            )
+            for name in SCHEDULES
+        },
+    },
+    references=[
+        Reference(
+            "ResNet-56, CIFAR-10",
+            {f"final_test_accuracy.{name}": acc for name, acc in PAPER.items()},
+            source="smith2019superconvergence",
+            setting="Fig. 1a",
+        )
+    ],
+)
 assert rows[0].values["final_test_accuracy.cosine"] == table["cosine"]["accuracy"]
 
 # %%
-utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started)
+utils.save_run(
+    cfg.run_dir / "metrics.json", cfg, metrics, time.perf_counter() - run_started
+)
 print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 
 # %% [markdown]

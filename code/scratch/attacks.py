@@ -25,6 +25,7 @@ they leave the model in the mode (train or eval) the caller put it in:
 evaluate in eval mode; adversarial training (:class:`AdversarialBatches`)
 crafts its examples in whatever mode ``fit`` has the model in.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -35,11 +36,21 @@ from torch.nn import functional as F
 
 from .train import AUTOCAST  # precision name -> autocast dtype, as fit uses it
 
-__all__ = ["input_gradient", "fgsm", "pgd", "accuracy_under_attack", "AdversarialBatches"]
+__all__ = [
+    "input_gradient",
+    "fgsm",
+    "pgd",
+    "accuracy_under_attack",
+    "AdversarialBatches",
+]
 
 
-def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                   loss_fn: Callable = F.cross_entropy) -> tuple[torch.Tensor, torch.Tensor]:
+def input_gradient(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: Callable = F.cross_entropy,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss of each example and its gradient with respect to the input.
 
     Returns ``(losses (B,), grad (B, C, H, W))``. The loss is summed over the
@@ -47,7 +58,7 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     (a mean would divide every gradient by B).
     """
     x = x.detach().clone().requires_grad_(True)
-    losses = loss_fn(model(x), y, reduction="none")            # (B,)
+    losses = loss_fn(model(x), y, reduction="none")  # (B,)
     (grad,) = torch.autograd.grad(losses.sum(), x)
     return losses.detach(), grad
 
@@ -63,16 +74,29 @@ def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
     return x_adv.clamp(0.0, 1.0)
 
 
-def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
-         loss_fn: Callable = F.cross_entropy) -> torch.Tensor:
+def fgsm(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    loss_fn: Callable = F.cross_entropy,
+) -> torch.Tensor:
     """Fast gradient sign method: one step of ``eps`` along ``sign(grad_x loss)``, clipped to [0, 1]."""
     _, grad = input_gradient(model, x, y, loss_fn)
     return (x + eps * grad.sign()).clamp(0.0, 1.0).detach()
 
 
-def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 7,
-        step_size: Optional[float] = None, random_start: bool = False,
-        loss_fn: Callable = F.cross_entropy, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    steps: int = 7,
+    step_size: Optional[float] = None,
+    random_start: bool = False,
+    loss_fn: Callable = F.cross_entropy,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
     """Projected gradient ascent on the loss in the L-inf ball of radius ``eps``.
 
     ``step_size`` defaults to ``eps / 5``: after 5 steps a pixel can have
@@ -97,9 +121,15 @@ def _correct(model, x, y):
     return (model(x).argmax(dim=1) == y).sum().item()
 
 
-def accuracy_under_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                          attack: Optional[Callable] = None, batch_size: int = 500,
-                          precision: str = "fp32", **kwargs) -> float:
+def accuracy_under_attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attack: Optional[Callable] = None,
+    batch_size: int = 500,
+    precision: str = "fp32",
+    **kwargs,
+) -> float:
     """Accuracy of ``model`` (in eval mode) on ``attack(model, x, y, **kwargs)``, batch by batch.
 
     ``attack=None`` gives the clean accuracy. ``precision`` ("fp32", "bf16",
@@ -114,9 +144,11 @@ def accuracy_under_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     correct = 0
     try:
         for i in range(0, len(x), batch_size):
-            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+            xb, yb = x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
             if attack is not None:
-                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                with torch.autocast(
+                    device.type, dtype=dtype, enabled=dtype is not None
+                ):
                     xb = attack(model, xb, yb, **kwargs)
             correct += _correct(model, xb, yb)
     finally:
@@ -139,20 +171,41 @@ class AdversarialBatches:
     recent CPUs and GPUs, and only the gradient's sign is used.
     """
 
-    def __init__(self, model: nn.Module, eps: float, steps: int = 1, step_size: Optional[float] = None,
-                 random_start: bool = True, fraction: float = 1.0, precision: str = "fp32"):
+    def __init__(
+        self,
+        model: nn.Module,
+        eps: float,
+        steps: int = 1,
+        step_size: Optional[float] = None,
+        random_start: bool = True,
+        fraction: float = 1.0,
+        precision: str = "fp32",
+    ):
         if precision not in AUTOCAST:
-            raise ValueError(f"precision must be one of {', '.join(AUTOCAST)}, got {precision!r}")
+            raise ValueError(
+                f"precision must be one of {', '.join(AUTOCAST)}, got {precision!r}"
+            )
         self.model, self.eps, self.steps = model, eps, steps
         self.step_size = 1.25 * eps if step_size is None else step_size
         self.random_start, self.fraction = random_start, fraction
         self.dtype = AUTOCAST[precision]
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         n = round(len(x) * self.fraction)
         if n == 0 or self.eps == 0:
             return x, y
-        with torch.autocast(x.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-            x_adv = pgd(self.model, x[:n], y[:n], self.eps, steps=self.steps,
-                        step_size=self.step_size, random_start=self.random_start)
+        with torch.autocast(
+            x.device.type, dtype=self.dtype, enabled=self.dtype is not None
+        ):
+            x_adv = pgd(
+                self.model,
+                x[:n],
+                y[:n],
+                self.eps,
+                steps=self.steps,
+                step_size=self.step_size,
+                random_start=self.random_start,
+            )
         return torch.cat([x_adv, x[n:]]), y

@@ -16,6 +16,7 @@ whole batches. Its crop, flip and erasing transforms draw *one* random choice pe
 call, which would give every image of a batch the same crop, so those three are
 written here.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,8 +26,12 @@ from torchvision.transforms import v2
 __all__ = ["random_crop", "random_flip", "cutout", "MixUp", "Augment"]
 
 
-def random_crop(x: torch.Tensor, padding: int = 4, mode: str = "reflect",
-                size: int | tuple[int, int] | None = None) -> torch.Tensor:
+def random_crop(
+    x: torch.Tensor,
+    padding: int = 4,
+    mode: str = "reflect",
+    size: int | tuple[int, int] | None = None,
+) -> torch.Tensor:
     """Pad every image by ``padding`` pixels and cut out a random window of each.
 
     ``size`` is the output size (default: the input's, so the images move by up to
@@ -36,13 +41,17 @@ def random_crop(x: torch.Tensor, padding: int = 4, mode: str = "reflect",
     b, _, h, w = x.shape
     if padding:
         x = F.pad(x, (padding,) * 4, mode=mode)
-    oh, ow = (h, w) if size is None else ((size, size) if isinstance(size, int) else size)
+    oh, ow = (
+        (h, w) if size is None else ((size, size) if isinstance(size, int) else size)
+    )
     ph, pw = x.shape[-2:]
     if oh > ph or ow > pw:
-        raise ValueError(f"crop size {(oh, ow)} is larger than the padded image {(ph, pw)}")
+        raise ValueError(
+            f"crop size {(oh, ow)} is larger than the padded image {(ph, pw)}"
+        )
     top = torch.randint(0, ph - oh + 1, (b,), device=x.device)
     left = torch.randint(0, pw - ow + 1, (b,), device=x.device)
-    rows = (top[:, None] + torch.arange(oh, device=x.device))[:, :, None]   # (B, oh, 1)
+    rows = (top[:, None] + torch.arange(oh, device=x.device))[:, :, None]  # (B, oh, 1)
     cols = (left[:, None] + torch.arange(ow, device=x.device))[:, None, :]  # (B, 1, ow)
     batch = torch.arange(b, device=x.device)[:, None, None]
     # Advanced indexing on dims 0, 2, 3 gathers every image's own window at once;
@@ -70,7 +79,11 @@ def cutout(x: torch.Tensor, size: int = 8, fill: float | None = None) -> torch.T
     xs = torch.arange(w, device=x.device)[None, None, :]
     lo_y, lo_x = cy - size // 2, cx - size // 2  # the square's top-left corner
     inside = (ys >= lo_y) & (ys < lo_y + size) & (xs >= lo_x) & (xs < lo_x + size)
-    value = x.mean(dim=(0, 2, 3), keepdim=True) if fill is None else torch.full_like(x[:1, :, :1, :1], fill)
+    value = (
+        x.mean(dim=(0, 2, 3), keepdim=True)
+        if fill is None
+        else torch.full_like(x[:1, :, :1, :1], fill)
+    )
     return torch.where(inside[:, None], value.to(x.dtype), x)
 
 
@@ -99,8 +112,15 @@ class Augment:
     Zero / False switches a transform off; ``mixup > 0`` is mixup's alpha.
     """
 
-    def __init__(self, crop: int = 4, flip: bool = True, cutout: int = 0, mixup: float = 0.0,
-                 num_classes: int = 10, mode: str = "reflect"):
+    def __init__(
+        self,
+        crop: int = 4,
+        flip: bool = True,
+        cutout: int = 0,
+        mixup: float = 0.0,
+        num_classes: int = 10,
+        mode: str = "reflect",
+    ):
         self.crop, self.flip, self.cutout, self.mode = crop, flip, cutout, mode
         self.mixup = MixUp(mixup, num_classes) if mixup > 0 else None
 

@@ -23,6 +23,7 @@ The profile comes from ``--profile`` or the environment variable
 impossible value) raise :class:`ConfigError`; :meth:`Config.from_cli` turns that
 into one line on stderr and exit code 2, never a traceback.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -60,8 +61,9 @@ def non_negative(help: str = "") -> dict:
     return _rule(lambda v: v >= 0, "must be >= 0", help)
 
 
-def in_range(lo, hi, help: str = "", *, low_open: bool = False,
-             high_open: bool = False) -> dict:
+def in_range(
+    lo, hi, help: str = "", *, low_open: bool = False, high_open: bool = False
+) -> dict:
     """Field metadata: the value must lie between ``lo`` and ``hi``, each end
     included unless ``low_open`` / ``high_open`` (the rule reads ``(0, 1]``)."""
 
@@ -79,7 +81,9 @@ def unit_interval(help: str = "") -> dict:
 
 def choice(*options, help: str = "") -> dict:
     """Field metadata: the value must be one of ``options``."""
-    return _rule(lambda v: v in options, "must be one of " + ", ".join(map(str, options)), help)
+    return _rule(
+        lambda v: v in options, "must be one of " + ", ".join(map(str, options)), help
+    )
 
 
 def describe(help: str) -> dict:
@@ -116,13 +120,17 @@ def _parse(text: str, kind: Any, name: str):
         parts = [p.strip() for p in text.strip().strip("()[]").split(",")]
         parts = [] if parts == [""] else parts
         if "" in parts:
-            raise ConfigError(f"--{name}: empty item in {text!r}; write items separated by commas")
+            raise ConfigError(
+                f"--{name}: empty item in {text!r}; write items separated by commas"
+            )
         if not args or args[-1] is Ellipsis:  # tuple[int, ...]: any length, one type
             item = args[0] if args else str
             return tuple(_parse(p, item, name) for p in parts)
         if len(parts) != len(args):  # tuple[int, float]: one item per declared type
-            raise ConfigError(f"--{name}: expected {len(args)} comma-separated values "
-                              f"({', '.join(map(_kind_name, args))}), got {text!r}")
+            raise ConfigError(
+                f"--{name}: expected {len(args)} comma-separated values "
+                f"({', '.join(map(_kind_name, args))}), got {text!r}"
+            )
         return tuple(_parse(p, a, name) for p, a in zip(parts, args))
     text = text.strip()
     if kind is bool:
@@ -147,7 +155,9 @@ def _parse(text: str, kind: Any, name: str):
         return value
     if kind is str:
         return text
-    raise TypeError(f"config field {name!r} has a type the command line cannot parse: {kind}")
+    raise TypeError(
+        f"config field {name!r} has a type the command line cannot parse: {kind}"
+    )
 
 
 def _check_type(value, kind, name):
@@ -171,7 +181,8 @@ def _check_type(value, kind, name):
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if kind in (int, float, str, bool) and (
-            not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+        not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+    ):
         raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}")
     if kind is float and not math.isfinite(value):
         raise ConfigError(f"{name}: expected a finite number, got {value!r}")
@@ -203,13 +214,19 @@ def _check_fields(obj) -> None:
         # chapter's own check sees the whole value.
         each = isinstance(value, tuple) and f.metadata.get("elementwise")
         items = value if each else (value,)
-        if check is not None and value is not None and (
-                (each and not value) or not all(check(v) for v in items)):
+        if (
+            check is not None
+            and value is not None
+            and ((each and not value) or not all(check(v) for v in items))
+        ):
             rule = f.metadata["rule"]
             rule = rule() if callable(rule) else rule  # may depend on the machine
             if each:
-                rule = (f"each item {rule}" if value
-                        else f"needs one or more values (each {rule})")
+                rule = (
+                    f"each item {rule}"
+                    if value
+                    else f"needs one or more values (each {rule})"
+                )
             raise FieldError(f"{f.name}={_show(value)}: {rule}")
 
 
@@ -219,8 +236,9 @@ def _nested(name: str, kind, value):
     if isinstance(value, kind):
         return value
     if not isinstance(value, dict):
-        raise FieldError(f"{name}: expected {kind.__name__} or a dict of its fields, "
-                         f"got {value!r}")
+        raise FieldError(
+            f"{name}: expected {kind.__name__} or a dict of its fields, got {value!r}"
+        )
     return _within(name, lambda: kind.from_dict(value))
 
 
@@ -309,8 +327,10 @@ class Spec:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(fields))
         if unknown:
-            raise FieldError(f"{unknown[0]}: unknown config key; known keys: "
-                             f"{', '.join(sorted(fields))}")
+            raise FieldError(
+                f"{unknown[0]}: unknown config key; known keys: "
+                f"{', '.join(sorted(fields))}"
+            )
         hints = typing.get_type_hints(cls)
         merged = {}
         for name, f in fields.items():
@@ -335,20 +355,26 @@ class Spec:
         head, dot, rest = key.partition(".")
         names = sorted(f.name for f in dataclasses.fields(cls) if f.name in hints)
         if head not in names:
-            raise FieldError(f"{head}: unknown config key; known keys: {', '.join(names)}")
+            raise FieldError(
+                f"{head}: unknown config key; known keys: {', '.join(names)}"
+            )
         kind = hints[head]
         if dot:
             if not _is_spec(kind):
-                raise FieldError(f"{head}: is a {_kind_name(kind)}, not a group of "
-                                 f"settings with keys like {head}.{rest}")
+                raise FieldError(
+                    f"{head}: is a {_kind_name(kind)}, not a group of "
+                    f"settings with keys like {head}.{rest}"
+                )
             try:
                 return kind.field_kind(rest)
             except FieldError as err:
                 raise FieldError(f"{head}.{err}") from None
         if _is_spec(kind):
             first = dataclasses.fields(kind)[0].name
-            raise FieldError(f"{head}: is a group of settings; set its keys one by one, "
-                             f"e.g. --{head}.{first}=...")
+            raise FieldError(
+                f"{head}: is a group of settings; set its keys one by one, "
+                f"e.g. --{head}.{first}=..."
+            )
         return kind
 
     @classmethod
@@ -359,7 +385,9 @@ class Spec:
         for f in dataclasses.fields(cls):
             kind = hints[f.name]
             if _is_spec(kind):
-                inner = getattr(defaults, f.name) if defaults is not None else _default(f)
+                inner = (
+                    getattr(defaults, f.name) if defaults is not None else _default(f)
+                )
                 yield from kind.field_lines(f"{prefix}{f.name}.", inner)
             else:
                 yield prefix + f.name, f, kind
@@ -378,18 +406,32 @@ def _lookup(values: dict, key: str):
 class Config(Spec):
     """Base class of every chapter's config (see the module docstring)."""
 
-    profile: str = field(default=DEFAULT_PROFILE,
-                         metadata=choice(*PROFILES, help="tiny: tests, small: CPU, full: GPU"))
+    profile: str = field(
+        default=DEFAULT_PROFILE,
+        metadata=choice(*PROFILES, help="tiny: tests, small: CPU, full: GPU"),
+    )
 
     # NumPy's legacy seeding takes 32-bit unsigned seeds only.
-    seed: int = field(default=0, metadata=in_range(
-        0, 2**32 - 1, "seeds Python, NumPy and PyTorch: runs repeat exactly"))
-    out_dir: str = field(default_factory=lambda: os.environ.get("SCRATCH_RUNS", "runs"), metadata=describe(
-        "runs go to OUT_DIR/<chapter>/: checkpoints, metrics JSON, figures (default $SCRATCH_RUNS or ./runs)"))
+    seed: int = field(
+        default=0,
+        metadata=in_range(
+            0, 2**32 - 1, "seeds Python, NumPy and PyTorch: runs repeat exactly"
+        ),
+    )
+    out_dir: str = field(
+        default_factory=lambda: os.environ.get("SCRATCH_RUNS", "runs"),
+        metadata=describe(
+            "runs go to OUT_DIR/<chapter>/: checkpoints, metrics JSON, figures (default $SCRATCH_RUNS or ./runs)"
+        ),
+    )
 
-    threads: int = field(default=0, metadata=non_negative(
-        "CPU threads for NumPy's BLAS and PyTorch (0 = their default, one per core); small "
-        "matrices gain nothing from threads, and on a busy CPU threads stall each other"))
+    threads: int = field(
+        default=0,
+        metadata=non_negative(
+            "CPU threads for NumPy's BLAS and PyTorch (0 = their default, one per core); small "
+            "matrices gain nothing from threads, and on a busy CPU threads stall each other"
+        ),
+    )
 
     NAME: ClassVar[str] = "run"  # the chapter's name: its outputs go to out_dir/NAME
     # Overrides per profile; a nested spec's fields as a dict (model=dict(widths=...))
@@ -415,16 +457,22 @@ class Config(Spec):
         if profile is None:  # not given: the environment, then the default
             profile = os.environ.get("SCRATCH_PROFILE") or DEFAULT_PROFILE
         if profile not in PROFILES:  # also --profile= (empty): never a silent default
-            raise ConfigError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
-        values = {**_flatten(_split(cls.PROFILES.get(profile, {}))),
-                  **_flatten(_split(overrides))}
+            raise ConfigError(
+                f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}"
+            )
+        values = {
+            **_flatten(_split(cls.PROFILES.get(profile, {}))),
+            **_flatten(_split(overrides)),
+        }
         try:
             return cls.from_dict({**values, "profile": profile})
         except FieldError as err:
             if "unknown config key" in str(err):
                 key = str(err).split(":", 1)[0]
                 known = str(err).split("known keys: ", 1)[1]
-                raise ConfigError(f"unknown config key {key!r}; known keys: {known}") from None
+                raise ConfigError(
+                    f"unknown config key {key!r}; known keys: {known}"
+                ) from None
             raise
 
     @classmethod
@@ -438,7 +486,9 @@ class Config(Spec):
             if arg in ("-h", "--help"):
                 raise _HelpRequested
             if not arg.startswith("--"):
-                raise ConfigError(f"unexpected argument {arg!r}: use --key=value (see --help)")
+                raise ConfigError(
+                    f"unexpected argument {arg!r}: use --key=value (see --help)"
+                )
             key, eq, text = arg[2:].partition("=")
             key = key.replace("-", "_")
             if not eq:
@@ -453,8 +503,9 @@ class Config(Spec):
             except FieldError as err:
                 name, _, why = str(err).partition(": ")
                 if why.startswith("unknown config key"):
-                    raise ConfigError(f"unknown config key {name!r}; {why.split('; ', 1)[1]}") \
-                        from None
+                    raise ConfigError(
+                        f"unknown config key {name!r}; {why.split('; ', 1)[1]}"
+                    ) from None
                 raise ConfigError(f"--{err}") from None
             overrides[key] = _parse(text, kind, key)
         return cls.create(profile, **overrides)
@@ -475,7 +526,9 @@ class Config(Spec):
             print(cls.help())
             raise SystemExit(0)
         except ConfigError as err:
-            prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "chapter"
+            prog = (
+                os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "chapter"
+            )
             print(f"{prog}: error: {err}", file=sys.stderr)
             raise SystemExit(2)
         print(cfg.summary())
@@ -501,12 +554,19 @@ class Config(Spec):
         wide for ``width`` columns is written as one line per profile."""
         values = {p: _flatten(cls.create(p).to_dict()) for p in PROFILES}
         if keys is None:
-            keys = [k for k in values[PROFILES[0]] if k not in ("profile", "out_dir")
-                    and len({json.dumps(values[p][k]) for p in PROFILES}) > 1]
+            keys = [
+                k
+                for k in values[PROFILES[0]]
+                if k not in ("profile", "out_dir")
+                and len({json.dumps(values[p][k]) for p in PROFILES}) > 1
+            ]
         text = {k: [_show(values[p][k]).strip("'") for p in PROFILES] for k in keys}
         key_w = max([len("field"), *map(len, keys)]) + 2
         fits = {k: v for k, v in text.items() if max(map(len, v)) <= 18}
-        col = max([len(p) for p in PROFILES] + [len(t) for v in fits.values() for t in v]) + 2
+        col = (
+            max([len(p) for p in PROFILES] + [len(t) for v in fits.values() for t in v])
+            + 2
+        )
         lines = [f"{'field':<{key_w}}" + "".join(f"{p:>{col}}" for p in PROFILES)]
         for k, v in text.items():
             if k in fits and key_w + col * len(PROFILES) <= width:
@@ -519,10 +579,13 @@ class Config(Spec):
     def help(cls) -> str:
         """The text of ``--help``: every field (nested ones dotted) with its type,
         defaults per profile and why."""
-        lines = [f"usage: python {os.path.basename(sys.argv[0] or 'chapter.py')} "
-                 "[--profile tiny|small|full] [--key=value ...]",
-                 f"  (the profile may also come from SCRATCH_PROFILE; default {DEFAULT_PROFILE})", "",
-                 "fields:"]
+        lines = [
+            f"usage: python {os.path.basename(sys.argv[0] or 'chapter.py')} "
+            "[--profile tiny|small|full] [--key=value ...]",
+            f"  (the profile may also come from SCRATCH_PROFILE; default {DEFAULT_PROFILE})",
+            "",
+            "fields:",
+        ]
         profiles = {p: _split(cls.PROFILES.get(p, {})) for p in PROFILES}
         for key, f, kind in cls.field_lines():
             if key == "profile":
@@ -538,7 +601,10 @@ class Config(Spec):
             text = f.metadata.get("help", "")
             rule = f.metadata.get("rule", "")
             rule = rule() if callable(rule) else rule
-            lines.append(f"  --{key} ({_kind_name(kind)}): {text}" + (f" [{rule}]" if rule else ""))
+            lines.append(
+                f"  --{key} ({_kind_name(kind)}): {text}"
+                + (f" [{rule}]" if rule else "")
+            )
             lines.append(f"      {', '.join(per)}")
         return "\n".join(lines)
 
@@ -555,7 +621,6 @@ def _default_of(cls, key: str):
 
 def _plain(value):
     return list(value) if isinstance(value, tuple) else value
-
 
 
 def _show(value) -> str:

@@ -29,6 +29,7 @@ written raises :class:`DataFolderNotWritableError` naming the folder and
 official file is replaced like one whose checksum does not match. Archives are
 checked against their checksums before they are unpacked, also with ``download=False``.
 """
+
 import gzip
 import hashlib
 import http.client
@@ -46,21 +47,37 @@ from pathlib import PurePosixPath
 import numpy as np
 
 __all__ = [
-    "DatasetNotFoundError", "DatasetDamagedError", "DataFolderNotWritableError",
-    "data_root", "download", "read_idx",
-    "mnist", "cifar10", "cifar10_classes", "tiny_shakespeare", "names",
-    "imagenette", "imagenette_classes", "oxford_pets",
-    "as_float", "subsample", "channel_stats", "normalize",
+    "DatasetNotFoundError",
+    "DatasetDamagedError",
+    "DataFolderNotWritableError",
+    "data_root",
+    "download",
+    "read_idx",
+    "mnist",
+    "cifar10",
+    "cifar10_classes",
+    "tiny_shakespeare",
+    "names",
+    "imagenette",
+    "imagenette_classes",
+    "oxford_pets",
+    "as_float",
+    "subsample",
+    "channel_stats",
+    "normalize",
 ]
 
 # Base URLs of each data set, tried in order. Tests (and users behind a proxy)
 # replace these; setting $SCRATCH_DATA_MIRROR to one base URL replaces them all.
 MIRRORS = {
-    "mnist": ["https://ossci-datasets.s3.amazonaws.com/mnist/",
-              "http://yann.lecun.com/exdb/mnist/"],
+    "mnist": [
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ],
     "cifar10": ["https://www.cs.toronto.edu/~kriz/"],
     "tinyshakespeare": [
-        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/"],
+        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/"
+    ],
     "names": ["https://raw.githubusercontent.com/karpathy/makemore/master/"],
     "imagenette": ["https://s3.amazonaws.com/fast-ai-imageclas/"],
 }
@@ -102,11 +119,14 @@ def data_root():
     """
     if os.environ.get("SCRATCH_DATA"):
         return os.path.expanduser(os.environ["SCRATCH_DATA"])
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache"
+    )
     return os.path.join(cache, "scratch")
 
 
 # ----------------------------------------------------------------------------- download
+
 
 def download(url, path, md5=None, sha256=None):
     """Download ``url`` (a URL or a list of mirror URLs) to ``path`` and return ``path``.
@@ -132,11 +152,16 @@ def download(url, path, md5=None, sha256=None):
         except OSError as e:
             raise _unwritable(folder, e) from None
         for u in urls:
-            for _ in range(2):  # a damaged copy gets one retry; a network error does not
+            for _ in range(
+                2
+            ):  # a damaged copy gets one retry; a network error does not
                 print(f"downloading {u} -> {path}", file=sys.stderr)
                 try:
                     problem = _fetch(u, part) or _checksum_problem(part, md5, sha256)
-                except (OSError, http.client.HTTPException) as e:  # URLError is an OSError
+                except (
+                    OSError,
+                    http.client.HTTPException,
+                ) as e:  # URLError is an OSError
                     problems.append(f"{u}: {_one_line(e)}")
                     break
                 if problem is None:
@@ -154,7 +179,10 @@ def _fetch(url, part):
     """Write ``url`` to ``part``; return a problem description, or None if complete."""
     request = urllib.request.Request(url, headers={"User-Agent": "scratch-data"})
     size = 0
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response, open(part, "wb") as f:
+    with (
+        urllib.request.urlopen(request, timeout=TIMEOUT) as response,
+        open(part, "wb") as f,
+    ):
         expected = response.headers.get("Content-Length")
         try:
             while chunk := response.read(1 << 20):
@@ -195,22 +223,29 @@ def _replace_advice(path, url, download_allowed):
     """What to do about a damaged official file ``path`` that a loader found."""
     if download_allowed:
         return "delete it and re-run to download it again"
-    return (f"delete it and re-run with download=True to download it again, "
-            f"or save the official file from {url} as {path}")
+    return (
+        f"delete it and re-run with download=True to download it again, "
+        f"or save the official file from {url} as {path}"
+    )
 
 
 def _unwritable(folder, error):
     """The one-line :class:`DataFolderNotWritableError` for ``folder`` (an OSError's cause)."""
     why = getattr(error, "strerror", None) or _one_line(error)
     parent = os.path.abspath(folder)
-    while parent != os.path.dirname(parent):  # name the file that is in the way, if one is
+    while parent != os.path.dirname(
+        parent
+    ):  # name the file that is in the way, if one is
         if os.path.exists(parent) and not os.path.isdir(parent):
             why = f"{parent} is a file, not a folder"
             break
         parent = os.path.dirname(parent)
-    return DataFolderNotWritableError(" ".join(
-        f"cannot write to {folder} ({why}); set SCRATCH_DATA to a writable folder with room "
-        f"for the data sets (or pass root=)".split()))
+    return DataFolderNotWritableError(
+        " ".join(
+            f"cannot write to {folder} ({why}); set SCRATCH_DATA to a writable folder with room "
+            f"for the data sets (or pass root=)".split()
+        )
+    )
 
 
 def _makedirs(folder):
@@ -231,8 +266,10 @@ def _remove(path):
 
 def _missing_message(path, url, why):
     # One line, so it reads well at the bottom of a notebook traceback.
-    return (f"{os.path.basename(path)}: {why}; download {url} yourself and save it as {path}"
-            f" (or set SCRATCH_DATA to a folder that already holds the data sets)")
+    return (
+        f"{os.path.basename(path)}: {why}; download {url} yourself and save it as {path}"
+        f" (or set SCRATCH_DATA to a folder that already holds the data sets)"
+    )
 
 
 def _urls(dataset, filename):
@@ -250,7 +287,9 @@ def _get(dataset, filename, path, download_allowed):
     """Fetch an official file of ``dataset`` to ``path`` (or explain where to put it)."""
     urls = _urls(dataset, filename)
     if not download_allowed:
-        raise DatasetNotFoundError(_missing_message(path, urls[0], "not found and download=False"))
+        raise DatasetNotFoundError(
+            _missing_message(path, urls[0], "not found and download=False")
+        )
     return download(urls, path, **_checksum(filename))
 
 
@@ -265,7 +304,9 @@ def _archive(dataset, filename, root, download_allowed):
         return _get(dataset, filename, path, download_allowed)
     problem = _checksum_problem(path, **_checksum(filename))
     if problem is not None:
-        raise _damaged(path, problem, _replace_advice(path, _urls(dataset, filename)[0], False))
+        raise _damaged(
+            path, problem, _replace_advice(path, _urls(dataset, filename)[0], False)
+        )
     return path
 
 
@@ -291,6 +332,7 @@ def _check_split(split):
 
 # ----------------------------------------------------------------------------- MNIST
 
+
 def read_idx(path, magic=None):
     """Read an IDX file of unsigned bytes (raw or ``.gz``) into a uint8 array.
 
@@ -307,7 +349,11 @@ def _read_bytes(path):
     try:
         with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
             return bytearray(f.read())
-    except (EOFError, gzip.BadGzipFile, zlib.error) as e:  # truncated, not gzip, corrupted
+    except (
+        EOFError,
+        gzip.BadGzipFile,
+        zlib.error,
+    ) as e:  # truncated, not gzip, corrupted
         raise _damaged(path, f"damaged gzip file ({_one_line(e)})") from None
 
 
@@ -316,7 +362,9 @@ def _parse_idx(data, source, magic=None):
     # dimensions, then one big-endian uint32 per dimension.
     got = struct.unpack(">I", data[:4])[0] if len(data) >= 4 else None
     if got is None or got >> 8 != 0x08 or (magic is not None and got != magic):
-        want = f"0x{magic:08x}" if magic is not None else "an IDX uint8 magic (0x000008NN)"
+        want = (
+            f"0x{magic:08x}" if magic is not None else "an IDX uint8 magic (0x000008NN)"
+        )
         shown = "none (file too short)" if got is None else f"0x{got:08x}"
         raise _damaged(source, f"bad IDX magic number {shown}, expected {want}")
     ndim = got & 0xFF
@@ -325,8 +373,11 @@ def _parse_idx(data, source, magic=None):
         raise _damaged(source, f"IDX header truncated ({len(data)} bytes)")
     shape = struct.unpack(f">{ndim}I", data[4:offset])
     if len(data) - offset != int(np.prod(shape)):
-        raise _damaged(source, f"IDX header says shape {shape} ({int(np.prod(shape))} bytes) "
-                               f"but the file holds {len(data) - offset} bytes")
+        raise _damaged(
+            source,
+            f"IDX header says shape {shape} ({int(np.prod(shape))} bytes) "
+            f"but the file holds {len(data) - offset} bytes",
+        )
     return np.frombuffer(data, np.uint8, offset=offset).reshape(shape)
 
 
@@ -338,7 +389,9 @@ def _mnist_file(folder, name, magic, download_allowed):
     if os.path.exists(gz):  # e.g. a cache where only the archives were kept
         try:
             return read_idx(gz, magic)
-        except DatasetDamagedError as e:  # like a checksum mismatch: fetched again if allowed
+        except (
+            DatasetDamagedError
+        ) as e:  # like a checksum mismatch: fetched again if allowed
             problem = e.problem
             if not download_allowed:
                 url = _urls("mnist", name + ".gz")[0]
@@ -364,8 +417,11 @@ def mnist(split="train", root=None, download=True):
     images = _mnist_file(folder, f"{prefix}-images-idx3-ubyte", 0x803, download)
     labels = _mnist_file(folder, f"{prefix}-labels-idx1-ubyte", 0x801, download)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise _damaged(folder, f"{prefix} images {images.shape} do not match labels {labels.shape}",
-                       f"delete the {prefix} files there and re-run to download them again")
+        raise _damaged(
+            folder,
+            f"{prefix} images {images.shape} do not match labels {labels.shape}",
+            f"delete the {prefix} files there and re-run to download them again",
+        )
     return images, labels.astype(np.int64)
 
 
@@ -373,7 +429,10 @@ def mnist(split="train", root=None, download=True):
 
 CIFAR10_FOLDER = "cifar-10-batches-bin"
 CIFAR10_ARCHIVE = "cifar-10-binary.tar.gz"
-CIFAR10_FILES = {"train": [f"data_batch_{i}.bin" for i in range(1, 6)], "test": ["test_batch.bin"]}
+CIFAR10_FILES = {
+    "train": [f"data_batch_{i}.bin" for i in range(1, 6)],
+    "test": ["test_batch.bin"],
+}
 _CIFAR10_RECORD = 1 + 3 * 32 * 32  # one label byte, then the R, G and B planes
 
 
@@ -383,11 +442,18 @@ def _cifar10_folder(root, download_allowed, needed):
     folder = os.path.join(root, CIFAR10_FOLDER)
     if all(os.path.exists(os.path.join(folder, name)) for name in needed):
         return folder
-    archive = _archive("cifar10", CIFAR10_ARCHIVE, root, download_allowed)  # no network if intact
+    archive = _archive(
+        "cifar10", CIFAR10_ARCHIVE, root, download_allowed
+    )  # no network if intact
     _extract(archive, root, CIFAR10_FOLDER)
-    missing = [name for name in needed if not os.path.exists(os.path.join(folder, name))]
+    missing = [
+        name for name in needed if not os.path.exists(os.path.join(folder, name))
+    ]
     if missing:
-        raise _damaged(archive, f"archive has no {CIFAR10_FOLDER}/{missing[0]}, so it looks incomplete")
+        raise _damaged(
+            archive,
+            f"archive has no {CIFAR10_FOLDER}/{missing[0]}, so it looks incomplete",
+        )
     return folder
 
 
@@ -412,7 +478,9 @@ def _extract(archive, root, top):
                 if not parts or parts[0] != top or member.isdir():
                     continue
                 if not member.isfile():
-                    raise _damaged(archive, f"unexpected link or device {member.name!r}")
+                    raise _damaged(
+                        archive, f"unexpected link or device {member.name!r}"
+                    )
                 target = os.path.join(tmp, *parts)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 with tar.extractfile(member) as src, open(target, "wb") as dst:
@@ -422,12 +490,16 @@ def _extract(archive, root, top):
         if not os.path.isdir(os.path.join(tmp, top)):
             raise _damaged(archive, f"no {top}/ folder in archive")
         final = os.path.join(root, top)
-        if os.path.isdir(final):  # an incomplete earlier copy: move it aside, deleted below
+        if os.path.isdir(
+            final
+        ):  # an incomplete earlier copy: move it aside, deleted below
             os.rename(final, os.path.join(tmp, "old"))
         os.rename(os.path.join(tmp, top), final)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
         if isinstance(e, OSError) and e.errno is not None and e.filename != archive:
-            raise _unwritable(root, e) from None  # writing failed (read-only, disk full)
+            raise _unwritable(
+                root, e
+            ) from None  # writing failed (read-only, disk full)
         raise _damaged(archive, f"cannot unpack ({_one_line(e)})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -441,12 +513,19 @@ def _read_cifar10_batch(path):
     if size == 0:
         raise _damaged(path, "empty file", _REUNPACK)
     if size % _CIFAR10_RECORD:
-        raise _damaged(path, f"{size} bytes is not a whole number of "
-                             f"{_CIFAR10_RECORD}-byte CIFAR-10 records", _REUNPACK)
+        raise _damaged(
+            path,
+            f"{size} bytes is not a whole number of "
+            f"{_CIFAR10_RECORD}-byte CIFAR-10 records",
+            _REUNPACK,
+        )
     records = np.fromfile(path, np.uint8).reshape(-1, _CIFAR10_RECORD)
     if records[:, 0].max() > 9:
-        raise _damaged(path, f"label {records[:, 0].max()} out of range 0-9; "
-                             f"not a CIFAR-10 batch", _REUNPACK)
+        raise _damaged(
+            path,
+            f"label {records[:, 0].max()} out of range 0-9; not a CIFAR-10 batch",
+            _REUNPACK,
+        )
     return records[:, 1:].reshape(-1, 3, 32, 32), records[:, 0]
 
 
@@ -458,15 +537,21 @@ def cifar10(split="train", root=None, download=True):
     """
     _check_split(split)
     folder = _cifar10_folder(root, download, CIFAR10_FILES[split])
-    batches = [_read_cifar10_batch(os.path.join(folder, name)) for name in CIFAR10_FILES[split]]
-    images = np.concatenate([b[0] for b in batches])  # concatenate also makes them contiguous
+    batches = [
+        _read_cifar10_batch(os.path.join(folder, name)) for name in CIFAR10_FILES[split]
+    ]
+    images = np.concatenate(
+        [b[0] for b in batches]
+    )  # concatenate also makes them contiguous
     labels = np.concatenate([b[1] for b in batches]).astype(np.int64)
     return images, labels
 
 
 def cifar10_classes(root=None, download=True):
     """The ten CIFAR-10 class names, in label order (from ``batches.meta.txt``)."""
-    path = os.path.join(_cifar10_folder(root, download, ["batches.meta.txt"]), "batches.meta.txt")
+    path = os.path.join(
+        _cifar10_folder(root, download, ["batches.meta.txt"]), "batches.meta.txt"
+    )
     text, problem = _read_text(path)
     classes = [line.strip() for line in (text or "").splitlines() if line.strip()]
     if problem is None and len(classes) != 10:
@@ -482,19 +567,27 @@ def cifar10_classes(root=None, download=True):
 # size and cached as a .npy file next to the images: later runs load them in seconds.
 
 IMAGENETTE_CLASSES = {  # WordNet id -> name, in the (sorted-id) label order
-    "n01440764": "tench", "n02102040": "English springer", "n02979186": "cassette player",
-    "n03000684": "chain saw", "n03028079": "church", "n03394916": "French horn",
-    "n03417042": "garbage truck", "n03425413": "gas pump", "n03445777": "golf ball",
+    "n01440764": "tench",
+    "n02102040": "English springer",
+    "n02979186": "cassette player",
+    "n03000684": "chain saw",
+    "n03028079": "church",
+    "n03394916": "French horn",
+    "n03417042": "garbage truck",
+    "n03425413": "gas pump",
+    "n03445777": "golf ball",
     "n03888257": "parachute",
 }
 
 
 def _square(image, size, resample):
     """Resize the shorter side to ``size`` and crop the centre: a ``size`` x ``size`` image."""
-    from PIL import Image
+
     w, h = image.size
     scale = size / min(w, h)
-    image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), resample)
+    image = image.resize(
+        (max(size, round(w * scale)), max(size, round(h * scale))), resample
+    )
     w, h = image.size
     left, top = (w - size) // 2, (h - size) // 2
     return image.crop((left, top, left + size, top + size))
@@ -512,10 +605,16 @@ def _load_cache(*paths):
         try:
             arrays.append(np.load(path))
         except (ValueError, OSError, EOFError) as e:
-            print(f"{path}: damaged cache ({_one_line(e)}); building it again", file=sys.stderr)
+            print(
+                f"{path}: damaged cache ({_one_line(e)}); building it again",
+                file=sys.stderr,
+            )
             return None
     if len({len(a) for a in arrays}) != 1:
-        print(f"{paths[0]}: cache files of different lengths; building them again", file=sys.stderr)
+        print(
+            f"{paths[0]}: cache files of different lengths; building them again",
+            file=sys.stderr,
+        )
         return None
     return tuple(arrays)
 
@@ -529,8 +628,11 @@ def _save_cache(path, array):
     except OSError as e:
         if os.path.isfile(tmp):
             os.remove(tmp)
-        print(f"cannot cache {path} ({e.strerror or _one_line(e)}); later runs decode the images "
-              f"again (set SCRATCH_DATA to a writable folder to keep the cache)", file=sys.stderr)
+        print(
+            f"cannot cache {path} ({e.strerror or _one_line(e)}); later runs decode the images "
+            f"again (set SCRATCH_DATA to a writable folder to keep the cache)",
+            file=sys.stderr,
+        )
 
 
 def _check_size(size):
@@ -539,18 +641,27 @@ def _check_size(size):
     except TypeError:
         whole = 0
     if whole < 1:
-        raise ValueError(f"size must be a positive whole number of pixels, not {size!r}")
+        raise ValueError(
+            f"size must be a positive whole number of pixels, not {size!r}"
+        )
     return whole
 
 
 def _decode(path, size, resample, advice):
     """``path`` as a ``size`` x ``size`` RGB array; one clear line if it cannot be decoded."""
     from PIL import Image
+
     try:
         with Image.open(path) as im:
             return np.asarray(_square(im.convert("RGB"), size, resample))
-    except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for unreadable images
-        raise _damaged(path, f"cannot decode the image ({_one_line(e)})", advice) from None
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+    ) as e:  # PIL's errors for unreadable images
+        raise _damaged(
+            path, f"cannot decode the image ({_one_line(e)})", advice
+        ) from None
 
 
 def imagenette(split="train", size=160, root=None, download=True, variant="320"):
@@ -562,6 +673,7 @@ def imagenette(split="train", size=160, root=None, download=True, variant="320")
     picks the archive: ``"160"``, ``"320"`` (shorter side in pixels) or ``"full"``.
     """
     from PIL import Image
+
     _check_split(split)
     size = _check_size(size)
     if variant not in ("160", "320", "full"):
@@ -582,19 +694,30 @@ def imagenette(split="train", size=160, root=None, download=True, variant="320")
         archive = os.path.join(root, top + ".tgz")
         if os.path.isdir(folder) and not download and not os.path.exists(archive):
             url = _urls("imagenette", top + ".tgz")[0]
-            raise _damaged(os.path.join(folder, missing[0]),
-                           "class folder missing, so the unpacked Imagenette archive looks incomplete",
-                           f"delete {base} and re-run with download=True to download and unpack "
-                           f"it again, or save the official {url} as {archive} to unpack it again")
-        archive = _archive("imagenette", top + ".tgz", root, download)  # no network if intact
+            raise _damaged(
+                os.path.join(folder, missing[0]),
+                "class folder missing, so the unpacked Imagenette archive looks incomplete",
+                f"delete {base} and re-run with download=True to download and unpack "
+                f"it again, or save the official {url} as {archive} to unpack it again",
+            )
+        archive = _archive(
+            "imagenette", top + ".tgz", root, download
+        )  # no network if intact
         _extract(archive, root, top)
         missing = [w for w in wnids if not os.path.isdir(os.path.join(folder, w))]
         if missing:
-            raise _damaged(archive, f"archive has no {os.path.relpath(folder, root)}/{missing[0]}/ "
-                                    f"class folder, so it looks incomplete")
+            raise _damaged(
+                archive,
+                f"archive has no {os.path.relpath(folder, root)}/{missing[0]}/ "
+                f"class folder, so it looks incomplete",
+            )
 
-    files = [(os.path.join(folder, w, f), label) for label, w in enumerate(wnids)
-             for f in sorted(os.listdir(os.path.join(folder, w))) if not f.startswith(".")]
+    files = [
+        (os.path.join(folder, w, f), label)
+        for label, w in enumerate(wnids)
+        for f in sorted(os.listdir(os.path.join(folder, w)))
+        if not f.startswith(".")
+    ]
     images = np.empty((len(files), 3, size, size), np.uint8)
     advice = f"the unpacked archive looks damaged: delete {base} and re-run to unpack it again"
     for i, (path, _) in enumerate(files):
@@ -620,6 +743,7 @@ def oxford_pets(split="train", size=128, root=None, download=True):
     (downloaded by it into ``ROOT/oxford-iiit-pet``).
     """
     from PIL import Image
+
     _check_split(split)
     size = _check_size(size)
     root = _root(root)
@@ -631,20 +755,35 @@ def oxford_pets(split="train", size=128, root=None, download=True):
         return cached
     try:
         from torchvision.datasets import OxfordIIITPet
-        pets = OxfordIIITPet(root, split="trainval" if split == "train" else "test",
-                             target_types="segmentation", download=download)
+
+        pets = OxfordIIITPet(
+            root,
+            split="trainval" if split == "train" else "test",
+            target_types="segmentation",
+            download=download,
+        )
     except RuntimeError as e:  # torchvision's "Dataset not found" when download=False
-        raise DatasetNotFoundError(f"Oxford-IIIT Pet not found under {base} "
-                                   f"({_one_line(e)})") from None
+        raise DatasetNotFoundError(
+            f"Oxford-IIIT Pet not found under {base} ({_one_line(e)})"
+        ) from None
     except (OSError, ValueError) as e:  # ValueError: a garbled list of a split
-        in_copy = isinstance(e, FileNotFoundError) and os.fspath(e.filename or "").startswith(base)
-        if isinstance(e, ValueError) or not download or in_copy:  # a copy there, incomplete
-            raise _damaged(base, f"incomplete or garbled Oxford-IIIT Pet folder ({_one_line(e)})",
-                           "delete it and re-run with download=True to download it again") from None
-        raise DatasetNotFoundError(f"Oxford-IIIT Pet: could not download it into {root} "
-                                   f"({_one_line(e)}); set SCRATCH_DATA to a writable folder that "
-                                   f"can reach the internet, or put torchvision's oxford-iiit-pet "
-                                   f"folder there") from None
+        in_copy = isinstance(e, FileNotFoundError) and os.fspath(
+            e.filename or ""
+        ).startswith(base)
+        if (
+            isinstance(e, ValueError) or not download or in_copy
+        ):  # a copy there, incomplete
+            raise _damaged(
+                base,
+                f"incomplete or garbled Oxford-IIIT Pet folder ({_one_line(e)})",
+                "delete it and re-run with download=True to download it again",
+            ) from None
+        raise DatasetNotFoundError(
+            f"Oxford-IIIT Pet: could not download it into {root} "
+            f"({_one_line(e)}); set SCRATCH_DATA to a writable folder that "
+            f"can reach the internet, or put torchvision's oxford-iiit-pet "
+            f"folder there"
+        ) from None
     images = np.empty((len(pets), 3, size, size), np.uint8)
     masks = np.empty((len(pets), size, size), np.uint8)
     advice = f"the folder looks damaged: delete {base} and re-run with download=True"
@@ -654,9 +793,16 @@ def oxford_pets(split="train", size=128, root=None, download=True):
             photo = np.asarray(_square(photo.convert("RGB"), size, Image.BILINEAR))
             # Trimap: 1 pet, 2 background, 3 the border between them (part of the outline).
             t = np.asarray(_square(trimap, size, Image.NEAREST))
-        except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for unreadable images
-            raise _damaged(base, f"photo {i} of the {split} split cannot be read ({_one_line(e)})",
-                           advice) from None
+        except (
+            OSError,
+            ValueError,
+            SyntaxError,
+        ) as e:  # PIL's errors for unreadable images
+            raise _damaged(
+                base,
+                f"photo {i} of the {split} split cannot be read ({_one_line(e)})",
+                advice,
+            ) from None
         images[i] = photo.transpose(2, 0, 1)
         masks[i] = (t == 1) | (t == 3)
     _save_cache(masks_path, masks)
@@ -665,6 +811,7 @@ def oxford_pets(split="train", size=128, root=None, download=True):
 
 
 # ----------------------------------------------------------------------------- text
+
 
 def _read_text(path):
     """``(text, None)``, or ``(None, problem)`` for a file that is empty or not UTF-8."""
@@ -683,7 +830,9 @@ def _text(dataset, filename, root, download_allowed):
         if problem is None:
             return text
         if not download_allowed:  # like a checksum mismatch: fetched again if allowed
-            raise _damaged(path, problem, _replace_advice(path, _urls(dataset, filename)[0], False))
+            raise _damaged(
+                path, problem, _replace_advice(path, _urls(dataset, filename)[0], False)
+            )
         print(f"{path}: {problem}; downloading it again", file=sys.stderr)
         _remove(path)
     _get(dataset, filename, path, download_allowed)
@@ -706,6 +855,7 @@ def names(root=None, download=True):
 
 # ----------------------------------------------------------------------------- helpers
 
+
 def as_float(images):
     """uint8 pixels -> float32 in [0, 1]."""
     return np.asarray(images, dtype=np.float32) / 255.0
@@ -723,12 +873,12 @@ def channel_stats(images):
         raise ValueError(f"expected (N, C, H, W) images, got shape {images.shape}")
     sums, squares = np.zeros(images.shape[1]), np.zeros(images.shape[1])
     for i in range(0, len(images), 4096):
-        chunk = images[i:i + 4096].astype(np.float64) / 255.0
+        chunk = images[i : i + 4096].astype(np.float64) / 255.0
         sums += chunk.sum(axis=(0, 2, 3))
-        squares += (chunk ** 2).sum(axis=(0, 2, 3))
+        squares += (chunk**2).sum(axis=(0, 2, 3))
     count = images.shape[0] * images.shape[2] * images.shape[3]
     mean = sums / count
-    std = np.sqrt(np.maximum(squares / count - mean ** 2, 0.0))
+    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
     return mean.astype(np.float32), std.astype(np.float32)
 
 
@@ -739,6 +889,7 @@ def normalize(images, mean, std):
     (imported on use, so the NumPy-only chapters never load it).
     """
     import torch
+
     x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255)
     mean = torch.as_tensor(np.asarray(mean, np.float32)).view(1, -1, 1, 1)
     std = torch.as_tensor(np.asarray(std, np.float32)).view(1, -1, 1, 1)
@@ -757,13 +908,19 @@ def subsample(x, y, n, seed=0):
     except TypeError:  # a whole float such as 1e4 is fine
         count = int(n) if isinstance(n, float) and n.is_integer() else None
     if count is None or count < 0:
-        raise ValueError(f"subsample: n must be a whole number >= 0 (how many items to keep), "
-                         f"not {n!r}")
+        raise ValueError(
+            f"subsample: n must be a whole number >= 0 (how many items to keep), "
+            f"not {n!r}"
+        )
     n = count
     total = len(x)
     if y is not None and len(y) != total:
-        raise ValueError(f"subsample: x has {total} items but y has {len(y)}; they must pair up")
-    if n >= total:  # callers pass the configured size, which may exceed a small copy: keep all
+        raise ValueError(
+            f"subsample: x has {total} items but y has {len(y)}; they must pair up"
+        )
+    if (
+        n >= total
+    ):  # callers pass the configured size, which may exceed a small copy: keep all
         return x, y
     order = np.random.default_rng(seed).permutation(total)
     if y is None:

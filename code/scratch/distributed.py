@@ -11,6 +11,7 @@ calls the helpers below, which do nothing in a single process:
 
 NCCL is used between GPUs, gloo on the CPU (which is how the tests run it).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -60,7 +61,11 @@ def wrap(model: torch.nn.Module) -> torch.nn.Module:
     init()
     from torch.nn.parallel import DistributedDataParallel
 
-    ids = [model_device.index] if (model_device := next(model.parameters()).device).type == "cuda" else None
+    ids = (
+        [model_device.index]
+        if (model_device := next(model.parameters()).device).type == "cuda"
+        else None
+    )
     return DistributedDataParallel(model, device_ids=ids)
 
 
@@ -74,14 +79,22 @@ def shard(loader, shuffle: bool | None = None):
 
     if isinstance(loader.sampler, RandomSampler) and loader.sampler.replacement:
         # Batches drawn at random (scratch.train.sampled_loader): each process draws its own.
-        sampler = RankRandomSampler(loader.dataset, -(-loader.sampler.num_samples // world_size()))
+        sampler = RankRandomSampler(
+            loader.dataset, -(-loader.sampler.num_samples // world_size())
+        )
     else:
         if shuffle is None:
             shuffle = isinstance(loader.sampler, RandomSampler)
         sampler = DistributedSampler(loader.dataset, shuffle=shuffle)
-    return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler,
-                      num_workers=loader.num_workers, collate_fn=loader.collate_fn,
-                      pin_memory=loader.pin_memory, drop_last=loader.drop_last)
+    return DataLoader(
+        loader.dataset,
+        batch_size=loader.batch_size,
+        sampler=sampler,
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        drop_last=loader.drop_last,
+    )
 
 
 class RankRandomSampler(torch.utils.data.Sampler):

@@ -4,6 +4,7 @@
 engine) fill the same :class:`History` and call the same :class:`Callback` hooks,
 so plots, early stopping and any callback work with either. No PyTorch import here.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,7 +40,12 @@ class History:
         return self.epochs[-1] if self.epochs else {}
 
     def to_dict(self) -> dict:
-        return {"epochs": self.epochs, "steps": self.steps, "log": self.log, "evals": self.evals}
+        return {
+            "epochs": self.epochs,
+            "steps": self.steps,
+            "log": self.log,
+            "evals": self.evals,
+        }
 
 
 _UNITS = {"examples_per_s": "ex/s", "tokens_per_s": "tok/s"}
@@ -61,7 +67,11 @@ def epoch_line(row: dict, epochs: int | None) -> str:
     head = f"epoch {row['epoch']}/{epochs}" if epochs else f"epoch {row['epoch']}"
     if not epochs and "step" in row:
         head += f" (step {row['step']})"
-    return "  ".join([head] + _fields(row, ("epoch", "step", "seconds")) + [f"({row['seconds']:.1f} s)"])
+    return "  ".join(
+        [head]
+        + _fields(row, ("epoch", "step", "seconds"))
+        + [f"({row['seconds']:.1f} s)"]
+    )
 
 
 def step_line(row: dict, total: int) -> str:
@@ -80,7 +90,9 @@ class State:
     epoch: int = 0
     step: int = 0
     loss: float = math.nan
-    losses: dict = field(default_factory=dict)  # the last step's row: every named loss, lr, ...
+    losses: dict = field(
+        default_factory=dict
+    )  # the last step's row: every named loss, lr, ...
     stop: bool = False
 
 
@@ -98,13 +110,19 @@ class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs."""
 
     def __init__(self, monitor="val_loss", patience=3, mode="min"):
-        self.monitor, self.patience, self.sign = monitor, patience, (1 if mode == "min" else -1)
+        self.monitor, self.patience, self.sign = (
+            monitor,
+            patience,
+            (1 if mode == "min" else -1),
+        )
         self.best, self.bad = math.inf, 0
 
     def on_fit_start(self, state):  # one instance can serve several runs
         self.best, self.bad = math.inf, 0
 
-    def state_dict(self) -> dict:  # saved in checkpoints: a resumed run keeps its patience
+    def state_dict(
+        self,
+    ) -> dict:  # saved in checkpoints: a resumed run keeps its patience
         return {"best": self.best, "bad": self.bad}
 
     def load_state_dict(self, state: dict) -> None:

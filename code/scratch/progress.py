@@ -6,6 +6,7 @@
   at all, because a bar redrawn into a log is thousands of lines of noise. The
   training loop prints one summary line per epoch instead.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,9 @@ def enabled() -> bool:
     setting = os.environ.get("SCRATCH_PROGRESS", "").lower()
     if setting in ("0", "false", "off", "no"):
         return False
-    if os.environ.get("SCRATCH_BUILD"):  # set by the book build (see _ext/scratch_book.py)
+    if os.environ.get(
+        "SCRATCH_BUILD"
+    ):  # set by the book build (see _ext/scratch_book.py)
         return False
     if setting in ("1", "true", "on", "yes"):
         return True

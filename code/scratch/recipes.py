@@ -3,6 +3,7 @@
 Thin, explicit wrappers over ``torch.optim``: the chapters explain the ideas, these
 keep the recipe identical wherever it is used.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,20 +28,36 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
 
 
-def sgd(model: nn.Module, lr: float, momentum: float = 0.9, nesterov: bool = True,
-        weight_decay: float = 5e-4) -> torch.optim.SGD:
+def sgd(
+    model: nn.Module,
+    lr: float,
+    momentum: float = 0.9,
+    nesterov: bool = True,
+    weight_decay: float = 5e-4,
+) -> torch.optim.SGD:
     """SGD with (Nesterov) momentum and weight decay on the weights only."""
-    return torch.optim.SGD(param_groups(model, weight_decay), lr=lr, momentum=momentum,
-                           nesterov=nesterov and momentum > 0)
+    return torch.optim.SGD(
+        param_groups(model, weight_decay),
+        lr=lr,
+        momentum=momentum,
+        nesterov=nesterov and momentum > 0,
+    )
 
 
-def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int,
-              pct_start: float = 0.25, div_factor: float = 25.0,
-              final_div_factor: float = 1e4) -> torch.optim.lr_scheduler.OneCycleLR:
+def one_cycle(
+    optimizer: torch.optim.Optimizer,
+    max_lr: float,
+    total_steps: int,
+    pct_start: float = 0.25,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+) -> torch.optim.lr_scheduler.OneCycleLR:
     """The one-cycle schedule (Smith & Topin, 2019), stepped after every batch.
 
     The rate rises from ``max_lr / div_factor`` to ``max_lr`` over the first
@@ -53,16 +70,24 @@ def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int,
     # are not. Those get a longer schedule than they will use.
     shortest = math.ceil(2 / min(pct_start, 1 - pct_start)) + 1
     return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=max_lr, total_steps=max(total_steps, shortest), pct_start=pct_start,
-        div_factor=div_factor, final_div_factor=final_div_factor)
+        optimizer,
+        max_lr=max_lr,
+        total_steps=max(total_steps, shortest),
+        pct_start=pct_start,
+        div_factor=div_factor,
+        final_div_factor=final_div_factor,
+    )
 
 
-def step_lr(optimizer: torch.optim.Optimizer, milestones, gamma: float = 0.1
-            ) -> torch.optim.lr_scheduler.MultiStepLR:
+def step_lr(
+    optimizer: torch.optim.Optimizer, milestones, gamma: float = 0.1
+) -> torch.optim.lr_scheduler.MultiStepLR:
     """Divide the rate by ``1/gamma`` at each milestone (the ResNet paper's recipe:
     /10 at 32k and 48k iterations). Milestones count ``scheduler.step()`` calls:
     epochs with ``scheduler_interval="epoch"``, batches with ``"step"``."""
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(milestones), gamma=gamma)
+    return torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(milestones), gamma=gamma
+    )
 
 
 def cross_entropy(label_smoothing: float = 0.0):

@@ -25,6 +25,7 @@ A column's key is a path into the metrics (``"acc.CNN"`` is
 show the same quantities. A value a row lacks shows as an en dash. In a notebook
 or the book the table is HTML; in a script it is printed as aligned text.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -106,12 +107,13 @@ def _format(value, fmt) -> str:
 
 # ---- sources ---------------------------------------------------------------------
 
+
 def _bib_entries(path: Path = BIB) -> dict[str, str]:
     """Every entry of ``references.bib``, by key: the entry's text."""
     text = path.read_text(encoding="utf-8")
     starts = list(re.finditer(r"^@\w+\s*\{\s*([^,\s]+)\s*,", text, flags=re.M))
     ends = [m.start() for m in starts[1:]] + [len(text)]
-    return {m.group(1): text[m.end():end] for m, end in zip(starts, ends)}
+    return {m.group(1): text[m.end() : end] for m, end in zip(starts, ends)}
 
 
 def _bib_field(entry: str, name: str) -> str:
@@ -125,11 +127,13 @@ def citation(key: str, path: Path = BIB) -> str:
     an error: a number without a source it can be checked against is not shown."""
     entries = _bib_entries(path)
     if key not in entries:
-        raise KeyError(f"{key!r} is not a key of {path.name}: "
-                       "a reference needs a source")
+        raise KeyError(
+            f"{key!r} is not a key of {path.name}: a reference needs a source"
+        )
     authors = [a.strip() for a in _bib_field(entries[key], "author").split(" and ")]
-    surnames = [a.split(",")[0].strip() if "," in a else a.split()[-1]
-                for a in authors if a]
+    surnames = [
+        a.split(",")[0].strip() if "," in a else a.split()[-1] for a in authors if a
+    ]
     year = _bib_field(entries[key], "year")
     if len(surnames) == 2 and surnames[1] != "others":
         who = f"{surnames[0]} and {surnames[1]}"
@@ -141,6 +145,7 @@ def citation(key: str, path: Path = BIB) -> str:
 
 
 # ---- where a run ran -------------------------------------------------------------
+
 
 def _cpu(cores: int | None) -> str:
     return f"CPU, {cores} cores" if cores else "CPU"
@@ -193,8 +198,10 @@ def script_path(name: str) -> str:
 def record_commands(cfg) -> list[str]:
     """The commands that record this chapter's full run, from the repository root."""
     name = cfg.NAME
-    return [f"python {script_path(name)} --profile=full --out_dir=runs",
-            f"cp runs/{name}/metrics.json results/{name}.json"]
+    return [
+        f"python {script_path(name)} --profile=full --out_dir=runs",
+        f"cp runs/{name}/metrics.json results/{name}.json",
+    ]
 
 
 def _recorded_label(record: dict) -> str:
@@ -207,12 +214,16 @@ def _recorded_label(record: dict) -> str:
     commit = record.get("commit") or "commit unknown"
     parts.append(commit + ("-dirty" if record.get("dirty") else ""))
     profile = record.get("profile", "full")
-    what = ("recorded full run" if profile == "full"
-            else f"recorded run, profile {profile}!")
+    what = (
+        "recorded full run"
+        if profile == "full"
+        else f"recorded run, profile {profile}!"
+    )
     return f"{what} ({', '.join(parts)})"
 
 
 # ---- the table -------------------------------------------------------------------
+
 
 @dataclass
 class ResultsTable:
@@ -253,11 +264,14 @@ class ResultsTable:
         for n, block in enumerate(blocks):
             if n:
                 lines.append("")
-            lines.append(" " * label_w
-                         + "".join(f"  {heads[i]:>{col_w[i]}}" for i in block))
+            lines.append(
+                " " * label_w + "".join(f"  {heads[i]:>{col_w[i]}}" for i in block)
+            )
             for label, cells in zip(labels, body):
-                lines.append(f"{label:<{label_w}}"
-                             + "".join(f"  {cells[i]:>{col_w[i]}}" for i in block))
+                lines.append(
+                    f"{label:<{label_w}}"
+                    + "".join(f"  {cells[i]:>{col_w[i]}}" for i in block)
+                )
         if self.notes:
             lines.append("")
         for note in self.notes:
@@ -274,14 +288,19 @@ class ResultsTable:
         for row in self.rows:
             tip = f' title="references.bib: {e(row.source)}"' if row.source else ""
             cells = "".join(f"<td{num}>{e(c)}</td>" for c in self.cells(row))
-            body.append(f'<tr><th scope="row" style="text-align: left"{tip}>'
-                        f"{e(row.label)}</th>{cells}</tr>")
+            body.append(
+                f'<tr><th scope="row" style="text-align: left"{tip}>'
+                f"{e(row.label)}</th>{cells}</tr>"
+            )
         caption = f"<caption>{e(self.title)}</caption>" if self.title else ""
-        notes = "".join(f"<p>{_code(e(n)).replace(chr(10), '<br>')}</p>"
-                        for n in self.notes)
-        return (f'<div class="scratch-results"><table class="dataframe">{caption}'
-                f"<thead><tr><th></th>{head}</tr></thead>"
-                f"<tbody>{''.join(body)}</tbody></table>{notes}</div>")
+        notes = "".join(
+            f"<p>{_code(e(n)).replace(chr(10), '<br>')}</p>" for n in self.notes
+        )
+        return (
+            f'<div class="scratch-results"><table class="dataframe">{caption}'
+            f"<thead><tr><th></th>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>{notes}</div>"
+        )
 
     def _repr_html_(self) -> str:
         return self.html()
@@ -298,8 +317,13 @@ def _wrap(note: str, width: int) -> list[str]:
         if line.startswith(" ") or len(line) <= width:
             out.append(line)
         else:
-            out += textwrap.wrap(line, width, subsequent_indent="  ",
-                                 break_long_words=False, break_on_hyphens=False)
+            out += textwrap.wrap(
+                line,
+                width,
+                subsequent_indent="  ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
     return out
 
 
@@ -308,36 +332,65 @@ def _code(escaped: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
 
 
-def build_table(cfg, this_run: dict, *, columns: dict, references=(), seconds=None,
-                device=None, title: str = "", notes=(),
-                results_dir=None) -> ResultsTable:
+def build_table(
+    cfg,
+    this_run: dict,
+    *,
+    columns: dict,
+    references=(),
+    seconds=None,
+    device=None,
+    title: str = "",
+    notes=(),
+    results_dir=None,
+) -> ResultsTable:
     """The table :func:`results_table` shows, without showing it."""
-    columns = {k: c if isinstance(c, Column) else Column(*c)
-               for k, c in columns.items()}
+    columns = {
+        k: c if isinstance(c, Column) else Column(*c) for k, c in columns.items()
+    }
 
     def values(metrics, config):
-        return ({k: _lookup(metrics, config, k) for k in columns},
-                {k: _lookup(metrics, config, c.spread)
-                 for k, c in columns.items() if c.spread})
+        return (
+            {k: _lookup(metrics, config, k) for k in columns},
+            {
+                k: _lookup(metrics, config, c.spread)
+                for k, c in columns.items()
+                if c.spread
+            },
+        )
 
     where = [cfg.profile, _run_device(cfg, device)]
     if seconds is not None:
         where.append(_seconds(seconds))
-    rows = [Row("this run", f"this run ({', '.join(where)})",
-                *values(this_run, cfg.to_dict()))]
+    rows = [
+        Row(
+            "this run",
+            f"this run ({', '.join(where)})",
+            *values(this_run, cfg.to_dict()),
+        )
+    ]
 
     notes = list(notes)
     record = recorded_run(cfg.NAME, results_dir)
     if record is not None:
-        rows.append(Row("recorded", _recorded_label(record),
-                        *values(record.get("metrics"), record.get("config"))))
+        rows.append(
+            Row(
+                "recorded",
+                _recorded_label(record),
+                *values(record.get("metrics"), record.get("config")),
+            )
+        )
     else:
-        rows.append(Row("recorded", "recorded full run (none yet)",
-                        dict.fromkeys(columns)))
+        rows.append(
+            Row("recorded", "recorded full run (none yet)", dict.fromkeys(columns))
+        )
         where = "a CPU" if _full_profile_device(cfg) in (None, "cpu") else "a GPU"
         commands = "\n".join(f"  `{c}`" for c in record_commands(cfg))
-        notes.insert(0, f"No full run is recorded yet (results/{cfg.NAME}.json). "
-                        f"To record one, run on {where}:\n{commands}")
+        notes.insert(
+            0,
+            f"No full run is recorded yet (results/{cfg.NAME}.json). "
+            f"To record one, run on {where}:\n{commands}",
+        )
 
     for ref in references:
         unknown = sorted(set(ref.values) - set(columns))
@@ -346,8 +399,14 @@ def build_table(cfg, this_run: dict, *, columns: dict, references=(), seconds=No
         label = citation(ref.source) + (f": {ref.label}" if ref.label else "")
         if ref.setting:
             label += f" ({ref.setting})"
-        rows.append(Row("reference", label, {k: ref.values.get(k) for k in columns},
-                        source=ref.source))
+        rows.append(
+            Row(
+                "reference",
+                label,
+                {k: ref.values.get(k) for k in columns},
+                source=ref.source,
+            )
+        )
     return ResultsTable(title, columns, rows, notes)
 
 
@@ -355,9 +414,18 @@ def _in_notebook() -> bool:
     return "ipykernel" in sys.modules
 
 
-def results_table(cfg, this_run: dict, *, columns: dict, references=(), seconds=None,
-                  device=None, title: str = "", notes=(),
-                  results_dir=None) -> list[Row]:
+def results_table(
+    cfg,
+    this_run: dict,
+    *,
+    columns: dict,
+    references=(),
+    seconds=None,
+    device=None,
+    title: str = "",
+    notes=(),
+    results_dir=None,
+) -> list[Row]:
     """Show a chapter's results table (HTML in a notebook and the book, aligned
     text in a script) and return its rows, for the chapter's asserts.
 
@@ -369,9 +437,17 @@ def results_table(cfg, this_run: dict, *, columns: dict, references=(), seconds=
     the table; ``results_dir`` is where recorded runs are read (default
     ``results/``).
     """
-    table = build_table(cfg, this_run, columns=columns, references=references,
-                        seconds=seconds, device=device, title=title, notes=notes,
-                        results_dir=results_dir)
+    table = build_table(
+        cfg,
+        this_run,
+        columns=columns,
+        references=references,
+        seconds=seconds,
+        device=device,
+        title=title,
+        notes=notes,
+        results_dir=results_dir,
+    )
     if _in_notebook():
         from IPython.display import display
 

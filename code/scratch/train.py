@@ -28,6 +28,7 @@ states, the position in the epoch and the resolved config. A run killed at any
 point resumes from its last checkpoint on exactly the batches it would have
 seen; a run folder whose checkpoint was made by another config is never resumed.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -43,10 +44,23 @@ import torch
 from torch import nn
 
 from . import distributed, progress
+from .config import (
+    Config,
+    ConfigError,
+    choice,
+    describe,
+    flatten,
+    non_negative,
+    positive,
+)
+from .history import (
+    Callback,
+    History,
+    State,
+    epoch_line,  # noqa: F401  (shared by both loops)
+    step_line,
+)
 from .models.spec import ModelSpec, spec_record
-from .config import Config, ConfigError, choice, describe, flatten, non_negative, positive
-from .history import (Callback, EarlyStopping, History, State, epoch_line,  # noqa: F401  (shared by both loops)
-                      step_line)
 from .utils import atomic_path, pick_device
 
 
@@ -71,8 +85,10 @@ def native_bf16(device: torch.device) -> bool:
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
         cpu = torch.cpu
-        has_instructions = (getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
-                            or getattr(cpu, "_is_amx_tile_supported", lambda: False)())
+        has_instructions = (
+            getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
+            or getattr(cpu, "_is_amx_tile_supported", lambda: False)()
+        )
         # oneDNN may be limited below the CPU's own ISA (ONEDNN_MAX_CPU_ISA).
         return has_instructions and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     return False
@@ -87,45 +103,102 @@ def native_precision(device: torch.device) -> str:
 class TrainConfig(Config):
     """Fields every trained chapter shares; a chapter's config subclasses this."""
 
-    epochs: int = field(default=1, metadata=positive(
-        "passes over the training set (ignored when max_steps > 0)"))
-    max_steps: int = field(default=0, metadata=non_negative(
-        "optimizer steps in all; 0 = the epochs decide. A step budget suits models "
-        "trained on randomly drawn batches (language models, diffusion)"))
-    batch_size: int = field(default=64, metadata=positive("examples per optimizer step (per GPU)"))
-    device: str = field(default="auto", metadata={
-        "help": "auto = cuda, then mps, then cpu",
-        "check": lambda v: v in _device_names(),
-        "rule": lambda: "must be one of this machine's devices: " + ", ".join(_device_names())})
-    precision: str = field(default="fp32", metadata=choice(
-        "fp32", "bf16", "fp16", "auto", help="autocast dtype: bf16/fp16 roughly halve GPU time "
-        "and memory; auto = bf16 where the device computes in it natively (GPUs since Ampere, "
-        "CPUs with AVX512-BF16 or AMX), else fp32"))
-    grad_accum: int = field(default=1, metadata=positive(
-        "micro-batches summed per optimizer step: a large batch on a small GPU"))
-    clip_grad_norm: float = field(default=0.0, metadata=non_negative(
-        "clip the gradient's global norm to this (0 = off)"))
-    eval_every: int = field(default=0, metadata=non_negative(
-        "evaluate every N optimizer steps (0 = at the end of every epoch)"))
-    checkpoint_every: int = field(default=0, metadata=non_negative(
-        "also write the checkpoint every N optimizer steps (0 = at the end of every epoch only)"))
-    log_every: int = field(default=0, metadata=non_negative(
-        "print a line every N optimizer steps (0 = one line per epoch)"))
-    resume: bool = field(default=True, metadata=describe(
-        "continue from run_dir's checkpoint if it was made by this same config"))
-    num_workers: int = field(default=0, metadata=non_negative("DataLoader worker processes"))
+    epochs: int = field(
+        default=1,
+        metadata=positive("passes over the training set (ignored when max_steps > 0)"),
+    )
+    max_steps: int = field(
+        default=0,
+        metadata=non_negative(
+            "optimizer steps in all; 0 = the epochs decide. A step budget suits models "
+            "trained on randomly drawn batches (language models, diffusion)"
+        ),
+    )
+    batch_size: int = field(
+        default=64, metadata=positive("examples per optimizer step (per GPU)")
+    )
+    device: str = field(
+        default="auto",
+        metadata={
+            "help": "auto = cuda, then mps, then cpu",
+            "check": lambda v: v in _device_names(),
+            "rule": lambda: (
+                "must be one of this machine's devices: " + ", ".join(_device_names())
+            ),
+        },
+    )
+    precision: str = field(
+        default="fp32",
+        metadata=choice(
+            "fp32",
+            "bf16",
+            "fp16",
+            "auto",
+            help="autocast dtype: bf16/fp16 roughly halve GPU time "
+            "and memory; auto = bf16 where the device computes in it natively (GPUs since Ampere, "
+            "CPUs with AVX512-BF16 or AMX), else fp32",
+        ),
+    )
+    grad_accum: int = field(
+        default=1,
+        metadata=positive(
+            "micro-batches summed per optimizer step: a large batch on a small GPU"
+        ),
+    )
+    clip_grad_norm: float = field(
+        default=0.0,
+        metadata=non_negative("clip the gradient's global norm to this (0 = off)"),
+    )
+    eval_every: int = field(
+        default=0,
+        metadata=non_negative(
+            "evaluate every N optimizer steps (0 = at the end of every epoch)"
+        ),
+    )
+    checkpoint_every: int = field(
+        default=0,
+        metadata=non_negative(
+            "also write the checkpoint every N optimizer steps (0 = at the end of every epoch only)"
+        ),
+    )
+    log_every: int = field(
+        default=0,
+        metadata=non_negative(
+            "print a line every N optimizer steps (0 = one line per epoch)"
+        ),
+    )
+    resume: bool = field(
+        default=True,
+        metadata=describe(
+            "continue from run_dir's checkpoint if it was made by this same config"
+        ),
+    )
+    num_workers: int = field(
+        default=0, metadata=non_negative("DataLoader worker processes")
+    )
 
     # Fields that cannot change what a run computes: a checkpoint may be resumed
     # with other values of these (another device, more workers, another folder).
-    RESULT_NEUTRAL: ClassVar[tuple] = ("profile", "resume", "out_dir", "device", "num_workers",
-                                       "threads", "log_every", "checkpoint_every", "eval_every")
+    RESULT_NEUTRAL: ClassVar[tuple] = (
+        "profile",
+        "resume",
+        "out_dir",
+        "device",
+        "num_workers",
+        "threads",
+        "log_every",
+        "checkpoint_every",
+        "eval_every",
+    )
 
     def __post_init__(self):
         super().__post_init__()
         if self.precision == "auto":
             # Resolved here, so that the summary, the checkpoint and metrics.json
             # name the precision that actually ran.
-            object.__setattr__(self, "precision", native_precision(pick_device(self.device)))
+            object.__setattr__(
+                self, "precision", native_precision(pick_device(self.device))
+            )
 
     def check_run_dir(self) -> None:
         """Refuse to resume, or overwrite, a run folder made by another config."""
@@ -133,14 +206,18 @@ class TrainConfig(Config):
             return
         for path in sorted(self.run_dir.glob("*.pt")):
             try:
-                state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                state = torch.load(
+                    path, map_location="cpu", weights_only=True, mmap=True
+                )
             except Exception:  # not a checkpoint of fit's (or unreadable): fit decides
                 continue
             if isinstance(state, dict) and "config" in state:
                 check_resumable(state, self, path)
 
 
-def config_changes(stored: dict, cfg: TrainConfig, extendable: bool = False) -> list[str]:
+def config_changes(
+    stored: dict, cfg: TrainConfig, extendable: bool = False
+) -> list[str]:
     """The fields in which ``cfg`` differs from a checkpoint's config, as ``name old -> new``.
 
     Result-neutral fields are ignored. A longer budget (more ``epochs`` or
@@ -158,8 +235,13 @@ def config_changes(stored: dict, cfg: TrainConfig, extendable: bool = False) -> 
         old, new = stored.get(name, "(absent)"), now.get(name, "(absent)")
         if old == new:
             continue
-        longer = (name in ("epochs", "max_steps") and isinstance(old, int) and isinstance(new, int)
-                  and (name == "epochs" or old > 0) and new > old)
+        longer = (
+            name in ("epochs", "max_steps")
+            and isinstance(old, int)
+            and isinstance(new, int)
+            and (name == "epochs" or old > 0)
+            and new > old
+        )
         if longer and extendable:
             continue
         why = " (the schedule depends on the run's length)" if longer else ""
@@ -173,12 +255,15 @@ def check_resumable(state: dict, cfg: TrainConfig, path) -> None:
     if changes:
         raise ConfigError(
             f"{path} holds a run made with another config ({'; '.join(changes)}): "
-            f"add --resume=false to start over in {cfg.run_dir}, or --out_dir=DIR for a separate run")
+            f"add --resume=false to start over in {cfg.run_dir}, or --out_dir=DIR for a separate run"
+        )
 
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
     """Fraction of examples whose highest-scoring class is the target."""
-    return (logits.argmax(dim=1) == targets).double().mean().item()  # exact: no float32 rounding
+    return (
+        (logits.argmax(dim=1) == targets).double().mean().item()
+    )  # exact: no float32 rounding
 
 
 AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -198,7 +283,13 @@ def _to_device(batch, device):
 def _first_tensor(batch):
     if torch.is_tensor(batch):
         return batch
-    items = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (tuple, list)) else ()
+    items = (
+        batch.values()
+        if isinstance(batch, dict)
+        else batch
+        if isinstance(batch, (tuple, list))
+        else ()
+    )
     for item in items:
         found = _first_tensor(item)
         if found is not None:
@@ -221,22 +312,34 @@ def _named_losses(out, where: str) -> dict:
         return {"loss": out}
     if isinstance(out, dict) and torch.is_tensor(out.get("loss")):
         return out
-    raise TypeError(f"{where} must return a loss tensor or a dict with a 'loss' tensor, "
-                    f"got {type(out).__name__}" + (f" with keys {sorted(out)}" if isinstance(out, dict) else ""))
+    raise TypeError(
+        f"{where} must return a loss tensor or a dict with a 'loss' tensor, "
+        f"got {type(out).__name__}"
+        + (f" with keys {sorted(out)}" if isinstance(out, dict) else "")
+    )
 
 
 def supervised_step(loss_fn: Callable = nn.functional.cross_entropy) -> Callable:
     """The default step: ``loss_fn(model(x), y)`` on a batch ``(x, y)``."""
+
     def step(model, batch):
         x, y = batch
         return loss_fn(model(x), y)
+
     return step
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, loss_fn: Callable = nn.functional.cross_entropy,
-             metrics: Optional[dict] = None, device=None, prefix: str = "val_",
-             precision: str = "fp32", step: Optional[Callable] = None) -> dict:
+def evaluate(
+    model: nn.Module,
+    loader,
+    loss_fn: Callable = nn.functional.cross_entropy,
+    metrics: Optional[dict] = None,
+    device=None,
+    prefix: str = "val_",
+    precision: str = "fp32",
+    step: Optional[Callable] = None,
+) -> dict:
     """Mean loss and metrics over ``loader`` (weighted by batch size).
 
     With the default supervised step, ``metrics`` (default: accuracy) are
@@ -245,7 +348,9 @@ def evaluate(model: nn.Module, loader, loss_fn: Callable = nn.functional.cross_e
     :class:`TrainConfig`: ``fit`` evaluates in the precision it trains in (bf16
     is also faster on CPUs that support it).
     """
-    metrics = ({"acc": accuracy} if metrics is None else metrics) if step is None else {}
+    metrics = (
+        ({"acc": accuracy} if metrics is None else metrics) if step is None else {}
+    )
     device = device or next(model.parameters()).device
     dtype = AUTOCAST[precision]
     was_training = model.training
@@ -260,7 +365,10 @@ def evaluate(model: nn.Module, loader, loss_fn: Callable = nn.functional.cross_e
             with autocast:
                 out = model(x)
             out = out.float()  # losses and metrics in full precision
-            values = {"loss": loss_fn(out, y), **{k: fn(out, y) for k, fn in metrics.items()}}
+            values = {
+                "loss": loss_fn(out, y),
+                **{k: fn(out, y) for k, fn in metrics.items()},
+            }
         else:
             with autocast:
                 values = _named_losses(step(model, batch), "step")
@@ -275,7 +383,9 @@ def evaluate(model: nn.Module, loader, loss_fn: Callable = nn.functional.cross_e
     return {prefix + k: (sums[i] / sums[-1]).item() for i, k in enumerate(names)}
 
 
-def sampled_loader(dataset, batch_size: int, steps_per_epoch: Optional[int] = None, **kwargs):
+def sampled_loader(
+    dataset, batch_size: int, steps_per_epoch: Optional[int] = None, **kwargs
+):
     """A DataLoader that draws every batch at random, with replacement (nanoGPT's ``get_batch``).
 
     For step-based training (``max_steps``) on data too large, or too overlapping
@@ -296,7 +406,12 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.T
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    out = torch.cat([model(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
+    out = torch.cat(
+        [
+            model(x[i : i + batch_size].to(device)).cpu()
+            for i in range(0, len(x), batch_size)
+        ]
+    )
     model.train(was_training)
     return out
 
@@ -324,10 +439,14 @@ def _rng_state(loader=None) -> dict:
     """Every random-number state a run draws from (and the loader's own generator, if any)."""
     np_state = np.random.get_state()
     generator = getattr(loader, "generator", None)
-    return {"torch": torch.get_rng_state(), "numpy": torch.from_numpy(np_state[1].astype(np.int64)),
-            "numpy_pos": int(np_state[2]), "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "loader": generator.get_state() if generator is not None else None}
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
+        "python": random.getstate(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "loader": generator.get_state() if generator is not None else None,
+    }
 
 
 def _set_rng_state(state: dict, loader=None) -> None:
@@ -335,7 +454,15 @@ def _set_rng_state(state: dict, loader=None) -> None:
     generator = getattr(loader, "generator", None)
     if generator is not None and state.get("loader") is not None:
         generator.set_state(state["loader"])
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    np.random.set_state(
+        (
+            "MT19937",
+            state["numpy"].numpy().astype(np.uint32),
+            state["numpy_pos"],
+            0,
+            0.0,
+        )
+    )
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     if state["cuda"] and torch.cuda.is_available():
@@ -345,8 +472,16 @@ def _set_rng_state(state: dict, loader=None) -> None:
 # ---- the loop ------------------------------------------------------------------
 # Schedules whose learning rate at step t does not depend on the run's length: a
 # run that used only these (or none) may be continued with more epochs or steps.
-_LENGTH_FREE = ("StepLR", "MultiStepLR", "ExponentialLR", "ConstantLR", "LinearLR",
-                "MultiplicativeLR", "CyclicLR", "ReduceLROnPlateau")
+_LENGTH_FREE = (
+    "StepLR",
+    "MultiStepLR",
+    "ExponentialLR",
+    "ConstantLR",
+    "LinearLR",
+    "MultiplicativeLR",
+    "CyclicLR",
+    "ReduceLROnPlateau",
+)
 
 
 def _extendable(scheduler) -> bool:
@@ -356,11 +491,23 @@ def _extendable(scheduler) -> bool:
     return name in _LENGTH_FREE
 
 
-def fit(model: nn.Module, optimizer, train_loader, config: TrainConfig, *,
-        loss_fn: Callable = nn.functional.cross_entropy, step=None, val_loader=None,
-        metrics: Optional[dict] = None, scheduler=None, scheduler_interval: str = "step",
-        callbacks: tuple = (), checkpoint: str | os.PathLike | None = "last.pt",
-        batch_transform: Optional[Callable] = None, verbose: bool = True) -> History:
+def fit(
+    model: nn.Module,
+    optimizer,
+    train_loader,
+    config: TrainConfig,
+    *,
+    loss_fn: Callable = nn.functional.cross_entropy,
+    step=None,
+    val_loader=None,
+    metrics: Optional[dict] = None,
+    scheduler=None,
+    scheduler_interval: str = "step",
+    callbacks: tuple = (),
+    checkpoint: str | os.PathLike | None = "last.pt",
+    batch_transform: Optional[Callable] = None,
+    verbose: bool = True,
+) -> History:
     """Train ``model`` and return its :class:`History`.
 
     - ``optimizer``: one optimizer, or a dict of named optimizers (then ``step`` is
@@ -379,62 +526,124 @@ def fit(model: nn.Module, optimizer, train_loader, config: TrainConfig, *,
     Under ``torchrun`` the model is wrapped in DistributedDataParallel and each
     process trains on its shard of the data.
     """
-    return _Trainer(model, optimizer, train_loader, config, loss_fn=loss_fn, step=step,
-                    val_loader=val_loader, metrics=metrics, scheduler=scheduler,
-                    scheduler_interval=scheduler_interval, callbacks=callbacks,
-                    checkpoint=checkpoint, batch_transform=batch_transform, verbose=verbose).run()
+    return _Trainer(
+        model,
+        optimizer,
+        train_loader,
+        config,
+        loss_fn=loss_fn,
+        step=step,
+        val_loader=val_loader,
+        metrics=metrics,
+        scheduler=scheduler,
+        scheduler_interval=scheduler_interval,
+        callbacks=callbacks,
+        checkpoint=checkpoint,
+        batch_transform=batch_transform,
+        verbose=verbose,
+    ).run()
 
 
 class _Trainer:
     """The parts of :func:`fit`, read top-down: set up, resume, then per optimizer
     step :meth:`train_step`, and at epoch ends :meth:`end_epoch`."""
 
-    def __init__(self, model, optimizer, train_loader, config, *, loss_fn, step, val_loader,
-                 metrics, scheduler, scheduler_interval, callbacks, checkpoint, batch_transform,
-                 verbose):
+    def __init__(
+        self,
+        model,
+        optimizer,
+        train_loader,
+        config,
+        *,
+        loss_fn,
+        step,
+        val_loader,
+        metrics,
+        scheduler,
+        scheduler_interval,
+        callbacks,
+        checkpoint,
+        batch_transform,
+        verbose,
+    ):
         if scheduler_interval not in ("step", "epoch"):
-            raise ValueError(f"scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
+            raise ValueError(
+                f"scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}"
+            )
         self.several = isinstance(optimizer, dict)
         self.optimizers = dict(optimizer) if self.several else {"": optimizer}
-        self.steps = _named(step if step is not None else supervised_step(loss_fn), self.optimizers,
-                            "step", required=True)
-        self.schedulers = _named(scheduler, self.optimizers, "scheduler", required=False)
-        self.model, self.config, self.metrics, self.loss_fn = model, config, metrics, loss_fn
+        self.steps = _named(
+            step if step is not None else supervised_step(loss_fn),
+            self.optimizers,
+            "step",
+            required=True,
+        )
+        self.schedulers = _named(
+            scheduler, self.optimizers, "scheduler", required=False
+        )
+        self.model, self.config, self.metrics, self.loss_fn = (
+            model,
+            config,
+            metrics,
+            loss_fn,
+        )
         self.custom_step = step is not None
         self.scheduler_interval, self.callbacks = scheduler_interval, tuple(callbacks)
         self.batch_transform = batch_transform
-        self.device = distributed.device() if distributed.is_enabled() else pick_device(config.device)
-        self.verbose = verbose and distributed.is_main()  # after device(): it joins the process group
+        self.device = (
+            distributed.device()
+            if distributed.is_enabled()
+            else pick_device(config.device)
+        )
+        self.verbose = (
+            verbose and distributed.is_main()
+        )  # after device(): it joins the process group
         model.to(self.device)
         for opt in self.optimizers.values():
             _move_optimizer_state(opt, self.device)
         # Several models in a ModuleDict (a GAN) are wrapped one by one, so that a
         # step can call each of them through DDP.
         if isinstance(model, nn.ModuleDict) and distributed.is_enabled():
-            self.train_model = nn.ModuleDict({k: distributed.wrap(m) for k, m in model.items()})
+            self.train_model = nn.ModuleDict(
+                {k: distributed.wrap(m) for k, m in model.items()}
+            )
         else:
             self.train_model = distributed.wrap(model)
         self.train_loader = distributed.shard(train_loader)
-        self.val_loader = distributed.shard(val_loader, shuffle=False) if val_loader is not None else None
+        self.val_loader = (
+            distributed.shard(val_loader, shuffle=False)
+            if val_loader is not None
+            else None
+        )
         self.autocast_dtype = AUTOCAST[config.precision]
         if config.precision == "bf16" and self.verbose and not native_bf16(self.device):
-            print(f"note: {self.device.type} has no native bf16: autocast emulates it, several "
-                  "times slower than fp32 (--precision=auto picks fp32 here)")
+            print(
+                f"note: {self.device.type} has no native bf16: autocast emulates it, several "
+                "times slower than fp32 (--precision=auto picks fp32 here)"
+            )
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=config.precision == "fp16"
+        )
         self.ckpt_path = config.run_dir / checkpoint if checkpoint else None
         self.max_steps = getattr(config, "max_steps", 0)
-        self.steps_per_epoch = -(-len(self.train_loader) // config.grad_accum)  # optimizer steps
+        self.steps_per_epoch = -(
+            -len(self.train_loader) // config.grad_accum
+        )  # optimizer steps
         self.total_steps = self.max_steps or config.epochs * self.steps_per_epoch
         self.history = History()
         self.state = State(model, optimizer, config, self.history)
-        self.batch_in_epoch = 0       # micro-batches of the current epoch already trained on
-        self.epoch_totals = {}        # sums over the current epoch: named losses, examples, seconds
-        self.epoch_rng = None         # RNG state before the current epoch's loader was started
+        self.batch_in_epoch = 0  # micro-batches of the current epoch already trained on
+        self.epoch_totals = {}  # sums over the current epoch: named losses, examples, seconds
+        self.epoch_rng = None  # RNG state before the current epoch's loader was started
 
     # ---- the run -----------------------------------------------------------------
     def run(self) -> History:
-        resumed = self.ckpt_path is not None and self.config.resume and self.ckpt_path.exists()
+        resumed = (
+            self.ckpt_path is not None
+            and self.config.resume
+            and self.ckpt_path.exists()
+        )
         checkpoint = self.resume() if resumed else None
         for cb in self.callbacks:
             cb.on_fit_start(self.state)
@@ -447,14 +656,22 @@ class _Trainer:
             checkpoint = None  # only the first epoch after a resume starts mid-way
             if self.state.stop:
                 break
-        if self.config.eval_every and self.val_loader is not None and self.state.step % self.config.eval_every:
+        if (
+            self.config.eval_every
+            and self.val_loader is not None
+            and self.state.step % self.config.eval_every
+        ):
             self.evaluate_now()  # step-based runs end with an evaluation at their last step
         for cb in self.callbacks:
             cb.on_fit_end(self.state)
         return self.history
 
     def finished(self) -> bool:
-        return self.state.step >= self.total_steps if self.max_steps else self.state.epoch >= self.config.epochs
+        return (
+            self.state.step >= self.total_steps
+            if self.max_steps
+            else self.state.epoch >= self.config.epochs
+        )
 
     def run_epoch(self, checkpoint: Optional[dict]) -> None:
         """One pass over the training loader (or what is left of it after a resume)."""
@@ -463,18 +680,27 @@ class _Trainer:
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(state.epoch)  # a new shuffle per epoch under DDP
         if checkpoint is not None and self.batch_in_epoch:
-            batches = self.resume_batches(checkpoint)  # the rest of an interrupted epoch
+            batches = self.resume_batches(
+                checkpoint
+            )  # the rest of an interrupted epoch
         else:
             for cb in self.callbacks:
                 cb.on_epoch_start(state)
             self.batch_in_epoch, self.epoch_totals = 0, {}
             self.epoch_rng = _rng_state(self.train_loader)
             batches = iter(self.train_loader)
-        self.epoch_lr = self.epoch_totals.get("lr", self._lr())  # the rate this epoch starts with
+        self.epoch_lr = self.epoch_totals.get(
+            "lr", self._lr()
+        )  # the rate this epoch starts with
         self.epoch_totals["lr"] = self.epoch_lr
-        bar = progress.bar(total=len(self.train_loader), initial=self.batch_in_epoch,
-                           desc=f"epoch {state.epoch + 1}/{config.epochs}" if not self.max_steps
-                           else f"step {state.step}/{self.total_steps}", disable=not distributed.is_main())
+        bar = progress.bar(
+            total=len(self.train_loader),
+            initial=self.batch_in_epoch,
+            desc=f"epoch {state.epoch + 1}/{config.epochs}"
+            if not self.max_steps
+            else f"step {state.step}/{self.total_steps}",
+            disable=not distributed.is_main(),
+        )
         while True:
             micro = list(itertools.islice(batches, config.grad_accum))
             if not micro:
@@ -507,17 +733,25 @@ class _Trainer:
             sums = {}
             for j, batch in enumerate(micro):
                 last = j + 1 == len(micro)
-                with distributed.no_sync_unless(self.train_model, last), \
-                        torch.autocast(self.device.type, dtype=self.autocast_dtype,
-                                       enabled=self.autocast_dtype is not None):
-                    losses = _named_losses(self.steps[name](self.train_model, batch),
-                                           f"step {name!r}" if name else "step")
+                with (
+                    distributed.no_sync_unless(self.train_model, last),
+                    torch.autocast(
+                        self.device.type,
+                        dtype=self.autocast_dtype,
+                        enabled=self.autocast_dtype is not None,
+                    ),
+                ):
+                    losses = _named_losses(
+                        self.steps[name](self.train_model, batch),
+                        f"step {name!r}" if name else "step",
+                    )
                     # Average over the micro-batches so the step matches one large batch.
                     self.scaler.scale(losses["loss"] / len(micro)).backward()
                 if not torch.isfinite(losses["loss"]):
                     err = FloatingPointError(
                         f"{_prefixed(name, 'loss')} became {losses['loss'].item()} at epoch "
-                        f"{state.epoch + 1}, step {state.step + 1}: lower the learning rate or use fp32")
+                        f"{state.epoch + 1}, step {state.step + 1}: lower the learning rate or use fp32"
+                    )
                     err.history = self.history  # what was recorded up to the divergence
                     raise err
                 for key, value in losses.items():
@@ -536,7 +770,9 @@ class _Trainer:
             row[_prefixed(name, "lr")] = opt.param_groups[0]["lr"]
         self.scaler.update()
         for opt in self.optimizers.values():
-            opt.zero_grad(set_to_none=True)  # free the gradients' memory until the next step
+            opt.zero_grad(
+                set_to_none=True
+            )  # free the gradients' memory until the next step
         seconds = time.perf_counter() - t0
         row["examples_per_s"] = examples / seconds
         if tokens:
@@ -550,15 +786,26 @@ class _Trainer:
         self.history.log.append(row)
         totals = self.epoch_totals
         for key, value in row.items():
-            if key not in ("step", "epoch", "examples_per_s", "tokens_per_s") and "lr" not in key:
+            if (
+                key not in ("step", "epoch", "examples_per_s", "tokens_per_s")
+                and "lr" not in key
+            ):
                 totals[key] = totals.get(key, 0.0) + value * examples
-        for key, value in (("examples", examples), ("tokens", tokens), ("seconds", seconds)):
+        for key, value in (
+            ("examples", examples),
+            ("tokens", tokens),
+            ("seconds", seconds),
+        ):
             totals[key] = totals.get(key, 0) + value
         if self.verbose and config.log_every and state.step % config.log_every == 0:
             print(step_line(row, self.total_steps), flush=True)
         for cb in self.callbacks:
             cb.on_batch_end(state)
-        if config.eval_every and self.val_loader is not None and state.step % config.eval_every == 0:
+        if (
+            config.eval_every
+            and self.val_loader is not None
+            and state.step % config.eval_every == 0
+        ):
             self.evaluate_now()
 
     def _prepare(self, batch):
@@ -581,17 +828,41 @@ class _Trainer:
     def _evaluate(self) -> dict:
         if self.custom_step:
             if self.several:
-                return {k: v for name, fn in self.steps.items() for k, v in evaluate(
-                    self.model, self.val_loader, device=self.device, precision=self.config.precision,
-                    step=fn, prefix=f"val_{name}_").items()}
-            return evaluate(self.model, self.val_loader, device=self.device,
-                            precision=self.config.precision, step=self.steps[""])
-        return evaluate(self.model, self.val_loader, self.loss_fn, self.metrics, self.device,
-                        precision=self.config.precision)
+                return {
+                    k: v
+                    for name, fn in self.steps.items()
+                    for k, v in evaluate(
+                        self.model,
+                        self.val_loader,
+                        device=self.device,
+                        precision=self.config.precision,
+                        step=fn,
+                        prefix=f"val_{name}_",
+                    ).items()
+                }
+            return evaluate(
+                self.model,
+                self.val_loader,
+                device=self.device,
+                precision=self.config.precision,
+                step=self.steps[""],
+            )
+        return evaluate(
+            self.model,
+            self.val_loader,
+            self.loss_fn,
+            self.metrics,
+            self.device,
+            precision=self.config.precision,
+        )
 
     def evaluate_now(self) -> None:
         """Step-based evaluation (``eval_every``): a row in ``history.evals``."""
-        row = {"step": self.state.step, "epoch": self.state.epoch + 1, **self.evaluate()}
+        row = {
+            "step": self.state.step,
+            "epoch": self.state.epoch + 1,
+            **self.evaluate(),
+        }
         self.history.evals.append(row)
         if self.verbose:
             print(step_line(row, self.total_steps), flush=True)
@@ -603,8 +874,13 @@ class _Trainer:
                 sched.step()
         n = max(totals.get("examples", 0), 1)
         row = {"epoch": state.epoch + 1, "step": state.step}
-        row.update({k: v / n for k, v in totals.items()
-                    if k not in ("examples", "tokens", "seconds", "lr")})
+        row.update(
+            {
+                k: v / n
+                for k, v in totals.items()
+                if k not in ("examples", "tokens", "seconds", "lr")
+            }
+        )
         row["lr"] = self.epoch_lr
         seconds = totals.get("seconds", 0.0)
         row["examples_per_s"] = totals.get("examples", 0) / max(seconds, 1e-9)
@@ -614,7 +890,9 @@ class _Trainer:
         if self.val_loader is not None and not self.config.eval_every:
             row.update(self.evaluate())
         if self.history.epochs and self.history.epochs[-1]["epoch"] == row["epoch"]:
-            self.history.epochs[-1] = row  # an epoch cut short by a step budget, now continued
+            self.history.epochs[-1] = (
+                row  # an epoch cut short by a step budget, now continued
+            )
         else:
             self.history.epochs.append(row)
         for cb in self.callbacks:
@@ -624,29 +902,45 @@ class _Trainer:
             self.batch_in_epoch, self.epoch_totals = 0, {}
         self.save()
         if self.verbose:
-            print(epoch_line(row, self.config.epochs if not self.max_steps else None), flush=True)
+            print(
+                epoch_line(row, self.config.epochs if not self.max_steps else None),
+                flush=True,
+            )
 
     def save(self) -> None:
         """Everything needed to continue exactly from here, written atomically."""
         if self.ckpt_path is None or not distributed.is_main():
             return
         save_checkpoint(
-            self.ckpt_path, model=self.model.state_dict(),
+            self.ckpt_path,
+            model=self.model.state_dict(),
             optimizer={k: o.state_dict() for k, o in self.optimizers.items()},
             scheduler={k: s.state_dict() for k, s in self.schedulers.items()},
-            scaler=self.scaler.state_dict(), history=self.history.to_dict(),
-            callbacks=[cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks],
-            epoch=self.state.epoch, step=self.state.step, batch=self.batch_in_epoch,
-            epoch_totals=dict(self.epoch_totals), epoch_rng=self.epoch_rng, rng=_rng_state(self.train_loader),
-            config=self.config.to_dict(), **_spec_of(self.config),
-            extendable=all(_extendable(s) for s in self.schedulers.values()))
+            scaler=self.scaler.state_dict(),
+            history=self.history.to_dict(),
+            callbacks=[
+                cb.state_dict() if hasattr(cb, "state_dict") else None
+                for cb in self.callbacks
+            ],
+            epoch=self.state.epoch,
+            step=self.state.step,
+            batch=self.batch_in_epoch,
+            epoch_totals=dict(self.epoch_totals),
+            epoch_rng=self.epoch_rng,
+            rng=_rng_state(self.train_loader),
+            config=self.config.to_dict(),
+            **_spec_of(self.config),
+            extendable=all(_extendable(s) for s in self.schedulers.values()),
+        )
 
     def resume(self) -> dict:
         """Load the checkpoint, if the config that made it is this one."""
         state = load_checkpoint(self.ckpt_path, map_location=self.device)
         if "config" not in state:
-            raise ConfigError(f"{self.ckpt_path} was written by an older version of the book's code "
-                              "and does not say which config made it: add --resume=false to start over")
+            raise ConfigError(
+                f"{self.ckpt_path} was written by an older version of the book's code "
+                "and does not say which config made it: add --resume=false to start over"
+            )
         check_resumable(state, self.config, self.ckpt_path)
         self.model.load_state_dict(state["model"])
         for name, opt in self.optimizers.items():
@@ -656,13 +950,19 @@ class _Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.history.__init__(**state["history"])
         self.state.epoch, self.state.step = state["epoch"], state["step"]
-        self.batch_in_epoch, self.epoch_totals = state["batch"], dict(state["epoch_totals"])
+        self.batch_in_epoch, self.epoch_totals = (
+            state["batch"],
+            dict(state["epoch_totals"]),
+        )
         self.epoch_rng = state["epoch_rng"]
         if not self.batch_in_epoch:
             _set_rng_state(state["rng"], self.train_loader)
         if self.verbose:
-            where = (f"at step {self.state.step}, batch {self.batch_in_epoch} of epoch {self.state.epoch + 1}"
-                     if self.batch_in_epoch else f"after epoch {self.state.epoch}")
+            where = (
+                f"at step {self.state.step}, batch {self.batch_in_epoch} of epoch {self.state.epoch + 1}"
+                if self.batch_in_epoch
+                else f"after epoch {self.state.epoch}"
+            )
             print(f"resumed from {self.ckpt_path} {where}")
         return state
 
@@ -671,7 +971,9 @@ class _Trainer:
         (same shuffle), its first ``batch_in_epoch`` batches skipped without loading them."""
         _set_rng_state(self.epoch_rng, self.train_loader)
         batches = _skip(self.train_loader, self.batch_in_epoch)
-        first = next(batches, None)  # starting the loader draws its shuffle from the RNG
+        first = next(
+            batches, None
+        )  # starting the loader draws its shuffle from the RNG
         _set_rng_state(checkpoint["rng"], self.train_loader)  # then on as the run was
         return batches if first is None else itertools.chain([first], batches)
 
@@ -693,13 +995,19 @@ def _named(value, optimizers: dict, what: str, required: bool) -> dict:
         return {"": value}
     if not isinstance(value, dict):
         if what == "step":
-            raise TypeError("with several optimizers, step must be a dict of step functions "
-                            f"with the same names ({', '.join(optimizers)})")
-        raise TypeError(f"with several optimizers, {what} must be a dict keyed by their names")
+            raise TypeError(
+                "with several optimizers, step must be a dict of step functions "
+                f"with the same names ({', '.join(optimizers)})"
+            )
+        raise TypeError(
+            f"with several optimizers, {what} must be a dict keyed by their names"
+        )
     unknown = set(value) - set(optimizers)
     missing = set(optimizers) - set(value)
     if unknown or (required and missing):
-        raise TypeError(f"{what} names {sorted(value)} do not match the optimizers {list(optimizers)}")
+        raise TypeError(
+            f"{what} names {sorted(value)} do not match the optimizers {list(optimizers)}"
+        )
     return dict(value)
 
 
@@ -720,14 +1028,31 @@ def _skip(loader, k: int):
     """An iterator over ``loader`` that starts at batch ``k``."""
     from torch.utils.data import DataLoader
 
-    if not isinstance(loader, DataLoader) or loader.batch_sampler is None:  # e.g. an IterableDataset
+    if (
+        not isinstance(loader, DataLoader) or loader.batch_sampler is None
+    ):  # e.g. an IterableDataset
         return itertools.islice(iter(loader), k, None)
-    extra = dict(prefetch_factor=loader.prefetch_factor,
-                 persistent_workers=loader.persistent_workers) if loader.num_workers else {}
-    return iter(DataLoader(loader.dataset, batch_sampler=_SkipBatches(loader.batch_sampler, k),
-                           num_workers=loader.num_workers, collate_fn=loader.collate_fn,
-                           pin_memory=loader.pin_memory, timeout=loader.timeout,
-                           worker_init_fn=loader.worker_init_fn, generator=loader.generator, **extra))
+    extra = (
+        dict(
+            prefetch_factor=loader.prefetch_factor,
+            persistent_workers=loader.persistent_workers,
+        )
+        if loader.num_workers
+        else {}
+    )
+    return iter(
+        DataLoader(
+            loader.dataset,
+            batch_sampler=_SkipBatches(loader.batch_sampler, k),
+            num_workers=loader.num_workers,
+            collate_fn=loader.collate_fn,
+            pin_memory=loader.pin_memory,
+            timeout=loader.timeout,
+            worker_init_fn=loader.worker_init_fn,
+            generator=loader.generator,
+            **extra,
+        )
+    )
 
 
 def _move_optimizer_state(optimizer, device):
@@ -749,15 +1074,20 @@ class EMA(Callback):
 
     def __init__(self, decay: float = 0.999, every: int = 1):
         if not 0 <= decay < 1 or every < 1:
-            raise ValueError(f"EMA needs 0 <= decay < 1 and every >= 1, got decay={decay}, every={every}")
+            raise ValueError(
+                f"EMA needs 0 <= decay < 1 and every >= 1, got decay={decay}, every={every}"
+            )
         self.decay, self.every, self.module = decay, every, None
 
     def on_fit_start(self, state):
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
         if self.module is None:
-            self.module = AveragedModel(state.model, multi_avg_fn=get_ema_multi_avg_fn(self.decay),
-                                        use_buffers=True)
+            self.module = AveragedModel(
+                state.model,
+                multi_avg_fn=get_ema_multi_avg_fn(self.decay),
+                use_buffers=True,
+            )
 
     def on_batch_end(self, state):
         if state.step % self.every == 0:

@@ -1,4 +1,5 @@
 """Small shared helpers: seeding, devices, atomic file writes, run records."""
+
 from __future__ import annotations
 
 import json
@@ -75,8 +76,12 @@ def atomic_write_text(path, text: str) -> None:
 
 def machine_info() -> dict:
     """What ran this: enough to compare numbers across machines honestly."""
-    info = {"platform": platform.platform(), "python": platform.python_version(),
-            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
     try:
         import torch
 
@@ -92,8 +97,13 @@ def machine_info() -> dict:
 
 def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(["git", *args], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5)
+        out = subprocess.run(
+            ["git", *args],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout if out.returncode == 0 else None
@@ -118,10 +128,17 @@ def save_run(path, cfg, metrics: dict, seconds: float, **extra) -> dict:
     was made by another config stops before training (see ``TrainConfig.check_run_dir``).
     ``commit`` and ``dirty`` say which code ran: a dirty tree ran uncommitted changes.
     """
-    record = {"metrics": metrics, "profile": cfg.profile, "config": cfg.to_dict(),
-              "seconds": round(seconds, 2), "machine": machine_info(), "commit": git_commit(),
-              "dirty": git_dirty(),
-              "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), **extra}
+    record = {
+        "metrics": metrics,
+        "profile": cfg.profile,
+        "config": cfg.to_dict(),
+        "seconds": round(seconds, 2),
+        "machine": machine_info(),
+        "commit": git_commit(),
+        "dirty": git_dirty(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        **extra,
+    }
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return record
 

@@ -3,6 +3,7 @@
 Every function returns tensors or a plotly figure in the book's theme (built with
 :mod:`scratch.plots`); show figures with ``plots.show(fig, path)``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,15 @@ from torch import nn
 
 from . import plots
 
-__all__ = ["filters", "capture", "feature_maps", "saliency", "grad_cam", "overlay", "topk_grid"]
+__all__ = [
+    "filters",
+    "capture",
+    "feature_maps",
+    "saliency",
+    "grad_cam",
+    "overlay",
+    "topk_grid",
+]
 
 
 def filters(weight, title: str = "", ncols: int = 8, max_filters: int = 64):
@@ -23,14 +32,28 @@ def filters(weight, title: str = "", ncols: int = 8, max_filters: int = 64):
     kernel's slice for input channel 0 on a diverging scale (red positive, blue
     negative, white zero).
     """
-    w = weight.detach().float().cpu() if torch.is_tensor(weight) else torch.as_tensor(weight).float()
+    w = (
+        weight.detach().float().cpu()
+        if torch.is_tensor(weight)
+        else torch.as_tensor(weight).float()
+    )
     if w.ndim != 4:
-        raise ValueError(f"expected a conv weight (C_out, C_in, k, k), got shape {tuple(w.shape)}")
+        raise ValueError(
+            f"expected a conv weight (C_out, C_in, k, k), got shape {tuple(w.shape)}"
+        )
     w = w[:max_filters]
     if w.shape[1] == 3:
-        return plots.image_grid(w, ncols=ncols, title=title or f"{len(w)} filters (RGB)", cell=70)
-    return plots.image_grid(w[:, 0], ncols=ncols, symmetric=True, cell=70,
-                            title=title or f"{len(w)} filters" + (" (input channel 0)" if w.shape[1] > 1 else ""))
+        return plots.image_grid(
+            w, ncols=ncols, title=title or f"{len(w)} filters (RGB)", cell=70
+        )
+    return plots.image_grid(
+        w[:, 0],
+        ncols=ncols,
+        symmetric=True,
+        cell=70,
+        title=title
+        or f"{len(w)} filters" + (" (input channel 0)" if w.shape[1] > 1 else ""),
+    )
 
 
 def _module(model: nn.Module, layer):
@@ -38,7 +61,9 @@ def _module(model: nn.Module, layer):
         return layer
     modules = dict(model.named_modules())
     if layer not in modules:
-        raise KeyError(f"no submodule {layer!r}; the model has {', '.join(n for n in modules if n)}")
+        raise KeyError(
+            f"no submodule {layer!r}; the model has {', '.join(n for n in modules if n)}"
+        )
     return modules[layer]
 
 
@@ -52,8 +77,10 @@ def capture(model: nn.Module, layers, x: torch.Tensor) -> dict:
     names = [layers] if isinstance(layers, str) else list(layers)
     out, handles = {}, []
     for name in names:
+
         def hook(_m, _i, output, name=name):
             out[name] = output.detach().float().cpu()
+
         handles.append(_module(model, name).register_forward_hook(hook))
     was_training = model.training
     model.eval()
@@ -68,10 +95,20 @@ def capture(model: nn.Module, layers, x: torch.Tensor) -> dict:
 
 def feature_maps(maps, title: str = "Feature maps", max_maps: int = 16, ncols: int = 8):
     """The channels of one image's activation, ``maps`` of shape ``(C, H, W)``."""
-    maps = maps.detach().float().cpu() if torch.is_tensor(maps) else torch.as_tensor(maps).float()
+    maps = (
+        maps.detach().float().cpu()
+        if torch.is_tensor(maps)
+        else torch.as_tensor(maps).float()
+    )
     maps = maps[:max_maps]
-    return plots.image_grid(maps, titles=[f"map {i}" for i in range(len(maps))], ncols=ncols,
-                            title=title, colorscale="Viridis", cell=80)
+    return plots.image_grid(
+        maps,
+        titles=[f"map {i}" for i in range(len(maps))],
+        ncols=ncols,
+        title=title,
+        colorscale="Viridis",
+        cell=80,
+    )
 
 
 def _scores(model, x, target):
@@ -126,9 +163,11 @@ def grad_cam(model: nn.Module, layer, x: torch.Tensor, target=None) -> torch.Ten
         model.train(was_training)
         model.zero_grad(set_to_none=True)  # the backward pass above is not training
     act, grad = saved["act"].detach().float(), saved["grad"].float()
-    weights = grad.mean(dim=(2, 3), keepdim=True)               # (B, K, 1, 1)
-    cam = F.relu((weights * act).sum(dim=1, keepdim=True))      # (B, 1, h, w)
-    cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    weights = grad.mean(dim=(2, 3), keepdim=True)  # (B, K, 1, 1)
+    cam = F.relu((weights * act).sum(dim=1, keepdim=True))  # (B, 1, h, w)
+    cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[
+        :, 0
+    ]
     peak = cam.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
     return (cam / peak).cpu()
 
@@ -143,7 +182,9 @@ def _as_unit_rgb(images) -> np.ndarray:
     return np.clip(x, 0, 1)
 
 
-def overlay(images, maps, alpha: float = 0.5, color=None, cmap: str = "inferno") -> np.ndarray:
+def overlay(
+    images, maps, alpha: float = 0.5, color=None, cmap: str = "inferno"
+) -> np.ndarray:
     """Blend per-pixel maps over images: ``(B, H, W, 3)`` RGB in [0, 1].
 
     ``images``: uint8 or [0, 1] float, ``(B, 3, H, W)`` or ``(B, H, W, 3)``.
@@ -152,16 +193,29 @@ def overlay(images, maps, alpha: float = 0.5, color=None, cmap: str = "inferno")
     ``alpha * map`` (masks); otherwise it is coloured with ``cmap`` (heat maps).
     """
     from matplotlib import colormaps
+
     rgb = _as_unit_rgb(images)
     m = maps.detach().cpu().numpy() if torch.is_tensor(maps) else np.asarray(maps)
-    m = np.clip(m.astype(np.float64), 0, 1)[..., None]          # (B, H, W, 1)
-    paint = np.asarray(color, np.float64) if color is not None else colormaps[cmap](m[..., 0])[..., :3]
+    m = np.clip(m.astype(np.float64), 0, 1)[..., None]  # (B, H, W, 1)
+    paint = (
+        np.asarray(color, np.float64)
+        if color is not None
+        else colormaps[cmap](m[..., 0])[..., :3]
+    )
     a = alpha * m if color is not None else alpha
     return (1 - a) * rgb + a * paint
 
 
-def topk_grid(images, probs, class_names, k: int = 3, targets=None, ncols: int = 6,
-              title: str = "Top predictions", cell: int = 110):
+def topk_grid(
+    images,
+    probs,
+    class_names,
+    k: int = 3,
+    targets=None,
+    ncols: int = 6,
+    title: str = "Top predictions",
+    cell: int = 110,
+):
     """Images captioned with their top-``k`` classes and probabilities.
 
     ``probs``: ``(B, K)`` class probabilities. With ``targets`` each caption starts
@@ -176,5 +230,11 @@ def topk_grid(images, probs, class_names, k: int = 3, targets=None, ncols: int =
             t = int(targets[i])
             lines.insert(0, f"<b>{class_names[t]}</b> {'✓' if cs[0] == t else '✗'}")
         captions.append("<br>".join(lines))
-    return plots.image_grid(_as_unit_rgb(images), titles=captions, ncols=ncols, title=title, cell=cell,
-                            caption_px=10)
+    return plots.image_grid(
+        _as_unit_rgb(images),
+        titles=captions,
+        ncols=ncols,
+        title=title,
+        cell=cell,
+        caption_px=10,
+    )

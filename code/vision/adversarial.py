@@ -49,9 +49,14 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 import scratch
-from scratch import data, recipes, plots, utils, vis
-from scratch.attacks import (AdversarialBatches, accuracy_under_attack, fgsm,
-                             input_gradient, pgd)
+from scratch import data, plots, recipes, utils, vis
+from scratch.attacks import (
+    AdversarialBatches,
+    accuracy_under_attack,
+    fgsm,
+    input_gradient,
+    pgd,
+)
 from scratch.augment import Augment
 from scratch.config import ConfigError, describe, non_negative, positive
 from scratch.models.inspection import count_parameters
@@ -60,11 +65,11 @@ from scratch.results import results_table
 from scratch.train import AUTOCAST, TrainConfig, fit, predict
 from scratch.utils import pick_device
 
-
 # %% [markdown]
 # Everything in the chapter is driven by one config (explained in the
 # Experiment section). It is read first, so that a mistyped option stops the
 # script before any work is done:
+
 
 # %% tags=["hide-input"]
 @dataclass
@@ -74,71 +79,138 @@ class AdversarialConfig(TrainConfig):
 
     NAME = "adversarial"  # outputs go to out_dir/adversarial
 
-    test_size: int = field(default=10_000, metadata=positive(
-        "CIFAR-10 test images attacked (a fixed, class-stratified subset); "
-        "PGD costs one forward and backward pass per step and image"))
-    eps: float = field(default=8.0, metadata=positive(
-        "the attack budget in grey levels out of 255 (L-inf): 8/255 is the "
-        "standard budget for CIFAR-10"))
+    test_size: int = field(
+        default=10_000,
+        metadata=positive(
+            "CIFAR-10 test images attacked (a fixed, class-stratified subset); "
+            "PGD costs one forward and backward pass per step and image"
+        ),
+    )
+    eps: float = field(
+        default=8.0,
+        metadata=positive(
+            "the attack budget in grey levels out of 255 (L-inf): 8/255 is the "
+            "standard budget for CIFAR-10"
+        ),
+    )
     eps_curve: tuple[float, ...] = field(
-        default=(0, 1, 2, 3, 4, 6, 8, 10, 12, 16), metadata=non_negative(
+        default=(0, 1, 2, 3, 4, 6, 8, 10, 12, 16),
+        metadata=non_negative(
             "budgets (grey levels) of the accuracy-versus-eps curves; must "
-            "contain eps, whose numbers are the chapter's headline"))
-    pgd_steps: int = field(default=7, metadata=positive(
-        "PGD iterations: PGD-7, the attack Madry et al. trained against"))
-    step_fraction: float = field(default=0.2, metadata=positive(
-        "PGD step size as a fraction of eps: eps/5 can cross the whole ball "
-        "in 5 steps and has 2 left to refine"))
-    random_start: bool = field(default=False, metadata=describe(
-        "start PGD at a random point of the ball (Madry et al.); off: the "
-        "iterative FGSM of Kurakin et al., deterministic"))
-    shown: int = field(default=6, metadata=positive(
-        "images per row in the saliency and adversarial-example figures"))
-    adv_train_size: int = field(default=50_000, metadata=positive(
-        "training images for the adversarial fine-tuning"))
-    adv_steps: int = field(default=1, metadata=positive(
-        "attack steps per training batch: 1 = FGSM with a random start "
-        "(Wong et al.), 2 = PGD-2; each costs a forward and backward pass"))
-    epochs: int = field(default=10, metadata=positive(
-        "epochs of adversarial fine-tuning (Wong et al. trained from scratch "
-        "in 15)"))
-    batch_size: int = field(default=128, metadata=positive(
-        "images per SGD step of the fine-tuning"))
-    lr: float = field(default=0.05, metadata=positive(
-        "peak of the fine-tuning's one-cycle schedule: lower than training "
-        "from scratch, the network already knows the classes"))
-    weight_decay: float = field(default=5e-4, metadata=non_negative(
-        "L2 penalty on the weights, as in the ResNet chapter"))
-    channels_last: bool = field(default=False, metadata=describe(
-        "NHWC memory layout: about 2x faster convolutions with bf16 on "
-        "recent CPUs"))
-    resnet_dir: str = field(default="", metadata=describe(
-        "where to find the ResNet chapter's network (resnet/model.pt of a run "
-        "of "
-        "the same profile) and to train it if it is missing: '' = out_dir, "
-        "shared with the ResNet chapter; 'temp' = a throwaway folder"))
+            "contain eps, whose numbers are the chapter's headline"
+        ),
+    )
+    pgd_steps: int = field(
+        default=7,
+        metadata=positive(
+            "PGD iterations: PGD-7, the attack Madry et al. trained against"
+        ),
+    )
+    step_fraction: float = field(
+        default=0.2,
+        metadata=positive(
+            "PGD step size as a fraction of eps: eps/5 can cross the whole ball "
+            "in 5 steps and has 2 left to refine"
+        ),
+    )
+    random_start: bool = field(
+        default=False,
+        metadata=describe(
+            "start PGD at a random point of the ball (Madry et al.); off: the "
+            "iterative FGSM of Kurakin et al., deterministic"
+        ),
+    )
+    shown: int = field(
+        default=6,
+        metadata=positive(
+            "images per row in the saliency and adversarial-example figures"
+        ),
+    )
+    adv_train_size: int = field(
+        default=50_000,
+        metadata=positive("training images for the adversarial fine-tuning"),
+    )
+    adv_steps: int = field(
+        default=1,
+        metadata=positive(
+            "attack steps per training batch: 1 = FGSM with a random start "
+            "(Wong et al.), 2 = PGD-2; each costs a forward and backward pass"
+        ),
+    )
+    epochs: int = field(
+        default=10,
+        metadata=positive(
+            "epochs of adversarial fine-tuning (Wong et al. trained from scratch in 15)"
+        ),
+    )
+    batch_size: int = field(
+        default=128, metadata=positive("images per SGD step of the fine-tuning")
+    )
+    lr: float = field(
+        default=0.05,
+        metadata=positive(
+            "peak of the fine-tuning's one-cycle schedule: lower than training "
+            "from scratch, the network already knows the classes"
+        ),
+    )
+    weight_decay: float = field(
+        default=5e-4,
+        metadata=non_negative("L2 penalty on the weights, as in the ResNet chapter"),
+    )
+    channels_last: bool = field(
+        default=False,
+        metadata=describe(
+            "NHWC memory layout: about 2x faster convolutions with bf16 on recent CPUs"
+        ),
+    )
+    resnet_dir: str = field(
+        default="",
+        metadata=describe(
+            "where to find the ResNet chapter's network (resnet/model.pt of a run "
+            "of "
+            "the same profile) and to train it if it is missing: '' = out_dir, "
+            "shared with the ResNet chapter; 'temp' = a throwaway folder"
+        ),
+    )
 
     PROFILES = {
-        "tiny": dict(test_size=100, eps_curve=(0, 4, 8), shown=4,  # tests
-                     adv_train_size=256, epochs=1, batch_size=32,
-                     precision="auto", channels_last=True, threads=1,
-                     resnet_dir="temp"),
-        "small": dict(test_size=1_000, eps_curve=(0, 1, 2, 4, 8, 16),
-                      adv_train_size=10_000, epochs=1,  # book build, CPU
-                      precision="auto", channels_last=True, threads=2),
-        "full": dict(precision="auto"),                # GPU
+        "tiny": dict(
+            test_size=100,
+            eps_curve=(0, 4, 8),
+            shown=4,  # tests
+            adv_train_size=256,
+            epochs=1,
+            batch_size=32,
+            precision="auto",
+            channels_last=True,
+            threads=1,
+            resnet_dir="temp",
+        ),
+        "small": dict(
+            test_size=1_000,
+            eps_curve=(0, 1, 2, 4, 8, 16),
+            adv_train_size=10_000,
+            epochs=1,  # book build, CPU
+            precision="auto",
+            channels_last=True,
+            threads=2,
+        ),
+        "full": dict(precision="auto"),  # GPU
     }
 
     def validate(self):
         if self.eps not in self.eps_curve:
-            raise ConfigError(f"eps={self.eps} must be one of eps_curve="
-                              f"{self.eps_curve}")
+            raise ConfigError(
+                f"eps={self.eps} must be one of eps_curve={self.eps_curve}"
+            )
         if max(self.eps_curve) > 255:
-            raise ConfigError(f"eps_curve={self.eps_curve}: budgets are grey "
-                              "levels, at most 255")
+            raise ConfigError(
+                f"eps_curve={self.eps_curve}: budgets are grey levels, at most 255"
+            )
         if self.shown > self.test_size:
-            raise ConfigError(f"shown={self.shown} must not exceed "
-                              f"test_size={self.test_size}")
+            raise ConfigError(
+                f"shown={self.shown} must not exceed test_size={self.test_size}"
+            )
 
 
 cfg = AdversarialConfig.from_cli()
@@ -171,6 +243,7 @@ EPS = cfg.eps / 255  # the budget in the [0, 1] units of the images
 # The network takes images with pixel values in [0, 1] and standardises them
 # itself, so the attacks below work directly on valid images.
 
+
 # %%
 def resnet_chapter_network(cfg):
     """The ResNet of the ResNet chapter, trained with the same profile:
@@ -184,30 +257,39 @@ def resnet_chapter_network(cfg):
 def _load_or_train(cfg, out_dir):
     folder = out_dir / "resnet"
     path, record = folder / "model.pt", folder / "metrics.json"
-    profile = (json.loads(record.read_text()).get("profile")
-               if record.exists() else None)
+    profile = json.loads(record.read_text()).get("profile") if record.exists() else None
     seconds = 0.0
     # A model.pt of an older version of the book holds no spec: train anew.
-    with_spec = path.exists() and "spec" in torch.load(path, weights_only=True,
-                                                       mmap=True)
+    with_spec = path.exists() and "spec" in torch.load(
+        path, weights_only=True, mmap=True
+    )
     if not with_spec or profile != cfg.profile:
-        script = (Path(scratch.__file__).resolve().parents[1] / "vision"
-                  / "resnet.py")
-        command = [sys.executable, str(script), f"--profile={cfg.profile}",
-                   "--degradation.run=false", "--resume=false",
-                   f"--out_dir={out_dir}"]
-        found = ("nothing" if not path.exists()
-                 else "a network saved without its spec" if not with_spec
-                 else f"a network of profile {profile!r}")
-        print(f"{folder} holds {found}; training the ResNet-chapter network "
-              f"(profile {cfg.profile!r}) with\n  {' '.join(command)}",
-              flush=True)
+        script = Path(scratch.__file__).resolve().parents[1] / "vision" / "resnet.py"
+        command = [
+            sys.executable,
+            str(script),
+            f"--profile={cfg.profile}",
+            "--degradation.run=false",
+            "--resume=false",
+            f"--out_dir={out_dir}",
+        ]
+        found = (
+            "nothing"
+            if not path.exists()
+            else "a network saved without its spec"
+            if not with_spec
+            else f"a network of profile {profile!r}"
+        )
+        print(
+            f"{folder} holds {found}; training the ResNet-chapter network "
+            f"(profile {cfg.profile!r}) with\n  {' '.join(command)}",
+            flush=True,
+        )
         start = time.perf_counter()
         env = dict(os.environ)
         env.pop("SCRATCH_BUILD", None)  # a script run: figures go to files
         try:
-            subprocess.run(command, check=True, stdout=subprocess.DEVNULL,
-                           env=env)
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
         except subprocess.CalledProcessError as err:
             raise RuntimeError(
                 f"training the ResNet-chapter network failed (exit code "
@@ -215,7 +297,7 @@ def _load_or_train(cfg, out_dir):
             ) from None
         seconds = time.perf_counter() - start
         print(f"trained in {seconds:.0f} s")
-    model, spec = load_model(path)           # eval mode, on the CPU
+    model, spec = load_model(path)  # eval mode, on the CPU
     return model, spec, seconds
 
 
@@ -224,24 +306,29 @@ model.to(device)
 if cfg.channels_last:
     model.to(memory_format=torch.channels_last)
 print("ResNet-chapter network:", resnet_spec)
-print(f"parameters: {count_parameters(model):,}; first layer: "
-      f"{type(model.normalize).__name__} (the model takes images in [0, 1])")
+print(
+    f"parameters: {count_parameters(model):,}; first layer: "
+    f"{type(model.normalize).__name__} (the model takes images in [0, 1])"
+)
 
 # %% [markdown]
 # The attacks use a fixed, class-stratified subset of the CIFAR-10 test set,
 # as tensors of pixel values in [0, 1]:
 
 # %%
-test_images, test_labels = data.subsample(*data.cifar10("test"),
-                                          cfg.test_size, seed=cfg.seed)
-x_test = torch.from_numpy(test_images).float() / 255   # (N, 3, 32, 32)
-y_test = torch.from_numpy(test_labels)                 # (N,)
+test_images, test_labels = data.subsample(
+    *data.cifar10("test"), cfg.test_size, seed=cfg.seed
+)
+x_test = torch.from_numpy(test_images).float() / 255  # (N, 3, 32, 32)
+y_test = torch.from_numpy(test_labels)  # (N,)
 classes = data.cifar10_classes()
-probs = predict(model, x_test).softmax(dim=1)          # (N, 10)
+probs = predict(model, x_test).softmax(dim=1)  # (N, 10)
 pred = probs.argmax(dim=1)
 clean_acc = (pred == y_test).double().mean().item()
-print(f"{len(x_test):,} test images; clean accuracy of the ResNet-chapter "
-      f"network: {clean_acc:.1%}")
+print(
+    f"{len(x_test):,} test images; clean accuracy of the ResNet-chapter "
+    f"network: {clean_acc:.1%}"
+)
 
 # %% [markdown]
 # ## Theory
@@ -441,13 +528,16 @@ print(f"{len(x_test):,} test images; clean accuracy of the ResNet-chapter "
 # %%
 x8, y8 = x_test[:8].to(device), y_test[:8].to(device)
 one_step = pgd(model, x8, y8, EPS, steps=1, step_size=EPS)
-print("PGD with one step of size eps == FGSM:",
-      torch.equal(one_step, fgsm(model, x8, y8, EPS)))
-x_adv = pgd(model, x8, y8, EPS, steps=cfg.pgd_steps,
-            step_size=cfg.step_fraction * EPS)
-print(f"largest change of any value: {(x_adv - x8).abs().max() * 255:.4f} "
-      f"grey levels (budget {cfg.eps:g}); range of the adversarial images: "
-      f"[{x_adv.min():.3f}, {x_adv.max():.3f}]")
+print(
+    "PGD with one step of size eps == FGSM:",
+    torch.equal(one_step, fgsm(model, x8, y8, EPS)),
+)
+x_adv = pgd(model, x8, y8, EPS, steps=cfg.pgd_steps, step_size=cfg.step_fraction * EPS)
+print(
+    f"largest change of any value: {(x_adv - x8).abs().max() * 255:.4f} "
+    f"grey levels (budget {cfg.eps:g}); range of the adversarial images: "
+    f"[{x_adv.min():.3f}, {x_adv.max():.3f}]"
+)
 
 # %% [markdown]
 # ## Experiment
@@ -469,8 +559,10 @@ print(f"largest change of any value: {(x_adv - x8).abs().max() * 255:.4f} "
 
 # %%
 print(AdversarialConfig.profile_table())  # the fields whose values differ
-print(f"this run: profile {cfg.profile!r}, eps = {cfg.eps:g}/255, "
-      f"PGD-{cfg.pgd_steps} with step eps * {cfg.step_fraction:g}")
+print(
+    f"this run: profile {cfg.profile!r}, eps = {cfg.eps:g}/255, "
+    f"PGD-{cfg.pgd_steps} with step eps * {cfg.step_fraction:g}"
+)
 
 # %% [markdown]
 # ### Saliency of right and wrong answers
@@ -479,28 +571,34 @@ print(f"this run: profile {cfg.profile!r}, eps = {cfg.eps:g}/255, "
 # images the network gets right and some it gets wrong (each map scaled to
 # its own maximum; bright = the class score is sensitive to that pixel):
 
+
 # %%
 def saliency_panels(net, idx):
     """RGB panels: the images, then the saliency of each one's predicted
     class, (2 * len(idx), 32, 32, 3) in [0, 1]."""
-    sal = vis.saliency(net, x_test[idx])                      # (n, 32, 32)
+    sal = vis.saliency(net, x_test[idx])  # (n, 32, 32)
     sal = sal / sal.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
-    heat = vis.overlay(x_test[idx], sal, alpha=1.0)           # pure heat map
+    heat = vis.overlay(x_test[idx], sal, alpha=1.0)  # pure heat map
     return np.concatenate([x_test[idx].permute(0, 2, 3, 1).numpy(), heat])
 
 
-right = (pred == y_test).nonzero().flatten()[:cfg.shown]
-wrong = (pred != y_test).nonzero().flatten()[:cfg.shown]
+right = (pred == y_test).nonzero().flatten()[: cfg.shown]
+wrong = (pred != y_test).nonzero().flatten()[: cfg.shown]
 for idx, what in [(right, "correctly"), (wrong, "wrongly")]:
     if len(idx) == 0:
         print(f"no {what} classified images in the subset")
         continue
-    titles = [f"{classes[y_test[i]]}→{classes[pred[i]]} "
-              f"{probs[i, pred[i]]:.0%}" for i in idx]
-    fig = plots.image_grid(saliency_panels(model, idx), ncols=len(idx),
-                           titles=titles + ["saliency"] * len(idx), cell=110,
-                           title=f"Test images {what} classified (true→"
-                           "predicted, confidence) and their saliency maps")
+    titles = [
+        f"{classes[y_test[i]]}→{classes[pred[i]]} {probs[i, pred[i]]:.0%}" for i in idx
+    ]
+    fig = plots.image_grid(
+        saliency_panels(model, idx),
+        ncols=len(idx),
+        titles=titles + ["saliency"] * len(idx),
+        cell=110,
+        title=f"Test images {what} classified (true→"
+        "predicted, confidence) and their saliency maps",
+    )
     plots.show(fig, cfg.run_dir / f"saliency_{what}.html")
 
 # %% [markdown]
@@ -519,14 +617,23 @@ for idx, what in [(right, "correctly"), (wrong, "wrongly")]:
 # (grey = 0, a saturated colour = $\pm\epsilon$), and the PGD images:
 
 # %%
-idx = right[:cfg.shown]
+idx = right[: cfg.shown]
 xs, ys = x_test[idx].to(device), y_test[idx].to(device)
-with torch.autocast(device.type, dtype=AUTOCAST[cfg.precision],
-                    enabled=AUTOCAST[cfg.precision] is not None):
+with torch.autocast(
+    device.type,
+    dtype=AUTOCAST[cfg.precision],
+    enabled=AUTOCAST[cfg.precision] is not None,
+):
     x_fgsm = fgsm(model, xs, ys, EPS)
-    x_pgd = pgd(model, xs, ys, EPS, steps=cfg.pgd_steps,
-                step_size=cfg.step_fraction * EPS,
-                random_start=cfg.random_start)
+    x_pgd = pgd(
+        model,
+        xs,
+        ys,
+        EPS,
+        steps=cfg.pgd_steps,
+        step_size=cfg.step_fraction * EPS,
+        random_start=cfg.random_start,
+    )
 p_fgsm = predict(model, x_fgsm).softmax(dim=1)
 p_pgd = predict(model, x_pgd).softmax(dim=1)
 
@@ -536,25 +643,35 @@ def caption(p, i):
     return f"{classes[c]} {p[i, c]:.0%}"
 
 
-delta = (x_pgd - xs).cpu()                                   # (n, 3, 32, 32)
-panels = torch.cat([x_test[idx], x_fgsm.cpu(), delta / (2 * EPS) + 0.5,
-                    x_pgd.cpu()]).clamp(0, 1)
+delta = (x_pgd - xs).cpu()  # (n, 3, 32, 32)
+panels = torch.cat(
+    [x_test[idx], x_fgsm.cpu(), delta / (2 * EPS) + 0.5, x_pgd.cpu()]
+).clamp(0, 1)
 n = len(idx)
-titles = ([f"clean: {caption(probs[idx], i)}" for i in range(n)]
-          + [f"FGSM: {caption(p_fgsm, i)}" for i in range(n)]
-          + ["PGD perturbation ×16"] * n
-          + [f"PGD: {caption(p_pgd, i)}" for i in range(n)])
-fig = plots.image_grid(panels, titles=titles, ncols=n, cell=110,
-                       title=f"Clean images, FGSM and PGD-{cfg.pgd_steps} "
-                       f"at eps = {cfg.eps:g}/255 (predicted class and "
-                       "probability)")
+titles = (
+    [f"clean: {caption(probs[idx], i)}" for i in range(n)]
+    + [f"FGSM: {caption(p_fgsm, i)}" for i in range(n)]
+    + ["PGD perturbation ×16"] * n
+    + [f"PGD: {caption(p_pgd, i)}" for i in range(n)]
+)
+fig = plots.image_grid(
+    panels,
+    titles=titles,
+    ncols=n,
+    cell=110,
+    title=f"Clean images, FGSM and PGD-{cfg.pgd_steps} "
+    f"at eps = {cfg.eps:g}/255 (predicted class and "
+    "probability)",
+)
 plots.show(fig, cfg.run_dir / "examples.html")
 corner = (delta.abs() >= EPS - 1e-6).double().mean()
-print(f"PGD perturbation: max |delta| = {delta.abs().max() * 255:.2f} grey "
-      f"levels, mean |delta| = {delta.abs().mean() * 255:.2f}, {corner:.0%} "
-      f"of the values at +-eps; "
-      f"flipped: FGSM {(p_fgsm.argmax(1) != ys.cpu()).sum()}/{n}, "
-      f"PGD {(p_pgd.argmax(1) != ys.cpu()).sum()}/{n}")
+print(
+    f"PGD perturbation: max |delta| = {delta.abs().max() * 255:.2f} grey "
+    f"levels, mean |delta| = {delta.abs().mean() * 255:.2f}, {corner:.0%} "
+    f"of the values at +-eps; "
+    f"flipped: FGSM {(p_fgsm.argmax(1) != ys.cpu()).sum()}/{n}, "
+    f"PGD {(p_pgd.argmax(1) != ys.cpu()).sum()}/{n}"
+)
 
 # %% [markdown]
 # The adversarial images look like the clean ones: every value moved by at
@@ -573,6 +690,7 @@ print(f"PGD perturbation: max |delta| = {delta.abs().max() * 255:.2f} grey "
 # prediction, and along random sign directions of the same size
 # {eq}`adv-random`:
 
+
 # %%
 def random_signs(net, x, y, eps, generator=None):
     """The 'attack' of a random corner of the ball: +-eps in every value."""
@@ -582,20 +700,33 @@ def random_signs(net, x, y, eps, generator=None):
 
 def mean_loss(net, x, y, batch_size=500):
     with torch.no_grad():
-        return float(sum(F.cross_entropy(net(x[i:i + batch_size].to(device)),
-                                         y[i:i + batch_size].to(device),
-                                         reduction="sum")
-                         for i in range(0, len(x), batch_size)) / len(x))
+        return float(
+            sum(
+                F.cross_entropy(
+                    net(x[i : i + batch_size].to(device)),
+                    y[i : i + batch_size].to(device),
+                    reduction="sum",
+                )
+                for i in range(0, len(x), batch_size)
+            )
+            / len(x)
+        )
 
 
-parts = [input_gradient(model, x_test[i:i + 500].to(device),
-                        y_test[i:i + 500].to(device))
-         for i in range(0, len(x_test), 500)]  # in batches: memory
-loss0 = torch.cat([p[0] for p in parts]).cpu()               # (N,)
-grad = torch.cat([p[1] for p in parts]).cpu()                # (N, 3, 32, 32)
+parts = [
+    input_gradient(
+        model, x_test[i : i + 500].to(device), y_test[i : i + 500].to(device)
+    )
+    for i in range(0, len(x_test), 500)
+]  # in batches: memory
+loss0 = torch.cat([p[0] for p in parts]).cpu()  # (N,)
+grad = torch.cat([p[1] for p in parts]).cpu()  # (N, 3, 32, 32)
 noise = torch.Generator().manual_seed(cfg.seed)
-linear = {"actual (FGSM direction)": [], "first-order prediction": [],
-          "random signs": []}
+linear = {
+    "actual (FGSM direction)": [],
+    "first-order prediction": [],
+    "random signs": [],
+}
 for e in cfg.eps_curve:
     x_e = (x_test + e / 255 * grad.sign()).clamp(0, 1)
     linear["actual (FGSM direction)"].append(mean_loss(model, x_e, y_test))
@@ -603,20 +734,27 @@ for e in cfg.eps_curve:
     linear["first-order prediction"].append(predicted.mean().item())
     x_r = random_signs(model, x_test, y_test, e / 255, noise)
     linear["random signs"].append(mean_loss(model, x_r, y_test))
-fig = plots.lines(linear, x=list(cfg.eps_curve), xlabel="eps (grey levels "
-                  "out of 255)", ylabel="mean cross-entropy loss",
-                  title="Loss along the gradient sign, its linear "
-                  "prediction, and along random signs")
+fig = plots.lines(
+    linear,
+    x=list(cfg.eps_curve),
+    xlabel="eps (grey levels out of 255)",
+    ylabel="mean cross-entropy loss",
+    title="Loss along the gradient sign, its linear prediction, and along random signs",
+)
 plots.show(fig, cfg.run_dir / "linearity.html")
 k = cfg.eps_curve.index(cfg.eps)
 along = linear["actual (FGSM direction)"]
-print(f"at eps = {cfg.eps:g}/255: clean loss {along[0]:.3f}, FGSM direction "
-      f"{along[k]:.3f} (first-order prediction "
-      f"{linear['first-order prediction'][k]:.3f}), random signs "
-      f"{linear['random signs'][k]:.3f}")
-print(f"mean ||g||_1 / ||g||_2 over the images: "
-      f"{(grad.flatten(1).norm(p=1, dim=1) / grad.flatten(1).norm(dim=1)).mean():.0f}"
-      f" (sqrt(n) = {np.sqrt(grad[0].numel()):.0f} if all |g_i| were equal)")
+print(
+    f"at eps = {cfg.eps:g}/255: clean loss {along[0]:.3f}, FGSM direction "
+    f"{along[k]:.3f} (first-order prediction "
+    f"{linear['first-order prediction'][k]:.3f}), random signs "
+    f"{linear['random signs'][k]:.3f}"
+)
+print(
+    f"mean ||g||_1 / ||g||_2 over the images: "
+    f"{(grad.flatten(1).norm(p=1, dim=1) / grad.flatten(1).norm(dim=1)).mean():.0f}"
+    f" (sqrt(n) = {np.sqrt(grad[0].numel()):.0f} if all |g_i| were equal)"
+)
 
 # %% [markdown]
 # Compare the curves. Random signs barely move the loss, as
@@ -634,6 +772,7 @@ print(f"mean ||g||_1 / ||g||_2 over the images: "
 # FGSM, PGD-7 and random signs at every budget of `eps_curve`, on the test
 # subset (at $\epsilon = 0$ all three are the clean accuracy):
 
+
 # %%
 def accuracy_curve(net):
     """Accuracy under FGSM, PGD and random signs at every eps of the curve."""
@@ -646,24 +785,42 @@ def accuracy_curve(net):
                 values.append(clean)
             continue
         eps = e / 255
-        curve["FGSM"].append(accuracy_under_attack(
-            net, x_test, y_test, fgsm, precision=cfg.precision, eps=eps))
-        curve[f"PGD-{cfg.pgd_steps}"].append(accuracy_under_attack(
-            net, x_test, y_test, pgd, precision=cfg.precision, eps=eps,
-            steps=cfg.pgd_steps, step_size=cfg.step_fraction * eps,
-            random_start=cfg.random_start))
-        curve["random signs"].append(accuracy_under_attack(
-            net, x_test, y_test, random_signs, eps=eps, generator=noise))
+        curve["FGSM"].append(
+            accuracy_under_attack(
+                net, x_test, y_test, fgsm, precision=cfg.precision, eps=eps
+            )
+        )
+        curve[f"PGD-{cfg.pgd_steps}"].append(
+            accuracy_under_attack(
+                net,
+                x_test,
+                y_test,
+                pgd,
+                precision=cfg.precision,
+                eps=eps,
+                steps=cfg.pgd_steps,
+                step_size=cfg.step_fraction * eps,
+                random_start=cfg.random_start,
+            )
+        )
+        curve["random signs"].append(
+            accuracy_under_attack(
+                net, x_test, y_test, random_signs, eps=eps, generator=noise
+            )
+        )
     return curve
 
 
 t_attack = time.perf_counter()
 curve = accuracy_curve(model)
 t_attack = time.perf_counter() - t_attack
-fig = plots.lines({k: 100 * np.array(v) for k, v in curve.items()},
-                  x=list(cfg.eps_curve), xlabel="eps (grey levels out of 255)",
-                  ylabel="test accuracy (%)",
-                  title="Accuracy of the ResNet-chapter network under attack")
+fig = plots.lines(
+    {k: 100 * np.array(v) for k, v in curve.items()},
+    x=list(cfg.eps_curve),
+    xlabel="eps (grey levels out of 255)",
+    ylabel="test accuracy (%)",
+    title="Accuracy of the ResNet-chapter network under attack",
+)
 plots.show(fig, cfg.run_dir / "accuracy_vs_eps.html")
 PGD = f"PGD-{cfg.pgd_steps}"
 print(f"{'eps':>5}" + "".join(f"{name:>15}" for name in curve))
@@ -696,16 +853,23 @@ print(f"({t_attack:.0f} s for the curve on {len(x_test):,} images)")
 # %%
 robust = copy.deepcopy(model)  # the ResNet-chapter network stays as it is
 train_images, train_labels = data.subsample(
-    *data.cifar10("train"), cfg.adv_train_size, seed=cfg.seed + 1)
-train_loader = DataLoader(TensorDataset(torch.from_numpy(train_images),
-                                        torch.from_numpy(train_labels)),
-                          batch_size=cfg.batch_size, shuffle=True,
-                          drop_last=len(train_images) > cfg.batch_size)
+    *data.cifar10("train"), cfg.adv_train_size, seed=cfg.seed + 1
+)
+train_loader = DataLoader(
+    TensorDataset(torch.from_numpy(train_images), torch.from_numpy(train_labels)),
+    batch_size=cfg.batch_size,
+    shuffle=True,
+    drop_last=len(train_images) > cfg.batch_size,
+)
 augment = Augment(crop=4, flip=True)
 attack = AdversarialBatches(
-    robust, EPS, steps=cfg.adv_steps, random_start=True,
+    robust,
+    EPS,
+    steps=cfg.adv_steps,
+    random_start=True,
     step_size=1.25 * EPS if cfg.adv_steps == 1 else 2.5 * EPS / cfg.adv_steps,
-    precision=cfg.precision)
+    precision=cfg.precision,
+)
 
 
 def adversarial_batch(x, y):
@@ -718,29 +882,50 @@ scheduler = recipes.one_cycle(optimizer, cfg.lr, cfg.epochs * len(train_loader))
 t_train = time.perf_counter()
 # checkpoint=None: a short fine-tune, and a checkpoint left by a run on another
 # ResNet-chapter network must never be resumed.
-history = fit(robust, optimizer, train_loader, cfg, scheduler=scheduler,
-              batch_transform=adversarial_batch, checkpoint=None)
+history = fit(
+    robust,
+    optimizer,
+    train_loader,
+    cfg,
+    scheduler=scheduler,
+    batch_transform=adversarial_batch,
+    checkpoint=None,
+)
 t_train = time.perf_counter() - t_train
 robust.eval()
-print(f"adversarial fine-tuning: {len(train_images):,} images, "
-      f"{cfg.epochs} epoch(s), {t_train:.0f} s")
+print(
+    f"adversarial fine-tuning: {len(train_images):,} images, "
+    f"{cfg.epochs} epoch(s), {t_train:.0f} s"
+)
 
 # %%
 robust_curve = accuracy_curve(robust)
-both = {f"{name}, ResNet-chapter network": 100 * np.array(v)
-        for name, v in curve.items() if name != "random signs"}
-both.update({f"{name}, adversarially fine-tuned": 100 * np.array(v)
-             for name, v in robust_curve.items() if name != "random signs"})
-fig = plots.lines(both, x=list(cfg.eps_curve),
-                  xlabel="eps (grey levels out of 255)",
-                  ylabel="test accuracy (%)",
-                  title="Before and after adversarial fine-tuning")
+both = {
+    f"{name}, ResNet-chapter network": 100 * np.array(v)
+    for name, v in curve.items()
+    if name != "random signs"
+}
+both.update(
+    {
+        f"{name}, adversarially fine-tuned": 100 * np.array(v)
+        for name, v in robust_curve.items()
+        if name != "random signs"
+    }
+)
+fig = plots.lines(
+    both,
+    x=list(cfg.eps_curve),
+    xlabel="eps (grey levels out of 255)",
+    ylabel="test accuracy (%)",
+    title="Before and after adversarial fine-tuning",
+)
 plots.show(fig, cfg.run_dir / "robust_vs_eps.html")
 print(f"{'':<28}{'clean':>8}{'FGSM':>8}{PGD:>8}   (eps = {cfg.eps:g}/255)")
-for name, c in [("ResNet-chapter network", curve),
-                ("adversarially fine-tuned", robust_curve)]:
-    print(f"{name:<28}{c['FGSM'][0]:>8.1%}{c['FGSM'][k]:>8.1%}"
-          f"{c[PGD][k]:>8.1%}")
+for name, c in [
+    ("ResNet-chapter network", curve),
+    ("adversarially fine-tuned", robust_curve),
+]:
+    print(f"{name:<28}{c['FGSM'][0]:>8.1%}{c['FGSM'][k]:>8.1%}{c[PGD][k]:>8.1%}")
 
 # %% [markdown]
 # Read the table from left to right. The fine-tuned network pays in clean
@@ -757,15 +942,19 @@ for name, c in [("ResNet-chapter network", curve),
 # fine-tuned one (bottom row):
 
 # %%
-idx = right[:cfg.shown]
-panels = np.concatenate([saliency_panels(model, idx),
-                         saliency_panels(robust, idx)[len(idx):]])
-fig = plots.image_grid(panels, ncols=len(idx), cell=110,
-                       titles=[classes[y_test[i]] for i in idx]
-                       + ["ResNet chapter"] * len(idx)
-                       + ["fine-tuned"] * len(idx),
-                       title="Saliency before and after adversarial "
-                       "fine-tuning")
+idx = right[: cfg.shown]
+panels = np.concatenate(
+    [saliency_panels(model, idx), saliency_panels(robust, idx)[len(idx) :]]
+)
+fig = plots.image_grid(
+    panels,
+    ncols=len(idx),
+    cell=110,
+    titles=[classes[y_test[i]] for i in idx]
+    + ["ResNet chapter"] * len(idx)
+    + ["fine-tuned"] * len(idx),
+    title="Saliency before and after adversarial fine-tuning",
+)
 plots.show(fig, cfg.run_dir / "saliency_robust.html")
 
 # %% [markdown]
@@ -781,37 +970,51 @@ plots.show(fig, cfg.run_dir / "saliency_robust.html")
 # %%
 seconds = time.perf_counter() - T0
 metrics = {
-    "clean_acc": curve["FGSM"][0], "fgsm_acc": curve["FGSM"][k],
-    "pgd_acc": curve[PGD][k], "random_acc": curve["random signs"][k],
-    "curve": {name: dict(zip(map(str, cfg.eps_curve), v))
-              for name, v in curve.items()},
+    "clean_acc": curve["FGSM"][0],
+    "fgsm_acc": curve["FGSM"][k],
+    "pgd_acc": curve[PGD][k],
+    "random_acc": curve["random signs"][k],
+    "curve": {name: dict(zip(map(str, cfg.eps_curve), v)) for name, v in curve.items()},
     "robust_clean_acc": robust_curve["FGSM"][0],
     "robust_fgsm_acc": robust_curve["FGSM"][k],
     "robust_pgd_acc": robust_curve[PGD][k],
-    "robust_curve": {name: dict(zip(map(str, cfg.eps_curve), v))
-                     for name, v in robust_curve.items()},
-    "test_images": len(x_test), "adv_train_images": len(train_images),
+    "robust_curve": {
+        name: dict(zip(map(str, cfg.eps_curve), v)) for name, v in robust_curve.items()
+    },
+    "test_images": len(x_test),
+    "adv_train_images": len(train_images),
     "resnet_spec": resnet_spec.to_dict(),
     "parameters": count_parameters(model),
     "seconds_resnet_training": round(resnet_seconds, 1),
     "seconds_attack_curve": round(t_attack, 1),
     "seconds_adversarial_training": round(t_train, 1),
 }
-share = ((curve["FGSM"][0] - curve["FGSM"][k])
-         / max(curve["FGSM"][0] - curve[PGD][k], 1e-12))
+share = (curve["FGSM"][0] - curve["FGSM"][k]) / max(
+    curve["FGSM"][0] - curve[PGD][k], 1e-12
+)
 rows = results_table(
-    cfg, metrics, seconds=seconds, device=device,
+    cfg,
+    metrics,
+    seconds=seconds,
+    device=device,
     title=f"test accuracy under attack (eps = {cfg.eps:g}/255)",
-    columns={"clean_acc": ("clean", ".1%"), "fgsm_acc": ("FGSM", ".1%"),
-             "pgd_acc": (PGD, ".1%"), "test_images": ("test images", ",")},
-    notes=[f"FGSM's share of PGD's damage (accuracy lost to FGSM / lost to {PGD}), "
-           f"this run: {share:.0%}",
-           f"after adversarial fine-tuning (this run): clean "
-           f"{robust_curve['FGSM'][0]:.1%}, FGSM {robust_curve['FGSM'][k]:.1%}, "
-           f"{PGD} {robust_curve[PGD][k]:.1%}",
-           f"this run: {seconds:.0f} s in all; training the ResNet-chapter "
-           f"network {resnet_seconds:.0f} s (0 = loaded), the attack curve "
-           f"{t_attack:.0f} s, the adversarial fine-tuning {t_train:.0f} s"])
+    columns={
+        "clean_acc": ("clean", ".1%"),
+        "fgsm_acc": ("FGSM", ".1%"),
+        "pgd_acc": (PGD, ".1%"),
+        "test_images": ("test images", ","),
+    },
+    notes=[
+        f"FGSM's share of PGD's damage (accuracy lost to FGSM / lost to {PGD}), "
+        f"this run: {share:.0%}",
+        f"after adversarial fine-tuning (this run): clean "
+        f"{robust_curve['FGSM'][0]:.1%}, FGSM {robust_curve['FGSM'][k]:.1%}, "
+        f"{PGD} {robust_curve[PGD][k]:.1%}",
+        f"this run: {seconds:.0f} s in all; training the ResNet-chapter "
+        f"network {resnet_seconds:.0f} s (0 = loaded), the attack curve "
+        f"{t_attack:.0f} s, the adversarial fine-tuning {t_train:.0f} s",
+    ],
+)
 assert rows[0].values["pgd_acc"] == curve[PGD][k]
 
 # %% [markdown]

@@ -47,21 +47,27 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from scratch import augment, data, recipes, plots, utils, vis
+from scratch import augment, data, plots, recipes, utils, vis
 from scratch.config import ConfigError, choice, describe, non_negative, positive
-from scratch.models.alexnet import (LAYOUTS, PAPER_PARAMETERS, AlexNet,
-                                    AlexNetSpec, LocalResponseNorm, pca_lighting,
-                                    rgb_pca)
-from scratch.models.spec import load_model
+from scratch.models.alexnet import (
+    LAYOUTS,
+    PAPER_PARAMETERS,
+    AlexNet,
+    AlexNetSpec,
+    LocalResponseNorm,
+    pca_lighting,
+    rgb_pca,
+)
 from scratch.models.inspection import multiply_adds, parameter_counts
 from scratch.models.layers import Normalize, center_crop
+from scratch.models.spec import load_model
 from scratch.results import Reference, results_table
 from scratch.train import AUTOCAST, TrainConfig, fit, pick_device, predict
-
 
 # %% [markdown]
 # Everything in the chapter is driven by one config (explained in the Experiment
 # section), read first so that a mistyped option stops the script at once:
+
 
 # %% tags=["hide-input"]
 @dataclass
@@ -71,86 +77,187 @@ class AlexNetConfig(TrainConfig):
 
     NAME = "alexnet"  # outputs go to out_dir/alexnet
 
-    dataset: str = field(default="imagenette", metadata=choice(
-        "imagenette", "cifar10", help="imagenette: ten ImageNet classes for the "
-        "paper's layout; cifar10: 32x32 images for the scaled AlexNet"))
-    image_size: int = field(default=256, metadata=positive(
-        "imagenette only: photos resized to this (shorter side, centre square); "
-        "the paper's 256, from which random 227x227 crops are cut"))
-    train_size: int = field(default=0, metadata=non_negative(
-        "training images drawn (seeded, stratified); 0 = all"))
-    val_size: int = field(default=500, metadata=non_negative(
-        "of those, held out for the validation curves (0 = none)"))
-    test_size: int = field(default=0, metadata=non_negative(
-        "test images scored at the end; 0 = all"))
-    epochs: int = field(default=90, metadata=positive(
-        "passes over the training images: the paper's 90"))
-    batch_size: int = field(default=128, metadata=positive(
-        "images per SGD step: the paper's 128"))
-    lr: float = field(default=0.01, metadata=positive(
-        "learning rate: the paper's 0.01 (peak of the schedule)"))
-    schedule: str = field(default="step", metadata=choice(
-        "step", "one_cycle", help="step: the paper's divisions by 10 (here at 1/3, "
-        "2/3 and 8/9 of the epochs); one_cycle: warm-up and decay, for short runs"))
-    warmup_epochs: float = field(default=1.0, metadata=non_negative(
-        "step schedule: epochs of linear warm-up from 0 (not in the paper; it "
-        "guards the first steps of a He-initialised network; 0 = none)"))
+    dataset: str = field(
+        default="imagenette",
+        metadata=choice(
+            "imagenette",
+            "cifar10",
+            help="imagenette: ten ImageNet classes for the "
+            "paper's layout; cifar10: 32x32 images for the scaled AlexNet",
+        ),
+    )
+    image_size: int = field(
+        default=256,
+        metadata=positive(
+            "imagenette only: photos resized to this (shorter side, centre square); "
+            "the paper's 256, from which random 227x227 crops are cut"
+        ),
+    )
+    train_size: int = field(
+        default=0,
+        metadata=non_negative("training images drawn (seeded, stratified); 0 = all"),
+    )
+    val_size: int = field(
+        default=500,
+        metadata=non_negative(
+            "of those, held out for the validation curves (0 = none)"
+        ),
+    )
+    test_size: int = field(
+        default=0, metadata=non_negative("test images scored at the end; 0 = all")
+    )
+    epochs: int = field(
+        default=90, metadata=positive("passes over the training images: the paper's 90")
+    )
+    batch_size: int = field(
+        default=128, metadata=positive("images per SGD step: the paper's 128")
+    )
+    lr: float = field(
+        default=0.01,
+        metadata=positive("learning rate: the paper's 0.01 (peak of the schedule)"),
+    )
+    schedule: str = field(
+        default="step",
+        metadata=choice(
+            "step",
+            "one_cycle",
+            help="step: the paper's divisions by 10 (here at 1/3, "
+            "2/3 and 8/9 of the epochs); one_cycle: warm-up and decay, for short runs",
+        ),
+    )
+    warmup_epochs: float = field(
+        default=1.0,
+        metadata=non_negative(
+            "step schedule: epochs of linear warm-up from 0 (not in the paper; it "
+            "guards the first steps of a He-initialised network; 0 = none)"
+        ),
+    )
     momentum: float = field(default=0.9, metadata=non_negative("the paper's 0.9"))
-    weight_decay: float = field(default=5e-4, metadata=non_negative(
-        "the paper's 0.0005; it found it lowers the training error too"))
-    model: AlexNetSpec = field(default_factory=lambda: AlexNetSpec(
-        num_classes=10), metadata=describe(
-        "the network: the paper's ideas (LRN, overlapping pooling, two towers, "
-        "dropout) switch on and off here; Imagenette and CIFAR-10 have 10 classes"))
-    crop_padding: int = field(default=4, metadata=non_negative(
-        "cifar10 only: random crops after padding by this much (0 = none)"))
+    weight_decay: float = field(
+        default=5e-4,
+        metadata=non_negative(
+            "the paper's 0.0005; it found it lowers the training error too"
+        ),
+    )
+    model: AlexNetSpec = field(
+        default_factory=lambda: AlexNetSpec(num_classes=10),
+        metadata=describe(
+            "the network: the paper's ideas (LRN, overlapping pooling, two towers, "
+            "dropout) switch on and off here; Imagenette and CIFAR-10 have 10 classes"
+        ),
+    )
+    crop_padding: int = field(
+        default=4,
+        metadata=non_negative(
+            "cifar10 only: random crops after padding by this much (0 = none)"
+        ),
+    )
     flip: bool = field(default=True, metadata=describe("random horizontal flips"))
-    lighting: float = field(default=0.1, metadata=non_negative(
-        "standard deviation of the PCA colour shifts (the paper's 0.1; 0 = off)"))
-    fig1_size: int = field(default=50_000, metadata=positive(
-        "CIFAR-10 training images of the ReLU-versus-tanh experiment"))
-    fig1_epochs: int = field(default=30, metadata=positive(
-        "epochs of that experiment (the paper's Figure 1 shows 35)"))
-    relu_lr: float = field(default=0.01, metadata=positive(
-        "its learning rate with ReLU (best of 0.003, 0.01, 0.02, 0.03 in a "
-        "sweep on 2,000 images)"))
-    tanh_lr: float = field(default=0.02, metadata=positive(
-        "its learning rate with tanh (best of 0.005, 0.01, 0.02, 0.03)"))
-    bench_batch: int = field(default=128, metadata=positive(
-        "batch size of the speed measurement of the 224-pixel AlexNet"))
-    bench_steps: int = field(default=10, metadata=positive(
-        "timed training steps of that measurement"))
-    precision: str = field(default="auto", metadata=choice(
-        "fp32", "bf16", "fp16", "auto", help="autocast dtype; bf16 is about twice as fast "
-        "as fp32 on a GPU and on a CPU with bf16 instructions, and several times slower "
-        "where it is emulated; auto = bf16 where native, else fp32"))
+    lighting: float = field(
+        default=0.1,
+        metadata=non_negative(
+            "standard deviation of the PCA colour shifts (the paper's 0.1; 0 = off)"
+        ),
+    )
+    fig1_size: int = field(
+        default=50_000,
+        metadata=positive(
+            "CIFAR-10 training images of the ReLU-versus-tanh experiment"
+        ),
+    )
+    fig1_epochs: int = field(
+        default=30,
+        metadata=positive("epochs of that experiment (the paper's Figure 1 shows 35)"),
+    )
+    relu_lr: float = field(
+        default=0.01,
+        metadata=positive(
+            "its learning rate with ReLU (best of 0.003, 0.01, 0.02, 0.03 in a "
+            "sweep on 2,000 images)"
+        ),
+    )
+    tanh_lr: float = field(
+        default=0.02,
+        metadata=positive(
+            "its learning rate with tanh (best of 0.005, 0.01, 0.02, 0.03)"
+        ),
+    )
+    bench_batch: int = field(
+        default=128,
+        metadata=positive(
+            "batch size of the speed measurement of the 224-pixel AlexNet"
+        ),
+    )
+    bench_steps: int = field(
+        default=10, metadata=positive("timed training steps of that measurement")
+    )
+    precision: str = field(
+        default="auto",
+        metadata=choice(
+            "fp32",
+            "bf16",
+            "fp16",
+            "auto",
+            help="autocast dtype; bf16 is about twice as fast "
+            "as fp32 on a GPU and on a CPU with bf16 instructions, and several times slower "
+            "where it is emulated; auto = bf16 where native, else fp32",
+        ),
+    )
 
     PROFILES = {
-        "tiny": dict(dataset="cifar10", train_size=1_536, val_size=128,  # tests
-                     test_size=256, epochs=3, batch_size=64,
-                     model=dict(layout="cifar", dropout=0.0),
-                     schedule="one_cycle", lr=0.02, lighting=0.0,
-                     fig1_size=256, fig1_epochs=1, bench_batch=2,
-                     bench_steps=1, threads=1),
-        "small": dict(dataset="cifar10", model=dict(layout="cifar"),
-                      train_size=6_000, val_size=1_000,
-                      test_size=3_000, epochs=4, schedule="one_cycle",
-                      lr=0.05, lighting=0.0, fig1_size=1_500, fig1_epochs=8,
-                      bench_batch=8, bench_steps=2, threads=2),
+        "tiny": dict(
+            dataset="cifar10",
+            train_size=1_536,
+            val_size=128,  # tests
+            test_size=256,
+            epochs=3,
+            batch_size=64,
+            model=dict(layout="cifar", dropout=0.0),
+            schedule="one_cycle",
+            lr=0.02,
+            lighting=0.0,
+            fig1_size=256,
+            fig1_epochs=1,
+            bench_batch=2,
+            bench_steps=1,
+            threads=1,
+        ),
+        "small": dict(
+            dataset="cifar10",
+            model=dict(layout="cifar"),
+            train_size=6_000,
+            val_size=1_000,
+            test_size=3_000,
+            epochs=4,
+            schedule="one_cycle",
+            lr=0.05,
+            lighting=0.0,
+            fig1_size=1_500,
+            fig1_epochs=8,
+            bench_batch=8,
+            bench_steps=2,
+            threads=2,
+        ),
         "full": dict(),  # the paper's layout on Imagenette, one GPU
     }
 
     def validate(self):
         layout = "imagenet" if self.dataset == "imagenette" else "cifar"
         if self.model.layout != layout:
-            raise ConfigError(f"dataset={self.dataset} needs model.layout={layout} "
-                              f"(got {self.model.layout}): add --model.layout={layout}")
+            raise ConfigError(
+                f"dataset={self.dataset} needs model.layout={layout} "
+                f"(got {self.model.layout}): add --model.layout={layout}"
+            )
         if self.train_size and self.val_size >= self.train_size:
-            raise ConfigError(f"val_size={self.val_size} must be smaller than "
-                              f"train_size={self.train_size}")
+            raise ConfigError(
+                f"val_size={self.val_size} must be smaller than "
+                f"train_size={self.train_size}"
+            )
         if self.dataset == "imagenette" and self.image_size < 227:
-            raise ConfigError(f"image_size={self.image_size}: the 224-pixel "
-                              "layout needs photos of at least 227 pixels")
+            raise ConfigError(
+                f"image_size={self.image_size}: the 224-pixel "
+                "layout needs photos of at least 227 pixels"
+            )
 
 
 cfg = AlexNetConfig.from_cli()
@@ -428,8 +535,10 @@ a = torch.randn(2, 16, 5, 5) * 40  # activities in the tens: LRN at work
 ours = LocalResponseNorm()(a)
 theirs = nn.LocalResponseNorm(5, alpha=5 * 1e-4, beta=0.75, k=2.0)(a)
 print("max |ours - torch|:", (ours - theirs).abs().max().item())
-print("same with torch's alpha = 1e-4 (not multiplied by n):",
-      torch.allclose(ours, nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)(a)))
+print(
+    "same with torch's alpha = 1e-4 (not multiplied by n):",
+    torch.allclose(ours, nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)(a)),
+)
 
 # %% [markdown]
 # The network is one class with two layouts: the paper's and, for 32×32 CIFAR
@@ -449,12 +558,18 @@ tv_alexnet = torchvision.models.alexnet(weights=None)  # only to compare sizes
 ours, single = parameter_counts(paper_net), parameter_counts(one_tower)
 print(f"{'layer':<7}{'two towers':>12}{'paper':>12}{'one tower':>12}")
 for name, paper in PAPER_PARAMETERS.items():
-    print(f"{name:<7}{ours[name]:>12,}{paper:>12,}{single[name]:>12,}"
-          + ("" if ours[name] == paper else "  differs"))
-print(f"{'total':<7}{sum(ours.values()):>12,}"
-      f"{sum(PAPER_PARAMETERS.values()):>12,}{sum(single.values()):>12,}")
-print(f"torchvision's alexnet: {sum(p.numel() for p in tv_alexnet.parameters()):,}"
-      " parameters (64-192-384-256-256 kernels, one tower)")
+    print(
+        f"{name:<7}{ours[name]:>12,}{paper:>12,}{single[name]:>12,}"
+        + ("" if ours[name] == paper else "  differs")
+    )
+print(
+    f"{'total':<7}{sum(ours.values()):>12,}"
+    f"{sum(PAPER_PARAMETERS.values()):>12,}{sum(single.values()):>12,}"
+)
+print(
+    f"torchvision's alexnet: {sum(p.numel() for p in tv_alexnet.parameters()):,}"
+    " parameters (64-192-384-256-256 kernels, one tower)"
+)
 
 # %% [markdown]
 # One tower costs 1.4 million more parameters, all in conv2, conv4 and conv5,
@@ -467,8 +582,9 @@ with torch.no_grad():
     maps = paper_net.features(torch.zeros(1, 3, 227, 227))
 for name, out in maps.items():
     print(f"{name:<6} {' x '.join(map(str, out.shape[1:])):>14}")
-neurons = sum(out[0].numel() for name, out in maps.items()
-              if not name.startswith("pool"))
+neurons = sum(
+    out[0].numel() for name, out in maps.items() if not name.startswith("pool")
+)
 print(f"neurons (conv and fc outputs): {neurons:,}")
 
 # %% [markdown]
@@ -504,8 +620,9 @@ with torch.no_grad():
 counts = parameter_counts(cifar_net)
 print(f"{'layer':<7}{'output':>12}{'parameters':>12}")
 for name, out in cmaps.items():
-    print(f"{name:<7}{' x '.join(map(str, out.shape[1:])):>12}"
-          f"{counts.get(name, 0):>12,}")
+    print(
+        f"{name:<7}{' x '.join(map(str, out.shape[1:])):>12}{counts.get(name, 0):>12,}"
+    )
 print(f"{'total':<7}{'':>12}{sum(counts.values()):>12,}")
 
 # %% [markdown]
@@ -522,15 +639,23 @@ params = parameter_counts(paper_net)
 total_macs, total_params = sum(macs.values()), sum(params.values())
 print(f"{'layer':<7}{'multiply-adds':>15}{'share':>8}{'parameters':>13}{'share':>8}")
 for name in macs:
-    print(f"{name:<7}{macs[name]:>15,}{macs[name] / total_macs:>8.1%}"
-          f"{params[name]:>13,}{params[name] / total_params:>8.1%}")
+    print(
+        f"{name:<7}{macs[name]:>15,}{macs[name] / total_macs:>8.1%}"
+        f"{params[name]:>13,}{params[name] / total_params:>8.1%}"
+    )
 print(f"{'total':<7}{total_macs:>15,}{'':>8}{total_params:>13,}")
 conv_share = sum(v for k, v in macs.items() if k.startswith("conv")) / total_macs
 print(f"convolutions: {conv_share:.1%} of the multiply-adds")
-fig = plots.lines({"share of multiply-adds": [macs[k] / total_macs for k in macs],
-                   "share of parameters": [params[k] / total_params for k in macs]},
-                  x=list(macs), title="AlexNet: where the compute and the "
-                  "parameters are", xlabel="layer", ylabel="fraction of the total")
+fig = plots.lines(
+    {
+        "share of multiply-adds": [macs[k] / total_macs for k in macs],
+        "share of parameters": [params[k] / total_params for k in macs],
+    },
+    x=list(macs),
+    title="AlexNet: where the compute and the parameters are",
+    xlabel="layer",
+    ylabel="fraction of the total",
+)
 plots.show(fig, cfg.run_dir / "compute_vs_parameters.html")
 
 # %% [markdown]
@@ -555,8 +680,10 @@ print(f"90 epochs x 1.2M images: {paper_flop:.2e} FLOP")
 GTX580_PEAK = 1.581e12  # NVIDIA's single-precision peak of one GTX 580, FLOP/s
 days = 5.5  # "between five and six days"
 sustained = paper_flop / (days * 86_400)
-print(f"over {days} days: {sustained / 1e12:.2f} TFLOP/s sustained, "
-      f"{sustained / (2 * GTX580_PEAK):.0%} of two GTX 580s' peak")
+print(
+    f"over {days} days: {sustained / 1e12:.2f} TFLOP/s sustained, "
+    f"{sustained / (2 * GTX580_PEAK):.0%} of two GTX 580s' peak"
+)
 
 
 # %% [markdown]
@@ -567,6 +694,7 @@ print(f"over {days} days: {sustained / 1e12:.2f} TFLOP/s sustained, "
 # PyTorch can tell us exactly what is kept: `saved_tensors_hooks` sees every
 # tensor that autograd stores for the backward pass. Adding up those that are not
 # parameters gives the memory one image occupies during a training step:
+
 
 # %%
 def saved_activation_bytes(model, x):
@@ -591,12 +719,17 @@ def saved_activation_bytes(model, x):
 paper_net.train()
 per_image = saved_activation_bytes(paper_net, torch.rand(2, 3, 227, 227)) / 2
 weights_mb = 4 * total_params / 2**20
-print(f"activations kept per image (float32): {per_image / 2**20:.1f} MiB; "
-      f"for a batch of 128: {128 * per_image / 2**30:.2f} GiB")
-print(f"weights {weights_mb:.0f} MiB, + gradients and momentum: "
-      f"{3 * weights_mb:.0f} MiB")
-print(f"one training step with a batch of 128: "
-      f"{(128 * per_image + 3 * 4 * total_params) / 2**30:.2f} GiB")
+print(
+    f"activations kept per image (float32): {per_image / 2**20:.1f} MiB; "
+    f"for a batch of 128: {128 * per_image / 2**30:.2f} GiB"
+)
+print(
+    f"weights {weights_mb:.0f} MiB, + gradients and momentum: {3 * weights_mb:.0f} MiB"
+)
+print(
+    f"one training step with a batch of 128: "
+    f"{(128 * per_image + 3 * 4 * total_params) / 2**30:.2f} GiB"
+)
 
 
 # %% [markdown]
@@ -612,6 +745,7 @@ print(f"one training step with a batch of 128: "
 # where the hardware has it natively, float32 where it would be emulated) and
 # channels-last memory layout (both about double the speed of convolutions on a
 # CPU with bfloat16 instructions, and on any recent GPU):
+
 
 # %%
 def time_training(model, batch, steps, size, warmup=1):
@@ -645,10 +779,14 @@ bench_net = AlexNet(1000, "imagenet", two_towers=True)
 sec = time_training(bench_net, cfg.bench_batch, cfg.bench_steps, 227)
 rate = cfg.bench_batch / sec
 achieved = rate * flop_per_image
-print(f"{device.type}, {cfg.precision}: {rate:,.1f} images/s in training "
-      f"(batch {cfg.bench_batch}), {achieved / 1e12:.3f} TFLOP/s")
-print(f"the paper's 90 epochs at this speed: {paper_images / rate / 86_400:,.1f} "
-      f"days (the paper: five to six on two GTX 580s)")
+print(
+    f"{device.type}, {cfg.precision}: {rate:,.1f} images/s in training "
+    f"(batch {cfg.bench_batch}), {achieved / 1e12:.3f} TFLOP/s"
+)
+print(
+    f"the paper's 90 epochs at this speed: {paper_images / rate / 86_400:,.1f} "
+    f"days (the paper: five to six on two GTX 580s)"
+)
 del bench_net
 
 # %% [markdown]
@@ -689,6 +827,7 @@ print(f"this run: profile {cfg.profile!r} on {device.type}")
 # layer (`Normalize`), so the model takes images in [0, 1]. Validation and test
 # images get the centre crop.
 
+
 # %%
 def load(split, n):
     """uint8 (N, 3, H, W) images and int64 labels of the configured data set."""
@@ -701,11 +840,12 @@ def load(split, n):
     return images, labels
 
 
-class_names = (data.cifar10_classes() if cfg.dataset == "cifar10"
-               else data.imagenette_classes())
+class_names = (
+    data.cifar10_classes() if cfg.dataset == "cifar10" else data.imagenette_classes()
+)
 images, labels = load("train", cfg.train_size)
 order = np.random.default_rng(cfg.seed).permutation(len(images))
-val_idx, train_idx = order[:cfg.val_size], order[cfg.val_size:]
+val_idx, train_idx = order[: cfg.val_size], order[cfg.val_size :]
 test_images, test_labels = load("test", cfg.test_size)
 mean, std = data.channel_stats(images[train_idx])  # training images only
 INPUT = LAYOUTS[LAYOUT]["input_size"]
@@ -716,22 +856,34 @@ def eval_tensor(imgs):
     return center_crop(torch.from_numpy(imgs), INPUT).float().div(255)
 
 
-train_set = TensorDataset(torch.from_numpy(images[train_idx]),
-                          torch.from_numpy(labels[train_idx]))
+train_set = TensorDataset(
+    torch.from_numpy(images[train_idx]), torch.from_numpy(labels[train_idx])
+)
 val_x = eval_tensor(images[val_idx])
 val_y = torch.from_numpy(labels[val_idx])
 test_x, test_y = eval_tensor(test_images), torch.from_numpy(test_labels)
-train_loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True,
-                          num_workers=cfg.num_workers, drop_last=True)
-val_loader = (DataLoader(TensorDataset(val_x, val_y), batch_size=500)
-              if cfg.val_size else None)
+train_loader = DataLoader(
+    train_set,
+    batch_size=cfg.batch_size,
+    shuffle=True,
+    num_workers=cfg.num_workers,
+    drop_last=True,
+)
+val_loader = (
+    DataLoader(TensorDataset(val_x, val_y), batch_size=500) if cfg.val_size else None
+)
 eigenvalues, eigenvectors = rgb_pca(
-    torch.from_numpy(images[train_idx[:2000]]).float() / 255)
-print(f"images: train {len(train_idx):,}, validation {len(val_idx):,}, "
-      f"test {len(test_y):,}; {len(class_names)} classes")
+    torch.from_numpy(images[train_idx[:2000]]).float() / 255
+)
+print(
+    f"images: train {len(train_idx):,}, validation {len(val_idx):,}, "
+    f"test {len(test_y):,}; {len(class_names)} classes"
+)
 print("training pixels: mean", np.round(mean, 3), "std", np.round(std, 3))
-print("RGB principal components (std along each):",
-      np.round(eigenvalues.sqrt().numpy(), 3))
+print(
+    "RGB principal components (std along each):",
+    np.round(eigenvalues.sqrt().numpy(), 3),
+)
 
 
 class TrainTransform:
@@ -756,13 +908,17 @@ class TrainTransform:
 
 transform = TrainTransform(cfg)
 batch_x, batch_y = transform(*next(iter(train_loader)))
-demo = pca_lighting(batch_x[:1].repeat(8, 1, 1, 1), eigenvalues, eigenvectors,
-                    0.1)  # one image, eight colour shifts (sigma 0.1)
-fig = plots.image_grid(torch.cat([batch_x[:8], demo]).clamp(0, 1),
-                       titles=[class_names[c] for c in batch_y[:8]]
-                       + ["PCA colour shift"] * 8, ncols=8, cell=80,
-                       title="Top: an augmented training batch. Bottom: the "
-                       "first image under eight random PCA colour shifts")
+demo = pca_lighting(
+    batch_x[:1].repeat(8, 1, 1, 1), eigenvalues, eigenvectors, 0.1
+)  # one image, eight colour shifts (sigma 0.1)
+fig = plots.image_grid(
+    torch.cat([batch_x[:8], demo]).clamp(0, 1),
+    titles=[class_names[c] for c in batch_y[:8]] + ["PCA colour shift"] * 8,
+    ncols=8,
+    cell=80,
+    title="Top: an augmented training batch. Bottom: the "
+    "first image under eight random PCA colour shifts",
+)
 plots.show(fig, cfg.run_dir / "batch.html")
 
 # %% [markdown]
@@ -777,13 +933,14 @@ plots.show(fig, cfg.run_dir / "batch.html")
 
 # %%
 model = cfg.model.build(mean=mean, std=std).to(memory_format=torch.channels_last)
-optimizer = recipes.sgd(model, cfg.lr, momentum=cfg.momentum, nesterov=False,
-                      weight_decay=cfg.weight_decay)
+optimizer = recipes.sgd(
+    model, cfg.lr, momentum=cfg.momentum, nesterov=False, weight_decay=cfg.weight_decay
+)
 steps = cfg.epochs * len(train_loader)
 if cfg.schedule == "one_cycle":
     scheduler = recipes.one_cycle(optimizer, cfg.lr, steps)
 else:  # the paper's three divisions by 10, at fixed points of the run
-    marks = [round(cfg.epochs * f) * len(train_loader) for f in (1/3, 2/3, 8/9)]
+    marks = [round(cfg.epochs * f) * len(train_loader) for f in (1 / 3, 2 / 3, 8 / 9)]
     warm = round(cfg.warmup_epochs * len(train_loader))
 
     def factor(step):
@@ -792,14 +949,24 @@ else:  # the paper's three divisions by 10, at fixed points of the run
         return ramp * 0.1 ** sum(step >= m for m in marks)
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-history = fit(model, optimizer, train_loader, cfg, val_loader=val_loader,
-              scheduler=scheduler, batch_transform=transform)
+history = fit(
+    model,
+    optimizer,
+    train_loader,
+    cfg,
+    val_loader=val_loader,
+    scheduler=scheduler,
+    batch_transform=transform,
+)
 train_seconds = sum(row["seconds"] for row in history.epochs)
-train_rate = len(train_loader) * cfg.batch_size * len(history.epochs) / max(
-    train_seconds, 1e-9)
-print(f"training: {train_rate:,.0f} images/s on {device.type} "
-      f"({train_rate * 3 * 2 * sum(multiply_adds(model).values()) / 1e9:,.0f} "
-      "GFLOP/s)")
+train_rate = (
+    len(train_loader) * cfg.batch_size * len(history.epochs) / max(train_seconds, 1e-9)
+)
+print(
+    f"training: {train_rate:,.0f} images/s on {device.type} "
+    f"({train_rate * 3 * 2 * sum(multiply_adds(model).values()) / 1e9:,.0f} "
+    "GFLOP/s)"
+)
 
 
 # %%
@@ -811,21 +978,29 @@ def scores(net, x):
 
 
 def topk_accuracy(probs, y, k):
-    return (probs.topk(k, dim=1).indices == y[:, None]).any(dim=1).double().mean().item()
+    return (
+        (probs.topk(k, dim=1).indices == y[:, None]).any(dim=1).double().mean().item()
+    )
 
 
 probs = scores(model, test_x)
 pred = probs.argmax(dim=1)
-test = {"top1": topk_accuracy(probs, test_y, 1),
-        "top5": topk_accuracy(probs, test_y, 5)}
-probe = train_idx[:len(test_y)]  # as many training images as test images
-train_acc = topk_accuracy(scores(model, eval_tensor(images[probe])),
-                          torch.from_numpy(labels[probe]), 1)
+test = {
+    "top1": topk_accuracy(probs, test_y, 1),
+    "top5": topk_accuracy(probs, test_y, 5),
+}
+probe = train_idx[: len(test_y)]  # as many training images as test images
+train_acc = topk_accuracy(
+    scores(model, eval_tensor(images[probe])), torch.from_numpy(labels[probe]), 1
+)
 print(f"test: top-1 accuracy {test['top1']:.2%}, top-5 {test['top5']:.2%}")
-print(f"training images (centre crops, no dropout): top-1 {train_acc:.2%}; "
-      f"gap to test {train_acc - test['top1']:+.2%}")
-fig = plots.training_curves(history, title=f"AlexNet ({LAYOUT} layout) on "
-                            f"{cfg.dataset}")
+print(
+    f"training images (centre crops, no dropout): top-1 {train_acc:.2%}; "
+    f"gap to test {train_acc - test['top1']:+.2%}"
+)
+fig = plots.training_curves(
+    history, title=f"AlexNet ({LAYOUT} layout) on {cfg.dataset}"
+)
 plots.show(fig, cfg.run_dir / "curves.html")
 
 # %% [markdown]
@@ -836,17 +1011,22 @@ plots.show(fig, cfg.run_dir / "curves.html")
 
 # %%
 model.cpu().eval()
-w1 = model.conv1.weight.detach().float()                     # (C1, 3, k, k)
+w1 = model.conv1.weight.detach().float()  # (C1, 3, k, k)
 half = w1.shape[0] // 2
-fig = vis.filters(w1, ncols=16, max_filters=w1.shape[0],
-                  title=f"conv1 kernels: the first {half} feed tower 1, the "
-                  f"last {half} tower 2")
+fig = vis.filters(
+    w1,
+    ncols=16,
+    max_filters=w1.shape[0],
+    title=f"conv1 kernels: the first {half} feed tower 1, the last {half} tower 2",
+)
 plots.show(fig, cfg.run_dir / "conv1_filters.html")
 # How coloured is a kernel: the share of its energy that is not the same in R, G, B.
 grey = w1.mean(dim=1, keepdim=True)
-colour = ((w1 - grey) ** 2).sum(dim=(1, 2, 3)) / (w1 ** 2).sum(dim=(1, 2, 3))
-print(f"colour share of the kernels' energy: tower 1 {colour[:half].mean():.2f},"
-      f" tower 2 {colour[half:].mean():.2f}")
+colour = ((w1 - grey) ** 2).sum(dim=(1, 2, 3)) / (w1**2).sum(dim=(1, 2, 3))
+print(
+    f"colour share of the kernels' energy: tower 1 {colour[:half].mean():.2f},"
+    f" tower 2 {colour[half:].mean():.2f}"
+)
 
 # %% [markdown]
 # The paper's Figure 3 shows the 96 kernels of the trained ImageNet network:
@@ -866,13 +1046,15 @@ print(f"colour share of the kernels' energy: tower 1 {colour[:half].mean():.2f},
 # %%
 acts = vis.capture(model, ["conv1", "conv2"], test_x[:64])  # ReLU-free conv outputs
 for name in ["conv1", "conv2"]:
-    a = F.relu(acts[name])                       # what the LRN layer receives
+    a = F.relu(acts[name])  # what the LRN layer receives
     s = F.pad(a.square(), (0, 0, 0, 0, 2, 2))
-    window = sum(s[:, j:j + a.shape[1]] for j in range(5))
-    ratio = (2 + 1e-4 * window).pow(0.75) / 2 ** 0.75  # divisor / constant
-    print(f"after {name}: divisor / k^beta  median {ratio.median():.4f}, "
-          f"99.9th percentile {ratio.flatten().quantile(0.999):.4f}, "
-          f"max {ratio.max():.4f}")
+    window = sum(s[:, j : j + a.shape[1]] for j in range(5))
+    ratio = (2 + 1e-4 * window).pow(0.75) / 2**0.75  # divisor / constant
+    print(
+        f"after {name}: divisor / k^beta  median {ratio.median():.4f}, "
+        f"99.9th percentile {ratio.flatten().quantile(0.999):.4f}, "
+        f"max {ratio.max():.4f}"
+    )
 
 # %% [markdown]
 # With standardised inputs and He initialisation the activities are of order
@@ -889,13 +1071,20 @@ for name in ["conv1", "conv2"]:
 # ### Errors
 
 # %%
-fig = plots.confusion_matrix(test_y, pred, labels=class_names,
-                             title="Confusion matrix on the test images")
+fig = plots.confusion_matrix(
+    test_y, pred, labels=class_names, title="Confusion matrix on the test images"
+)
 plots.show(fig, cfg.run_dir / "confusion.html")
 show = torch.arange(12)
-fig = vis.topk_grid(test_x[show], probs[show], class_names, k=3,
-                    targets=test_y[show], ncols=6,
-                    title="Test images: true class, then the top 3")
+fig = vis.topk_grid(
+    test_x[show],
+    probs[show],
+    class_names,
+    k=3,
+    targets=test_y[show],
+    ncols=6,
+    title="Test images: true class, then the top 3",
+)
 plots.show(fig, cfg.run_dir / "test_topk.html")
 cm = torch.zeros(len(class_names), len(class_names), dtype=torch.long)
 cm.index_put_((test_y, pred), torch.ones_like(test_y), accumulate=True)
@@ -921,16 +1110,25 @@ for flat in cm.flatten().topk(5).indices.tolist():
 # 1/\text{fan-in})$, which keeps tanh units out of saturation at the start
 # {cite:p}`lecun1998efficient`, and a small output layer:
 
+
 # %%
 def four_layer_net(act, mean, std):
     """The kind of network of the paper's Figure 1: 3 conv layers + linear."""
     unit = nn.ReLU if act == "relu" else nn.Tanh
     net = nn.Sequential(
         Normalize(mean, std),
-        nn.Conv2d(3, 32, 5, padding=2), unit(), nn.MaxPool2d(3, 2, padding=1),
-        nn.Conv2d(32, 32, 5, padding=2), unit(), nn.MaxPool2d(3, 2, padding=1),
-        nn.Conv2d(32, 64, 5, padding=2), unit(), nn.MaxPool2d(3, 2, padding=1),
-        nn.Flatten(), nn.Linear(64 * 4 * 4, 10))
+        nn.Conv2d(3, 32, 5, padding=2),
+        unit(),
+        nn.MaxPool2d(3, 2, padding=1),
+        nn.Conv2d(32, 32, 5, padding=2),
+        unit(),
+        nn.MaxPool2d(3, 2, padding=1),
+        nn.Conv2d(32, 64, 5, padding=2),
+        unit(),
+        nn.MaxPool2d(3, 2, padding=1),
+        nn.Flatten(),
+        nn.Linear(64 * 4 * 4, 10),
+    )
     with torch.no_grad():
         for m in net:
             if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -940,37 +1138,52 @@ def four_layer_net(act, mean, std):
     return net.to(memory_format=torch.channels_last)
 
 
-fig1_images, fig1_labels = data.subsample(*data.cifar10("train"),
-                                          cfg.fig1_size, seed=cfg.seed)
+fig1_images, fig1_labels = data.subsample(
+    *data.cifar10("train"), cfg.fig1_size, seed=cfg.seed
+)
 fig1_x = torch.from_numpy(fig1_images).float() / 255
 fig1_y = torch.from_numpy(fig1_labels)
 fig1_mean, fig1_std = data.channel_stats(fig1_images)
-fig1_cfg = AlexNetConfig.create(cfg.profile, epochs=cfg.fig1_epochs,
-                                batch_size=64, precision=cfg.precision,
-                                device=cfg.device, out_dir=cfg.out_dir)
+fig1_cfg = AlexNetConfig.create(
+    cfg.profile,
+    epochs=cfg.fig1_epochs,
+    batch_size=64,
+    precision=cfg.precision,
+    device=cfg.device,
+    out_dir=cfg.out_dir,
+)
 curves, fig1_time = {}, {}
 for act, lr in [("relu", cfg.relu_lr), ("tanh", cfg.tanh_lr)]:
     utils.seed_everything(cfg.seed)  # same initial draw, same batches
     net = four_layer_net(act, fig1_mean, fig1_std)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
     t = time.perf_counter()
-    h = fit(net, opt, DataLoader(TensorDataset(fig1_x, fig1_y), batch_size=64,
-                                 shuffle=True),
-            fig1_cfg, checkpoint=None, verbose=False,
-            val_loader=DataLoader(TensorDataset(fig1_x, fig1_y), batch_size=500))
+    h = fit(
+        net,
+        opt,
+        DataLoader(TensorDataset(fig1_x, fig1_y), batch_size=64, shuffle=True),
+        fig1_cfg,
+        checkpoint=None,
+        verbose=False,
+        val_loader=DataLoader(TensorDataset(fig1_x, fig1_y), batch_size=500),
+    )
     fig1_time[act] = time.perf_counter() - t
     curves[f"{act} (lr {lr})"] = [1 - row["val_acc"] for row in h.epochs]
-fig = plots.lines(curves, x=list(range(1, cfg.fig1_epochs + 1)),
-                  title=f"Training error on {cfg.fig1_size:,} CIFAR-10 images "
-                  "(the paper's Figure 1)", xlabel="epoch",
-                  ylabel="training error")
+fig = plots.lines(
+    curves,
+    x=list(range(1, cfg.fig1_epochs + 1)),
+    title=f"Training error on {cfg.fig1_size:,} CIFAR-10 images (the paper's Figure 1)",
+    xlabel="epoch",
+    ylabel="training error",
+)
 plots.show(fig, cfg.run_dir / "relu_vs_tanh.html")
 for name, errors in curves.items():
     reached = next((e + 1 for e, v in enumerate(errors) if v <= 0.25), None)
-    when = (f"epoch {reached}" if reached
-            else f"not reached in {len(errors)} epoch(s)")
-    print(f"{name:<16} 25% training error: {when}; final {errors[-1]:.1%}; "
-          f"{fig1_time[name.split()[0]]:.1f} s")
+    when = f"epoch {reached}" if reached else f"not reached in {len(errors)} epoch(s)"
+    print(
+        f"{name:<16} 25% training error: {when}; final {errors[-1]:.1%}; "
+        f"{fig1_time[name.split()[0]]:.1f} s"
+    )
 
 # %% [markdown]
 # Compare the two curves with the paper's six-fold gap. In our runs, while
@@ -1013,13 +1226,14 @@ assert same
 # the data set at all, and a softmax has no "none of these" answer: it spreads
 # its probability over the classes it knows, often with confidence.
 
+
 # %%
 def square_photo(rgb, size):
     """uint8 (H, W, 3) photo -> uint8 (3, size, size): centre square, resized."""
     h, w = rgb.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    im = Image.fromarray(rgb[top:top + side, left:left + side])
+    im = Image.fromarray(rgb[top : top + side, left : left + side])
     return np.asarray(im.resize((size, size), Image.LANCZOS)).transpose(2, 0, 1)
 
 
@@ -1031,23 +1245,34 @@ def as_rgb(image):
     return image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
 
 
-photos = {"chelsea (a cat)": skimage.data.chelsea(),
-          "horse (silhouette)": skimage.data.horse(),
-          "coffee": skimage.data.coffee(), "rocket": skimage.data.rocket(),
-          "astronaut": skimage.data.astronaut(),
-          "camera(man)": skimage.data.camera()}
+photos = {
+    "chelsea (a cat)": skimage.data.chelsea(),
+    "horse (silhouette)": skimage.data.horse(),
+    "coffee": skimage.data.coffee(),
+    "rocket": skimage.data.rocket(),
+    "astronaut": skimage.data.astronaut(),
+    "camera(man)": skimage.data.camera(),
+}
 new = np.stack([square_photo(as_rgb(p), INPUT) for p in photos.values()])
 new_x = torch.from_numpy(new).float() / 255
 new_probs = scores(restored, new_x)
-fig = vis.topk_grid(new_x, new_probs, class_names, k=3, ncols=6,
-                    title="Photos from scikit-image and the restored "
-                    "model's top 3")
+fig = vis.topk_grid(
+    new_x,
+    new_probs,
+    class_names,
+    k=3,
+    ncols=6,
+    title="Photos from scikit-image and the restored model's top 3",
+)
 plots.show(fig, cfg.run_dir / "new_photos_topk.html")
 for name, p in zip(photos, new_probs):
     top_p, top_c = p.topk(3)
-    print(f"{name:<20}" + ", ".join(f"{class_names[c]} {q:.0%}"
-                                    for q, c in zip(top_p.tolist(),
-                                                    top_c.tolist())))
+    print(
+        f"{name:<20}"
+        + ", ".join(
+            f"{class_names[c]} {q:.0%}" for q, c in zip(top_p.tolist(), top_c.tolist())
+        )
+    )
 
 # %% [markdown]
 # Read the list with the photographs in view. Where the photo shows a known class
@@ -1065,9 +1290,12 @@ for name, p in zip(photos, new_probs):
 seconds = time.perf_counter() - T0
 PAPER = {"top1_error": 0.375, "top5_error": 0.170}  # ILSVRC-2010 test, Table 1
 metrics = {
-    "test_top1": test["top1"], "test_top5": test["top5"],
-    "train_top1": train_acc, "val_acc": history.last.get("val_acc"),
-    "train_images": len(train_idx), "test_images": len(test_y),
+    "test_top1": test["top1"],
+    "test_top5": test["top5"],
+    "train_top1": train_acc,
+    "val_acc": history.last.get("val_acc"),
+    "train_images": len(train_idx),
+    "test_images": len(test_y),
     "parameters": sum(parameter_counts(model).values()),
     "train_images_per_s": train_rate,
     "bench_images_per_s_224": rate,
@@ -1075,14 +1303,33 @@ metrics = {
 }
 error = lambda acc: f"{1 - acc:.1%}"
 rows = results_table(
-    cfg, metrics, seconds=seconds, device=device, title="test error",
-    columns={"config.dataset": ("data", ""), "test_top1": ("top-1 err", error),
-             "test_top5": ("top-5 err", error), "train_images": ("train images", ","),
-             "config.epochs": ("epochs", "d")},
-    references=[Reference("AlexNet", {
-        "config.dataset": "ImageNet-1k", "test_top1": 1 - PAPER["top1_error"],
-        "test_top5": 1 - PAPER["top5_error"], "train_images": 1_200_000,
-        "config.epochs": 90}, source="krizhevsky2012imagenet", setting="Table 1")])
+    cfg,
+    metrics,
+    seconds=seconds,
+    device=device,
+    title="test error",
+    columns={
+        "config.dataset": ("data", ""),
+        "test_top1": ("top-1 err", error),
+        "test_top5": ("top-5 err", error),
+        "train_images": ("train images", ","),
+        "config.epochs": ("epochs", "d"),
+    },
+    references=[
+        Reference(
+            "AlexNet",
+            {
+                "config.dataset": "ImageNet-1k",
+                "test_top1": 1 - PAPER["top1_error"],
+                "test_top5": 1 - PAPER["top5_error"],
+                "train_images": 1_200_000,
+                "config.epochs": 90,
+            },
+            source="krizhevsky2012imagenet",
+            setting="Table 1",
+        )
+    ],
+)
 assert rows[0].values["test_top1"] == test["top1"]
 
 # %% [markdown]

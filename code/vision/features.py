@@ -64,11 +64,11 @@ from scratch.models.small_cnn import TABLE_PARAMETERS, SmallCNN, SmallCNNSpec
 from scratch.results import Reference, results_table
 from scratch.train import TrainConfig, fit, predict
 
-
 # %% [markdown]
 # Everything in the chapter is driven by one config (explained in the
 # Experiment section). It is read first, so that a mistyped option stops the
 # script before any work is done:
+
 
 # %% tags=["hide-input"]
 @dataclass
@@ -80,78 +80,157 @@ class FeaturesConfig(TrainConfig):
     NAME = "features"  # outputs go to out_dir/features
 
     # ---- data -------------------------------------------------------------------------
-    train_size: int = field(default=60_000, metadata=positive(
-        "MNIST training images drawn (seeded, class-stratified); full uses "
-        "all 60,000, small at most 8,000 so that the book builds on a CPU"))
-    test_size: int = field(default=10_000, metadata=positive(
-        "test images, scored once per method at the end (MNIST has 10,000; "
-        "an offline stand-in may have fewer, and all of them are used)"))
-    svm_train_size: int = field(default=60_000, metadata=positive(
-        "the SVMs train on at most this many of the training images: a "
-        "kernel SVM's training time grows roughly with the square of their "
-        "number (measured in the chapter), so lower it on a slow machine"))
-    curve_sizes: tuple[int, ...] = field(default=(1_000, 4_000, 15_000),
-                                         metadata=positive(
-        "smaller training sets for the learning curves, each drawn from the "
-        "training images; train_size is the last point; () = no curves"))
+    train_size: int = field(
+        default=60_000,
+        metadata=positive(
+            "MNIST training images drawn (seeded, class-stratified); full uses "
+            "all 60,000, small at most 8,000 so that the book builds on a CPU"
+        ),
+    )
+    test_size: int = field(
+        default=10_000,
+        metadata=positive(
+            "test images, scored once per method at the end (MNIST has 10,000; "
+            "an offline stand-in may have fewer, and all of them are used)"
+        ),
+    )
+    svm_train_size: int = field(
+        default=60_000,
+        metadata=positive(
+            "the SVMs train on at most this many of the training images: a "
+            "kernel SVM's training time grows roughly with the square of their "
+            "number (measured in the chapter), so lower it on a slow machine"
+        ),
+    )
+    curve_sizes: tuple[int, ...] = field(
+        default=(1_000, 4_000, 15_000),
+        metadata=positive(
+            "smaller training sets for the learning curves, each drawn from the "
+            "training images; train_size is the last point; () = no curves"
+        ),
+    )
     # ---- the Gabor filter bank --------------------------------------------------------
-    orientations: int = field(default=8, metadata=positive(
-        "orientations of the bank, evenly spaced over 180 degrees: 8 means "
-        "every 22.5 degrees, about the orientation bandwidth of one filter"))
-    frequencies: tuple[float, ...] = field(default=(0.2, 0.35), metadata=in_range(
-        0, 0.5, "spatial frequencies of the bank in cycles per pixel: strokes "
-        "of 14x14 digits are 1 to 3 pixels wide, so periods of 3 to 5 "
-        "pixels; 0.5 is the Nyquist limit", low_open=True))
-    bandwidth: float = field(default=1.0, metadata=positive(
-        "frequency bandwidth of each filter in octaves; 1 octave is typical "
-        "of simple cells in the visual cortex and sets the envelope's width"))
-    pool: int = field(default=2, metadata=positive(
-        "side of the square cells over which filter energies are averaged: "
-        "2 turns each 14x14 energy map into 7x7 numbers"))
+    orientations: int = field(
+        default=8,
+        metadata=positive(
+            "orientations of the bank, evenly spaced over 180 degrees: 8 means "
+            "every 22.5 degrees, about the orientation bandwidth of one filter"
+        ),
+    )
+    frequencies: tuple[float, ...] = field(
+        default=(0.2, 0.35),
+        metadata=in_range(
+            0,
+            0.5,
+            "spatial frequencies of the bank in cycles per pixel: strokes "
+            "of 14x14 digits are 1 to 3 pixels wide, so periods of 3 to 5 "
+            "pixels; 0.5 is the Nyquist limit",
+            low_open=True,
+        ),
+    )
+    bandwidth: float = field(
+        default=1.0,
+        metadata=positive(
+            "frequency bandwidth of each filter in octaves; 1 octave is typical "
+            "of simple cells in the visual cortex and sets the envelope's width"
+        ),
+    )
+    pool: int = field(
+        default=2,
+        metadata=positive(
+            "side of the square cells over which filter energies are averaged: "
+            "2 turns each 14x14 energy map into 7x7 numbers"
+        ),
+    )
     # ---- the SVMs ---------------------------------------------------------------------
-    rbf_c: float = field(default=10.0, metadata=positive(
-        "C of the RBF-kernel SVMs (the price of a margin violation): on a "
-        "held-out part of the training set, accuracy rose up to C = 10 and "
-        "stayed flat beyond, for pixels and for Gabor features"))
-    linear_c: float = field(default=0.01, metadata=positive(
-        "C of the linear SVMs: best of 0.003 to 1 for the Gabor features on "
-        "a held-out part of the training set (pixels prefer 0.1, by about a "
-        "point); small C also lets the solver converge faster"))
+    rbf_c: float = field(
+        default=10.0,
+        metadata=positive(
+            "C of the RBF-kernel SVMs (the price of a margin violation): on a "
+            "held-out part of the training set, accuracy rose up to C = 10 and "
+            "stayed flat beyond, for pixels and for Gabor features"
+        ),
+    )
+    linear_c: float = field(
+        default=0.01,
+        metadata=positive(
+            "C of the linear SVMs: best of 0.003 to 1 for the Gabor features on "
+            "a held-out part of the training set (pixels prefer 0.1, by about a "
+            "point); small C also lets the solver converge faster"
+        ),
+    )
     # ---- the CNN (epochs, batch_size, device, precision: TrainConfig's fields) ---------
-    model: SmallCNNSpec = field(default_factory=SmallCNNSpec, metadata=describe(
-        "the CNN: two conv-ReLU-pool stages and a linear read-out"))
-    epochs: int = field(default=15, metadata=positive(
-        "passes over the training images; smaller training sets in the "
-        "learning curves get as many optimizer steps as the largest one"))
-    batch_size: int = field(default=64, metadata=positive(
-        "images per SGD step: small enough for many steps per epoch"))
-    lr: float = field(default=0.1, metadata=positive(
-        "peak of the one-cycle schedule; with standardised inputs SGD "
-        "tolerates 0.1"))
-    momentum: float = field(default=0.9, metadata=non_negative(
-        "Nesterov momentum: averages gradients over about 10 steps"))
-    weight_decay: float = field(default=2e-3, metadata=non_negative(
-        "L2 penalty: a network that fits 8,000 digits perfectly needs a "
-        "little regularisation; chosen on a held-out part of the training set"))
-    warmup: float = field(default=0.2, metadata=in_range(
-        0, 1, "fraction of the steps spent raising the learning rate",
-        low_open=True, high_open=True))
+    model: SmallCNNSpec = field(
+        default_factory=SmallCNNSpec,
+        metadata=describe("the CNN: two conv-ReLU-pool stages and a linear read-out"),
+    )
+    epochs: int = field(
+        default=15,
+        metadata=positive(
+            "passes over the training images; smaller training sets in the "
+            "learning curves get as many optimizer steps as the largest one"
+        ),
+    )
+    batch_size: int = field(
+        default=64,
+        metadata=positive("images per SGD step: small enough for many steps per epoch"),
+    )
+    lr: float = field(
+        default=0.1,
+        metadata=positive(
+            "peak of the one-cycle schedule; with standardised inputs SGD tolerates 0.1"
+        ),
+    )
+    momentum: float = field(
+        default=0.9,
+        metadata=non_negative(
+            "Nesterov momentum: averages gradients over about 10 steps"
+        ),
+    )
+    weight_decay: float = field(
+        default=2e-3,
+        metadata=non_negative(
+            "L2 penalty: a network that fits 8,000 digits perfectly needs a "
+            "little regularisation; chosen on a held-out part of the training set"
+        ),
+    )
+    warmup: float = field(
+        default=0.2,
+        metadata=in_range(
+            0,
+            1,
+            "fraction of the steps spent raising the learning rate",
+            low_open=True,
+            high_open=True,
+        ),
+    )
 
     PROFILES = {
-        "tiny": dict(train_size=600, test_size=500, svm_train_size=600,
-                     curve_sizes=(200,), epochs=2, threads=1),      # tests
-        "small": dict(train_size=8_000, svm_train_size=8_000,
-                      curve_sizes=(500, 2_000), threads=2),         # CPU
-        "full": dict(),                                             # GPU
+        "tiny": dict(
+            train_size=600,
+            test_size=500,
+            svm_train_size=600,
+            curve_sizes=(200,),
+            epochs=2,
+            threads=1,
+        ),  # tests
+        "small": dict(
+            train_size=8_000, svm_train_size=8_000, curve_sizes=(500, 2_000), threads=2
+        ),  # CPU
+        "full": dict(),  # GPU
     }
 
     def validate(self):
         if any(n >= self.train_size for n in self.curve_sizes):
-            raise ConfigError(f"curve_sizes={self.curve_sizes} must all be "
-                              f"smaller than train_size={self.train_size}")
+            raise ConfigError(
+                f"curve_sizes={self.curve_sizes} must all be "
+                f"smaller than train_size={self.train_size}"
+            )
         if self.pool > 14:
-            raise ConfigError(f"pool={self.pool} must be at most 14, the "
-                              "side of the downsampled images")
+            raise ConfigError(
+                f"pool={self.pool} must be at most 14, the "
+                "side of the downsampled images"
+            )
 
 
 cfg = FeaturesConfig.from_cli()
@@ -373,13 +452,17 @@ utils.seed_everything(cfg.seed)
 
 # %%
 z = np.linspace(-2, 3, 501)
-fig = plots.lines({"0-1 error": (z <= 0).astype(float),
-                   "hinge max(0, 1 - z) (SVM)": np.maximum(0, 1 - z),
-                   "logistic log2(1 + e^-z) (cross-entropy)":
-                       np.log2(1 + np.exp(-z))},
-                  x=z, xlabel="margin z = y s(x)", ylabel="loss",
-                  title="Hinge and logistic loss: convex upper bounds on the "
-                        "0-1 error")
+fig = plots.lines(
+    {
+        "0-1 error": (z <= 0).astype(float),
+        "hinge max(0, 1 - z) (SVM)": np.maximum(0, 1 - z),
+        "logistic log2(1 + e^-z) (cross-entropy)": np.log2(1 + np.exp(-z)),
+    },
+    x=z,
+    xlabel="margin z = y s(x)",
+    ylabel="loss",
+    title="Hinge and logistic loss: convex upper bounds on the 0-1 error",
+)
 plots.show(fig, cfg.run_dir / "losses.html")
 
 
@@ -393,23 +476,31 @@ plots.show(fig, cfg.run_dir / "losses.html")
 # Equation {eq}`features-gabor` with $\psi = 0$, on a square grid of
 # $(2r+1)\times(2r+1)$ pixels, and the envelope width {eq}`features-bandwidth`:
 
+
 # %%
 def gabor(frequency, theta, sigma, radius, phase=0.0):
     """Eq. (features-gabor): complex (2 radius + 1, 2 radius + 1) kernel.
     Rows are y (downwards), columns x."""
-    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1].astype(np.float64)
-    xr = x * np.cos(theta) + y * np.sin(theta)      # along the wave
-    yr = -x * np.sin(theta) + y * np.cos(theta)     # along the wave fronts
-    envelope = np.exp(-(xr ** 2 + yr ** 2) / (2 * sigma ** 2))
-    return envelope / (2 * np.pi * sigma ** 2) * np.exp(
-        1j * (2 * np.pi * frequency * xr + phase))
+    y, x = np.mgrid[-radius : radius + 1, -radius : radius + 1].astype(np.float64)
+    xr = x * np.cos(theta) + y * np.sin(theta)  # along the wave
+    yr = -x * np.sin(theta) + y * np.cos(theta)  # along the wave fronts
+    envelope = np.exp(-(xr**2 + yr**2) / (2 * sigma**2))
+    return (
+        envelope
+        / (2 * np.pi * sigma**2)
+        * np.exp(1j * (2 * np.pi * frequency * xr + phase))
+    )
 
 
 def sigma_for(frequency, bandwidth):
     """Eq. (features-bandwidth): envelope width of a filter of `bandwidth`
     octaves at `frequency` cycles per pixel."""
-    return (math.sqrt(math.log(2) / 2) / (math.pi * frequency)
-            * (2 ** bandwidth + 1) / (2 ** bandwidth - 1))
+    return (
+        math.sqrt(math.log(2) / 2)
+        / (math.pi * frequency)
+        * (2**bandwidth + 1)
+        / (2**bandwidth - 1)
+    )
 
 
 # %% [markdown]
@@ -422,8 +513,10 @@ for f, theta in [(0.2, 0.0), (0.35, np.pi / 8), (0.1, 5 * np.pi / 8)]:
     reference = skimage_gabor_kernel(f, theta=theta, bandwidth=1.0)
     ours = gabor(f, theta, sigma_for(f, 1.0), radius=len(reference) // 2)
     err = np.abs(ours - reference).max() / np.abs(reference).max()
-    print(f"f={f:<5} theta={np.degrees(theta):5.1f} deg: kernel "
-          f"{reference.shape}, largest relative difference {err:.1e}")
+    print(
+        f"f={f:<5} theta={np.degrees(theta):5.1f} deg: kernel "
+        f"{reference.shape}, largest relative difference {err:.1e}"
+    )
     assert ours.shape == reference.shape and err < 1e-10
 
 
@@ -431,6 +524,7 @@ for f, theta in [(0.2, 0.0), (0.35, np.pi / 8), (0.1, 5 * np.pi / 8)]:
 # The bank: every combination of the configured frequencies and orientations,
 # all on one grid wide enough for the widest envelope (three $\sigma$ on each
 # side), so that the whole bank is one convolution:
+
 
 # %%
 def gabor_bank(frequencies, orientations, bandwidth):
@@ -445,12 +539,13 @@ def gabor_bank(frequencies, orientations, bandwidth):
     return np.stack(kernels), names
 
 
-bank, bank_names = gabor_bank(cfg.frequencies, cfg.orientations,
-                              cfg.bandwidth)
-print(f"{len(bank)} complex filters of {bank.shape[1]}x{bank.shape[2]} "
-      f"pixels; envelope widths sigma = "
-      + ", ".join(f"{sigma_for(f, cfg.bandwidth):.2f}"
-                  for f in cfg.frequencies) + " pixels")
+bank, bank_names = gabor_bank(cfg.frequencies, cfg.orientations, cfg.bandwidth)
+print(
+    f"{len(bank)} complex filters of {bank.shape[1]}x{bank.shape[2]} "
+    f"pixels; envelope widths sigma = "
+    + ", ".join(f"{sigma_for(f, cfg.bandwidth):.2f}" for f in cfg.frequencies)
+    + " pixels"
+)
 
 
 # %% [markdown]
@@ -462,16 +557,18 @@ print(f"{len(bank)} complex filters of {bank.shape[1]}x{bank.shape[2]} "
 # of the odd part and leaves the energy as it is. The images are zero-padded
 # at the borders, which matches MNIST's black background.
 
+
 # %%
 def gabor_features(images, bank, pool, device="cpu", chunk=4096):
     """(N, H, W) float images in [0, 1] -> (N, K M (H // pool) (W // pool))
     float32: eq. (features-energy), averaged over pool x pool cells."""
-    weight = torch.tensor(np.concatenate([bank.real, bank.imag]),
-                          dtype=torch.float32, device=device)[:, None]
+    weight = torch.tensor(
+        np.concatenate([bank.real, bank.imag]), dtype=torch.float32, device=device
+    )[:, None]
     n_filters = len(bank)
     out = []
     for start in range(0, len(images), chunk):  # bounded memory
-        x = torch.as_tensor(images[start:start + chunk], device=device)
+        x = torch.as_tensor(images[start : start + chunk], device=device)
         r = F.conv2d(x[:, None], weight, padding=weight.shape[-1] // 2)
         energy = torch.sqrt(r[:, :n_filters] ** 2 + r[:, n_filters:] ** 2)
         out.append(F.avg_pool2d(energy, pool).flatten(1).cpu())
@@ -487,6 +584,7 @@ def gabor_features(images, bank, pool, device="cpu", chunk=4096):
 # (the bank's two frequencies respond with different strengths), so each
 # feature is standardised with the mean and standard deviation of the training
 # features first, part of the fitted pipeline.
+
 
 # %%
 def train_svm(x, y, kernel, c, standardize):
@@ -511,10 +609,10 @@ def stored_numbers(model):
     svm = model[-1]
     if isinstance(svm, SVC):  # support vectors and their 9 dual coefficients
         n = svm.support_vectors_.size + svm.dual_coef_.size
-    else:                     # one weight vector per class
+    else:  # one weight vector per class
         n = svm.coef_.size
     n += svm.intercept_.size
-    if len(model) > 1:        # the scaler's means and standard deviations
+    if len(model) > 1:  # the scaler's means and standard deviations
         n += model[0].mean_.size + model[0].scale_.size
     return n
 
@@ -535,8 +633,10 @@ probe = SmallCNN()
 counts = {name: count_parameters(getattr(probe, name)) for name in TABLE_PARAMETERS}
 for name, n in counts.items():
     print(f"{name:<6}{n:>7,} parameters (table: {TABLE_PARAMETERS[name]:,})")
-print(f"total {count_parameters(probe):,}; output shape for 4 images: "
-      f"{tuple(probe(torch.zeros(4, 1, 14, 14)).shape)}")
+print(
+    f"total {count_parameters(probe):,}; output shape for 4 images: "
+    f"{tuple(probe(torch.zeros(4, 1, 14, 14)).shape)}"
+)
 assert counts == TABLE_PARAMETERS
 
 
@@ -547,6 +647,7 @@ assert counts == TABLE_PARAMETERS
 # `epochs` argument lets the learning curves give smaller training sets more
 # passes (see below).
 
+
 # %%
 def train_cnn(x, y, epochs, verbose=False):
     """A SmallCNN trained on (N, 14, 14) images in [0, 1]; returns the model,
@@ -554,21 +655,38 @@ def train_cnn(x, y, epochs, verbose=False):
     torch.manual_seed(cfg.seed)  # same initial weights for every run
     model = cfg.model.build(mean=float(x.mean()), std=float(x.std()))
     initial = model.conv1.weight.detach().clone()
-    loader = DataLoader(TensorDataset(torch.as_tensor(x)[:, None],
-                                      torch.as_tensor(y)),
-                        batch_size=cfg.batch_size, shuffle=True)
+    loader = DataLoader(
+        TensorDataset(torch.as_tensor(x)[:, None], torch.as_tensor(y)),
+        batch_size=cfg.batch_size,
+        shuffle=True,
+    )
     run_cfg = dataclasses.replace(cfg, epochs=epochs)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, nesterov=True,
-                                momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=cfg.lr,
+        nesterov=True,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+    )
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, pct_start=cfg.warmup, cycle_momentum=False,
-        total_steps=epochs * len(loader))
+        optimizer,
+        max_lr=cfg.lr,
+        pct_start=cfg.warmup,
+        cycle_momentum=False,
+        total_steps=epochs * len(loader),
+    )
     t0 = time.perf_counter()
     # No checkpoint: training takes seconds, and a resumed run would report
     # the time of its last epochs only.
-    history = fit(model, optimizer, loader, run_cfg, scheduler=scheduler,
-                  checkpoint=None, verbose=verbose)
+    history = fit(
+        model,
+        optimizer,
+        loader,
+        run_cfg,
+        scheduler=scheduler,
+        checkpoint=None,
+        verbose=verbose,
+    )
     return model, initial, history, time.perf_counter() - t0
 
 
@@ -605,6 +723,7 @@ print(f"this run: profile {cfg.profile!r}")
 # kernel evaluations by 4, the CNN's convolutions by about 4. The
 # test split is used whole, however large the machine's copy of MNIST is.
 
+
 # %%
 def downsample(images):
     """(N, 28, 28) uint8 -> (N, 14, 14) float32 in [0, 1]: 2x2 block means."""
@@ -614,19 +733,23 @@ def downsample(images):
 
 all_train = data.mnist("train")
 train28, train_y = data.subsample(*all_train, cfg.train_size, seed=cfg.seed)
-test28, test_y = data.subsample(*data.mnist("test"), cfg.test_size,
-                                seed=cfg.seed)
+test28, test_y = data.subsample(*data.mnist("test"), cfg.test_size, seed=cfg.seed)
 train_x, test_x = downsample(train28), downsample(test28)  # (N, 14, 14)
-print(f"training images: {len(train_x):,} (of {len(all_train[0]):,} in the "
-      f"copy found); test images: {len(test_x):,}; each {train_x.shape[1:]}")
+print(
+    f"training images: {len(train_x):,} (of {len(all_train[0]):,} in the "
+    f"copy found); test images: {len(test_x):,}; each {train_x.shape[1:]}"
+)
 # Show the 14x14 digits enlarged by pixel repetition, under the originals.
-shown = np.concatenate([train28[:8] / 255,
-                        train_x[:8].repeat(2, axis=1).repeat(2, axis=2)])
-fig = plots.image_grid(shown, ncols=8, cell=80,
-                       titles=[f"28×28: {d}" for d in train_y[:8]]
-                       + [f"14×14: {d}" for d in train_y[:8]],
-                       title="The same training digits at 28×28 and "
-                             "downsampled to 14×14")
+shown = np.concatenate(
+    [train28[:8] / 255, train_x[:8].repeat(2, axis=1).repeat(2, axis=2)]
+)
+fig = plots.image_grid(
+    shown,
+    ncols=8,
+    cell=80,
+    titles=[f"28×28: {d}" for d in train_y[:8]] + [f"14×14: {d}" for d in train_y[:8]],
+    title="The same training digits at 28×28 and downsampled to 14×14",
+)
 plots.show(fig, cfg.run_dir / "digits.html")
 
 # %% [markdown]
@@ -644,14 +767,17 @@ per_frequency = len(bank) // len(cfg.frequencies)
 for m, f in enumerate(cfg.frequencies):
     members = slice(m * per_frequency, (m + 1) * per_frequency)
     radius, r = bank.shape[-1] // 2, math.ceil(3 * sigma_for(f, cfg.bandwidth))
-    crop = bank[members, radius - r:radius + r + 1, radius - r:radius + r + 1]
+    crop = bank[members, radius - r : radius + r + 1, radius - r : radius + r + 1]
     names = bank_names[members]
     fig = plots.image_grid(
-        np.concatenate([crop.real, crop.imag]), symmetric=True,
-        ncols=cfg.orientations, cell=80,
+        np.concatenate([crop.real, crop.imag]),
+        symmetric=True,
+        ncols=cfg.orientations,
+        cell=80,
         titles=[f"Re, {n}" for n in names] + [f"Im, {n}" for n in names],
         title=f"Gabor filters at f = {f:g} cycles/pixel ({2 * r + 1}×"
-              f"{2 * r + 1} pixels): even parts (top), odd parts (bottom)")
+        f"{2 * r + 1} pixels): even parts (top), odd parts (bottom)",
+    )
     plots.show(fig, cfg.run_dir / f"gabor_bank_{m}.html")
 
 # %% [markdown]
@@ -661,17 +787,24 @@ for m, f in enumerate(cfg.frequencies):
 
 # %%
 shown = np.flatnonzero(test_y == 4)[:1]  # a digit with strokes at 3 angles
-digit = test_x[shown]                                       # (1, 14, 14)
+digit = test_x[shown]  # (1, 14, 14)
 energy = gabor_features(digit, bank, pool=1)[0].reshape(len(bank), 14, 14)
-rows = [(digit, energy[m * per_frequency:(m + 1) * per_frequency])
-        for m in range(len(cfg.frequencies))]  # the digit starts each row
-fig = plots.image_grid(np.concatenate([a for row in rows for a in row]),
-                       ncols=per_frequency + 1, cell=80,
-                       titles=[t for m in range(len(cfg.frequencies))
-                               for t in ["input"] + bank_names[
-                                   m * per_frequency:(m + 1) * per_frequency]],
-                       title=f"A test digit ({test_y[shown][0]}) and its "
-                             "Gabor energy maps, one row per frequency")
+rows = [
+    (digit, energy[m * per_frequency : (m + 1) * per_frequency])
+    for m in range(len(cfg.frequencies))
+]  # the digit starts each row
+fig = plots.image_grid(
+    np.concatenate([a for row in rows for a in row]),
+    ncols=per_frequency + 1,
+    cell=80,
+    titles=[
+        t
+        for m in range(len(cfg.frequencies))
+        for t in ["input"] + bank_names[m * per_frequency : (m + 1) * per_frequency]
+    ],
+    title=f"A test digit ({test_y[shown][0]}) and its "
+    "Gabor energy maps, one row per frequency",
+)
 plots.show(fig, cfg.run_dir / "gabor_maps.html")
 
 # %% [markdown]
@@ -686,9 +819,11 @@ gabor_train_seconds = time.perf_counter() - t0
 t0 = time.perf_counter()
 test_gabor = gabor_features(test_x, bank, cfg.pool, device=device)
 gabor_test_seconds = time.perf_counter() - t0
-print(f"Gabor features: {train_gabor.shape[1]} per image (pixels: "
-      f"{train_x[0].size}); {gabor_train_seconds:.2f} s for the "
-      f"{len(train_x):,} training images on {device.type}")
+print(
+    f"Gabor features: {train_gabor.shape[1]} per image (pixels: "
+    f"{train_x[0].size}); {gabor_train_seconds:.2f} s for the "
+    f"{len(train_x):,} training images on {device.type}"
+)
 
 # %% [markdown]
 # ### Training the SVMs
@@ -698,54 +833,73 @@ print(f"Gabor features: {train_gabor.shape[1]} per image (pixels: "
 # unless the config caps it).
 
 # %%
-svm_idx = data.subsample(np.arange(len(train_x)), train_y,
-                         cfg.svm_train_size, seed=cfg.seed)[0]
-inputs = {"pixels": (train_x.reshape(len(train_x), -1),
-                     test_x.reshape(len(test_x), -1), False),
-          "Gabor": (train_gabor, test_gabor, True)}
+svm_idx = data.subsample(
+    np.arange(len(train_x)), train_y, cfg.svm_train_size, seed=cfg.seed
+)[0]
+inputs = {
+    "pixels": (
+        train_x.reshape(len(train_x), -1),
+        test_x.reshape(len(test_x), -1),
+        False,
+    ),
+    "Gabor": (train_gabor, test_gabor, True),
+}
 results, predictions, svms = {}, {}, {}
 for kernel, c in [("linear", cfg.linear_c), ("rbf", cfg.rbf_c)]:
     for feats, (xtr, xte, standardize) in inputs.items():
         name = f"{'RBF' if kernel == 'rbf' else 'linear'} SVM, {feats}"
-        model, fit_seconds = train_svm(xtr[svm_idx], train_y[svm_idx],
-                                       kernel, c, standardize)
+        model, fit_seconds = train_svm(
+            xtr[svm_idx], train_y[svm_idx], kernel, c, standardize
+        )
         t0 = time.perf_counter()
         predictions[name] = model.predict(xte)
         test_seconds = time.perf_counter() - t0
         extra = feats == "Gabor"  # the features' own time counts too
         results[name] = {
             "acc": float((predictions[name] == test_y).mean()),
-            "features": xtr.shape[1], "stored": stored_numbers(model),
-            "train_s": fit_seconds + extra * gabor_train_seconds
-            * len(svm_idx) / len(train_x),
+            "features": xtr.shape[1],
+            "stored": stored_numbers(model),
+            "train_s": fit_seconds
+            + extra * gabor_train_seconds * len(svm_idx) / len(train_x),
             "test_s": test_seconds + extra * gabor_test_seconds,
-            "train_images": len(svm_idx)}
+            "train_images": len(svm_idx),
+        }
         svms[name] = model
-        sv = (f", {model[-1].n_support_.sum():,} support vectors"
-              if kernel == "rbf" else "")
-        print(f"{name:<19} test accuracy {results[name]['acc']:.2%}, "
-              f"fit {fit_seconds:.1f} s{sv}")
+        sv = (
+            f", {model[-1].n_support_.sum():,} support vectors"
+            if kernel == "rbf"
+            else ""
+        )
+        print(
+            f"{name:<19} test accuracy {results[name]['acc']:.2%}, "
+            f"fit {fit_seconds:.1f} s{sv}"
+        )
 
 # %% [markdown]
 # ### Training the CNN
 
 # %%
-cnn, cnn_initial, history, cnn_seconds = train_cnn(train_x, train_y,
-                                                   cfg.epochs, verbose=True)
+cnn, cnn_initial, history, cnn_seconds = train_cnn(
+    train_x, train_y, cfg.epochs, verbose=True
+)
 test_t = torch.as_tensor(test_x)[:, None]
 t0 = time.perf_counter()
 predictions["CNN"] = predict(cnn, test_t).argmax(dim=1).numpy()
-results["CNN"] = {"acc": float((predictions["CNN"] == test_y).mean()),
-                  "features": train_x[0].size,
-                  "stored": count_parameters(cnn), "train_s": cnn_seconds,
-                  "test_s": time.perf_counter() - t0,
-                  "train_images": len(train_x)}
-print(f"CNN test accuracy {results['CNN']['acc']:.2%}, trained in "
-      f"{cnn_seconds:.1f} s on {device.type}")
+results["CNN"] = {
+    "acc": float((predictions["CNN"] == test_y).mean()),
+    "features": train_x[0].size,
+    "stored": count_parameters(cnn),
+    "train_s": cnn_seconds,
+    "test_s": time.perf_counter() - t0,
+    "train_images": len(train_x),
+}
+print(
+    f"CNN test accuracy {results['CNN']['acc']:.2%}, trained in "
+    f"{cnn_seconds:.1f} s on {device.type}"
+)
 
 # %%
-fig = plots.training_curves(history, title="SmallCNN on 14×14 MNIST: "
-                            "training loss")
+fig = plots.training_curves(history, title="SmallCNN on 14×14 MNIST: training loss")
 plots.show(fig, cfg.run_dir / "curves.html")
 
 # %% [markdown]
@@ -758,14 +912,19 @@ plots.show(fig, cfg.run_dir / "curves.html")
 # features; the SVMs ran on the CPU, the CNN on the device named above.
 
 # %%
-print(f"{'method':<19}{'test acc':>9}{'errors':>8}{'input dims':>11}"
-      f"{'numbers stored':>16}{'train s':>9}{'test s':>8}")
+print(
+    f"{'method':<19}{'test acc':>9}{'errors':>8}{'input dims':>11}"
+    f"{'numbers stored':>16}{'train s':>9}{'test s':>8}"
+)
 for name, r in results.items():
     errors = int(round((1 - r["acc"]) * len(test_y)))
-    print(f"{name:<19}{r['acc']:>9.2%}{errors:>8}{r['features']:>11,}"
-          f"{r['stored']:>16,}{r['train_s']:>9.1f}{r['test_s']:>8.2f}")
-print(f"({len(test_y):,} test digits; a difference of one error is "
-      f"{1 / len(test_y):.2%})")
+    print(
+        f"{name:<19}{r['acc']:>9.2%}{errors:>8}{r['features']:>11,}"
+        f"{r['stored']:>16,}{r['train_s']:>9.1f}{r['test_s']:>8.2f}"
+    )
+print(
+    f"({len(test_y):,} test digits; a difference of one error is {1 / len(test_y):.2%})"
+)
 
 # %% [markdown]
 # How to read it. The linear SVM on pixels is the baseline that feature
@@ -788,8 +947,10 @@ print(f"({len(test_y):,} test digits; a difference of one error is "
 # %%
 for name in ["RBF SVM, pixels", "RBF SVM, Gabor", "CNN"]:
     a = results[name]["acc"]
-    print(f"{name:<16} {a:.2%} ± {math.sqrt(a * (1 - a) / len(test_y)):.2%} "
-          "(one standard error)")
+    print(
+        f"{name:<16} {a:.2%} ± {math.sqrt(a * (1 - a) / len(test_y)):.2%} "
+        "(one standard error)"
+    )
 
 # %% [markdown]
 # ### Confusion matrices
@@ -801,15 +962,17 @@ for name in ["RBF SVM, pixels", "RBF SVM, Gabor", "CNN"]:
 main = ["RBF SVM, pixels", "RBF SVM, Gabor", "CNN"]
 for name in main:
     fig = plots.confusion_matrix(
-        test_y, predictions[name], labels=list(range(10)),
-        title=f"{name}: {results[name]['acc']:.2%} test accuracy")
+        test_y,
+        predictions[name],
+        labels=list(range(10)),
+        title=f"{name}: {results[name]['acc']:.2%} test accuracy",
+    )
     plots.show(fig, cfg.run_dir / f"confusion_{main.index(name)}.html")
     cm = np.zeros((10, 10), int)
     np.add.at(cm, (test_y, predictions[name]), 1)
     np.fill_diagonal(cm, 0)
     t, p = np.unravel_index(cm.argmax(), cm.shape)
-    print(f"{name:<16} most frequent confusion: {t} taken for {p} "
-          f"({cm[t, p]} times)")
+    print(f"{name:<16} most frequent confusion: {t} taken for {p} ({cm[t, p]} times)")
 
 # %% [markdown]
 # ### The errors
@@ -823,10 +986,13 @@ for name in main:
     idx = np.flatnonzero(wrong[name])[:16]
     if len(idx):
         fig = plots.image_grid(
-            test_x[idx], ncols=8, cell=70,
+            test_x[idx],
+            ncols=8,
+            cell=70,
             titles=[f"{test_y[i]}→{predictions[name][i]}" for i in idx],
             title=f"{name}: {wrong[name].sum()} misclassified test digits "
-                  "(the first 16)")
+            "(the first 16)",
+        )
         plots.show(fig, cfg.run_dir / f"errors_{main.index(name)}.html")
 all_three = wrong[main[0]] & wrong[main[1]] & wrong[main[2]]
 print(f"{'misclassified by':<44}{'digits':>7}")
@@ -835,18 +1001,27 @@ for name in main:
     others = [wrong[o] for o in main if o != name]
     only = wrong[name] & ~others[0] & ~others[1]
     print(f"{name + ' only':<44}{only.sum():>7}")
-print(f"{'the CNN but not the Gabor SVM':<44}"
-      f"{(wrong['CNN'] & ~wrong['RBF SVM, Gabor']).sum():>7}")
-print(f"{'the Gabor SVM but not the CNN':<44}"
-      f"{(wrong['RBF SVM, Gabor'] & ~wrong['CNN']).sum():>7}")
+print(
+    f"{'the CNN but not the Gabor SVM':<44}"
+    f"{(wrong['CNN'] & ~wrong['RBF SVM, Gabor']).sum():>7}"
+)
+print(
+    f"{'the Gabor SVM but not the CNN':<44}"
+    f"{(wrong['RBF SVM, Gabor'] & ~wrong['CNN']).sum():>7}"
+)
 idx = np.flatnonzero(all_three)[:16]
 if len(idx):
     fig = plots.image_grid(
-        test_x[idx], ncols=8, cell=70,
-        titles=[f"{test_y[i]}: " + "/".join(str(predictions[n][i])
-                                             for n in main) for i in idx],
+        test_x[idx],
+        ncols=8,
+        cell=70,
+        titles=[
+            f"{test_y[i]}: " + "/".join(str(predictions[n][i]) for n in main)
+            for i in idx
+        ],
         title="Misclassified by all three (true: pixel SVM / Gabor SVM / "
-              "CNN predictions)")
+        "CNN predictions)",
+    )
     plots.show(fig, cfg.run_dir / "errors_all.html")
 
 # %% [markdown]
@@ -864,13 +1039,14 @@ if len(idx):
 
 # %%
 cnn.cpu().eval()
-learned = cnn.conv1.weight.detach()                      # (16, 1, 5, 5)
+learned = cnn.conv1.weight.detach()  # (16, 1, 5, 5)
 fig = vis.filters(learned, title="CNN conv1: the 16 learned 5×5 kernels")
 plots.show(fig, cfg.run_dir / "cnn_filters.html")
 maps = vis.capture(cnn, "conv1", torch.as_tensor(digit)[:, None])["conv1"]
-fig = vis.feature_maps(torch.relu(maps[0]),
-                       title=f"The same test digit ({test_y[shown][0]}) through "
-                             "conv1 and its ReLU")
+fig = vis.feature_maps(
+    torch.relu(maps[0]),
+    title=f"The same test digit ({test_y[shown][0]}) through conv1 and its ReLU",
+)
 plots.show(fig, cfg.run_dir / "cnn_maps.html")
 
 
@@ -885,6 +1061,7 @@ plots.show(fig, cfg.run_dir / "cnn_maps.html")
 # before training and for random Gaussian kernels. With 6,400 templates in 25
 # dimensions even random kernels find a partner that fits somewhat, which is
 # why the baselines matter.
+
 
 # %%
 def gabor_family(radius=2):
@@ -912,22 +1089,24 @@ family, family_params = gabor_family()
 scores, best = gabor_fit(learned[:, 0].numpy(), family)
 baselines = {
     "learned (after training)": scores,
-    "initial (before training)": gabor_fit(cnn_initial[:, 0].numpy(),
-                                           family)[0],
+    "initial (before training)": gabor_fit(cnn_initial[:, 0].numpy(), family)[0],
     "random Gaussian kernels": gabor_fit(
-        np.random.default_rng(cfg.seed).standard_normal((1000, 5, 5)),
-        family)[0]}
+        np.random.default_rng(cfg.seed).standard_normal((1000, 5, 5)), family
+    )[0],
+}
 print(f"{'5x5 kernels':<28}{'mean best cosine':>17}{'median':>8}")
 for name, s in baselines.items():
     print(f"{name:<28}{s.mean():>17.3f}{np.median(s):>8.3f}")
 fig = plots.image_grid(
-    np.concatenate([learned[:, 0].numpy(),
-                    family[best].reshape(-1, 5, 5)]),
-    symmetric=True, ncols=8, cell=80,
+    np.concatenate([learned[:, 0].numpy(), family[best].reshape(-1, 5, 5)]),
+    symmetric=True,
+    ncols=8,
+    cell=80,
     titles=[f"conv1 {i}" for i in range(16)]
     + [f"best Gabor, cos {s:.2f}" for s in scores],
     title="Learned kernels (top two rows) and their best-matching Gabor "
-          "kernels (bottom two rows)")
+    "kernels (bottom two rows)",
+)
 plots.show(fig, cfg.run_dir / "gabor_fit.html")
 
 # %% [markdown]
@@ -952,28 +1131,28 @@ plots.show(fig, cfg.run_dir / "gabor_fit.html")
 # %%
 sizes = sorted({*cfg.curve_sizes, len(svm_idx), len(train_x)})
 steps_full = cfg.epochs * math.ceil(len(train_x) / cfg.batch_size)
-curve_names = ["linear SVM, Gabor", "RBF SVM, pixels", "RBF SVM, Gabor",
-               "CNN"]
+curve_names = ["linear SVM, Gabor", "RBF SVM, pixels", "RBF SVM, Gabor", "CNN"]
 curves = {}
 for name in curve_names:
     curves[name] = c = {"n": [], "acc": [], "train_s": []}
     largest = results[name]["train_images"]  # the run above: the last point
     for n in sorted(m for m in cfg.curve_sizes if m < largest):
-        idx = data.subsample(np.arange(len(train_x)), train_y, n,
-                             seed=cfg.seed)[0]
+        idx = data.subsample(np.arange(len(train_x)), train_y, n, seed=cfg.seed)[0]
         if name == "CNN":
-            epochs = max(cfg.epochs, round(steps_full
-                                           / math.ceil(n / cfg.batch_size)))
-            model, _, _, seconds = train_cnn(train_x[idx], train_y[idx],
-                                             epochs)
+            epochs = max(cfg.epochs, round(steps_full / math.ceil(n / cfg.batch_size)))
+            model, _, _, seconds = train_cnn(train_x[idx], train_y[idx], epochs)
             pred = predict(model, test_t).argmax(dim=1).numpy()
         else:
             kernel = "rbf" if name.startswith("RBF") else "linear"
             feats = name.split(", ")[1]
             xtr, xte, standardize = inputs[feats]
             model, seconds = train_svm(
-                xtr[idx], train_y[idx], kernel,
-                cfg.rbf_c if kernel == "rbf" else cfg.linear_c, standardize)
+                xtr[idx],
+                train_y[idx],
+                kernel,
+                cfg.rbf_c if kernel == "rbf" else cfg.linear_c,
+                standardize,
+            )
             if feats == "Gabor":  # as in the table: features included
                 seconds += gabor_train_seconds * n / len(train_x)
             pred = model.predict(xte)
@@ -986,16 +1165,21 @@ for name in curve_names:
 print(f"{'training images':<20}" + "".join(f"{n:>10,}" for n in sizes))
 for name, c in curves.items():
     accs = dict(zip(c["n"], c["acc"]))
-    print(f"{name:<20}" + "".join(
-        f"{accs[n]:>10.2%}" if n in accs else f"{'-':>10}" for n in sizes))
+    print(
+        f"{name:<20}"
+        + "".join(f"{accs[n]:>10.2%}" if n in accs else f"{'-':>10}" for n in sizes)
+    )
 
 # %%
 if len(sizes) > 1:
-    fig = plots.lines({name: [1 - a for a in c["acc"]]
-                       for name, c in curves.items()},
-                      x=sizes, xlabel="training images", ylabel="test error",
-                      title="Learning curves: test error against training-"
-                            "set size (log-log)", log_y=True)
+    fig = plots.lines(
+        {name: [1 - a for a in c["acc"]] for name, c in curves.items()},
+        x=sizes,
+        xlabel="training images",
+        ylabel="test error",
+        title="Learning curves: test error against training-set size (log-log)",
+        log_y=True,
+    )
     for trace, c in zip(fig.data, curves.values()):
         trace.x, trace.mode = c["n"], "lines+markers"
     fig.update_xaxes(type="log")
@@ -1006,6 +1190,7 @@ if len(sizes) > 1:
 # On log-log axes a learning curve that is a straight line is a power law,
 # error $\propto n^{-\beta}$; the steeper the line, the more the method gains
 # from each doubling of the data. The slopes between the two largest sizes:
+
 
 # %%
 def exponent(ns, ys):
@@ -1018,9 +1203,11 @@ def exponent(ns, ys):
 for name, c in curves.items():
     if len(c["n"]) > 1:
         beta = -exponent(c["n"], [1 - a for a in c["acc"]])
-        print(f"{name:<20} beta = {beta:.2f} (test error "
-              f"{1 - c['acc'][-2]:.2%} at {c['n'][-2]:,} images, "
-              f"{1 - c['acc'][-1]:.2%} at {c['n'][-1]:,})")
+        print(
+            f"{name:<20} beta = {beta:.2f} (test error "
+            f"{1 - c['acc'][-2]:.2%} at {c['n'][-2]:,} images, "
+            f"{1 - c['acc'][-1]:.2%} at {c['n'][-1]:,})"
+        )
 
 # %% [markdown]
 # The Gabor features are a strong prior: they encode, before any data are
@@ -1039,14 +1226,19 @@ for name, c in curves.items():
 # %%
 for name, c in curves.items():
     times = ", ".join(f"{t:.2f} s" for t in c["train_s"])
-    print(f"{name:<20} training times {times}; exponent a = "
-          f"{exponent(c['n'], c['train_s']):.2f}")
+    print(
+        f"{name:<20} training times {times}; exponent a = "
+        f"{exponent(c['n'], c['train_s']):.2f}"
+    )
 if len(sizes) > 1:
-    fig = plots.lines({name: c["train_s"] for name, c in curves.items()},
-                      x=sizes, xlabel="training images",
-                      ylabel="training time (s)", log_y=True,
-                      title="Training time against training-set size "
-                            "(log-log)")
+    fig = plots.lines(
+        {name: c["train_s"] for name, c in curves.items()},
+        x=sizes,
+        xlabel="training images",
+        ylabel="training time (s)",
+        log_y=True,
+        title="Training time against training-set size (log-log)",
+    )
     for trace, c in zip(fig.data, curves.values()):
         trace.x, trace.mode = c["n"], "lines+markers"
     fig.update_xaxes(type="log")
@@ -1069,8 +1261,10 @@ for name, c in curves.items():
         guess = c["train_s"][-1] * (60_000 / c["n"][-1]) ** a
         print(f"{name:<20} about {guess:,.0f} s on 60,000 images")
 n_imagenet = 1_281_167  # ImageNet's training images
-print(f"a kernel matrix for ImageNet: {n_imagenet ** 2:.1e} entries, "
-      f"{n_imagenet ** 2 * 4 / 1e12:.1f} TB in float32")
+print(
+    f"a kernel matrix for ImageNet: {n_imagenet**2:.1e} entries, "
+    f"{n_imagenet**2 * 4 / 1e12:.1f} TB in float32"
+)
 
 # %% [markdown]
 # On the 1.2 million images of ImageNet an exact kernel SVM is out of the
@@ -1090,25 +1284,44 @@ metrics = {
     "acc": {n: r["acc"] for n, r in results.items()},
     "train_seconds": {n: r["train_s"] for n, r in results.items()},
     "stored_numbers": {n: r["stored"] for n, r in results.items()},
-    "learning_curves": {n: {"n": c["n"], "acc": c["acc"],
-                            "train_s": c["train_s"]}
-                        for n, c in curves.items()},
+    "learning_curves": {
+        n: {"n": c["n"], "acc": c["acc"], "train_s": c["train_s"]}
+        for n, c in curves.items()
+    },
     "gabor_fit_cosine": {n: float(s.mean()) for n, s in baselines.items()},
-    "train_images": len(train_x), "test_images": len(test_x),
-    "svm_train_images": len(svm_idx), "cnn_parameters": count_parameters(cnn),
+    "train_images": len(train_x),
+    "test_images": len(test_x),
+    "svm_train_images": len(svm_idx),
+    "cnn_parameters": count_parameters(cnn),
 }
 rows = results_table(
-    cfg, metrics, seconds=seconds, title="MNIST test accuracy",
-    columns={**{f"acc.{n}": (n, ".2%") for n in main},
-             "train_images": ("train images", ",")},
+    cfg,
+    metrics,
+    seconds=seconds,
+    title="MNIST test accuracy",
+    columns={
+        **{f"acc.{n}": (n, ".2%") for n in main},
+        "train_images": ("train images", ","),
+    },
     references=[
-        Reference("polynomial SVM", {"acc.RBF SVM, pixels": PAPER["RBF SVM, pixels"],
-                                     "train_images": 60_000},
-                  source="lecun1998gradient", setting="Fig. 9"),
-        Reference("LeNet-5", {"acc.CNN": PAPER["CNN"], "train_images": 60_000},
-                  source="lecun1998gradient", setting="Fig. 9")],
-    notes=[f"this run: {len(train_x):,} training and {len(test_x):,} test images "
-           f"(the MNIST copy found has {len(all_train[0]):,} training images)"])
+        Reference(
+            "polynomial SVM",
+            {"acc.RBF SVM, pixels": PAPER["RBF SVM, pixels"], "train_images": 60_000},
+            source="lecun1998gradient",
+            setting="Fig. 9",
+        ),
+        Reference(
+            "LeNet-5",
+            {"acc.CNN": PAPER["CNN"], "train_images": 60_000},
+            source="lecun1998gradient",
+            setting="Fig. 9",
+        ),
+    ],
+    notes=[
+        f"this run: {len(train_x):,} training and {len(test_x):,} test images "
+        f"(the MNIST copy found has {len(all_train[0]):,} training images)"
+    ],
+)
 assert rows[0].values["acc.CNN"] == results["CNN"]["acc"]
 
 # %% [markdown]

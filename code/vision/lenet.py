@@ -45,18 +45,23 @@ from torch.utils.data import DataLoader, TensorDataset, default_collate
 from scratch import data, plots, utils
 from scratch.config import ConfigError, describe, in_range, non_negative, positive
 from scratch.models.inspection import parameter_counts
-from scratch.models.lenet import (PAPER_PARAMETERS, LeNet5, LeNetSpec,
-                                  pad_and_normalize, pixel_stats, random_shift)
+from scratch.models.lenet import (
+    PAPER_PARAMETERS,
+    LeNet5,
+    LeNetSpec,
+    pad_and_normalize,
+    pixel_stats,
+    random_shift,
+)
 from scratch.models.spec import load_model
 from scratch.results import Reference, results_table
-from scratch.train import (TrainConfig, evaluate, fit,
-                           predict)
-
+from scratch.train import TrainConfig, evaluate, fit, predict
 
 # %% [markdown]
 # Everything in the chapter is driven by one config (explained in the
 # Experiment section). It is read first, so that a mistyped option stops the
 # script before any work is done:
+
 
 # %% tags=["hide-input"]
 @dataclass
@@ -66,51 +71,110 @@ class LeNetConfig(TrainConfig):
 
     NAME = "lenet"  # outputs go to out_dir/lenet
 
-    train_size: int = field(default=60_000, metadata=positive(
-        "images drawn (seeded, class-stratified) from MNIST's training "
-        "split; the paper used all 60,000"))
-    val_size: int = field(default=0, metadata=non_negative(
-        "of those, held out for the validation curves and never trained "
-        "on (0 = no validation: the full profile trains on all of them, "
-        "as the paper did)"))
-    test_size: int = field(default=10_000, metadata=positive(
-        "test images, scored once at the end (MNIST has 10,000)"))
-    epochs: int = field(default=20, metadata=positive(
-        "passes over the training images: the paper's 20"))
-    batch_size: int = field(default=128, metadata=positive(
-        "images per SGD step: keeps a CPU busy, still many steps an epoch"))
-    lr: float = field(default=0.1, metadata=positive(
-        "peak of the one-cycle schedule; standardised inputs and LeCun "
-        "initialisation tolerate 0.1"))
-    warmup: float = field(default=0.2, metadata=in_range(
-        0, 1, "fraction of the steps spent raising the learning rate",
-        low_open=True, high_open=True))
-    momentum: float = field(default=0.9, metadata=non_negative(
-        "Nesterov momentum: 0.9 averages gradients over about 10 steps"))
-    weight_decay: float = field(default=5e-4, metadata=non_negative(
-        "L2 penalty: a mild regulariser, enough for 60k parameters"))
-    max_shift: int = field(default=0, metadata=non_negative(
-        "random shifts of up to this many pixels per axis; 0 = none, as "
-        "in the paper's 0.95% run without distortions (the full profile)"))
-    model: LeNetSpec = field(default_factory=LeNetSpec, metadata=describe(
-        "the network: --model.modern=true for ReLU, max-pooling and a full C3"))
-    threads: int = field(default=0, metadata=non_negative(
-        "CPU threads for PyTorch (0 = its default, one per core); a network "
-        "this small gains little from more, and on a busy 2-core machine "
-        "two threads can stall each other for seconds"))
+    train_size: int = field(
+        default=60_000,
+        metadata=positive(
+            "images drawn (seeded, class-stratified) from MNIST's training "
+            "split; the paper used all 60,000"
+        ),
+    )
+    val_size: int = field(
+        default=0,
+        metadata=non_negative(
+            "of those, held out for the validation curves and never trained "
+            "on (0 = no validation: the full profile trains on all of them, "
+            "as the paper did)"
+        ),
+    )
+    test_size: int = field(
+        default=10_000,
+        metadata=positive("test images, scored once at the end (MNIST has 10,000)"),
+    )
+    epochs: int = field(
+        default=20, metadata=positive("passes over the training images: the paper's 20")
+    )
+    batch_size: int = field(
+        default=128,
+        metadata=positive(
+            "images per SGD step: keeps a CPU busy, still many steps an epoch"
+        ),
+    )
+    lr: float = field(
+        default=0.1,
+        metadata=positive(
+            "peak of the one-cycle schedule; standardised inputs and LeCun "
+            "initialisation tolerate 0.1"
+        ),
+    )
+    warmup: float = field(
+        default=0.2,
+        metadata=in_range(
+            0,
+            1,
+            "fraction of the steps spent raising the learning rate",
+            low_open=True,
+            high_open=True,
+        ),
+    )
+    momentum: float = field(
+        default=0.9,
+        metadata=non_negative(
+            "Nesterov momentum: 0.9 averages gradients over about 10 steps"
+        ),
+    )
+    weight_decay: float = field(
+        default=5e-4,
+        metadata=non_negative(
+            "L2 penalty: a mild regulariser, enough for 60k parameters"
+        ),
+    )
+    max_shift: int = field(
+        default=0,
+        metadata=non_negative(
+            "random shifts of up to this many pixels per axis; 0 = none, as "
+            "in the paper's 0.95% run without distortions (the full profile)"
+        ),
+    )
+    model: LeNetSpec = field(
+        default_factory=LeNetSpec,
+        metadata=describe(
+            "the network: --model.modern=true for ReLU, max-pooling and a full C3"
+        ),
+    )
+    threads: int = field(
+        default=0,
+        metadata=non_negative(
+            "CPU threads for PyTorch (0 = its default, one per core); a network "
+            "this small gains little from more, and on a busy 2-core machine "
+            "two threads can stall each other for seconds"
+        ),
+    )
 
     PROFILES = {
-        "tiny": dict(train_size=600, val_size=100, test_size=500,  # tests
-                     epochs=1, max_shift=2, threads=1),
-        "small": dict(train_size=8_000, val_size=1_000,  # book build, CPU
-                      epochs=12, max_shift=2, threads=1),
-        "full": dict(),                     # the paper's setting, GPU
+        "tiny": dict(
+            train_size=600,
+            val_size=100,
+            test_size=500,  # tests
+            epochs=1,
+            max_shift=2,
+            threads=1,
+        ),
+        "small": dict(
+            train_size=8_000,
+            val_size=1_000,  # book build, CPU
+            epochs=12,
+            max_shift=2,
+            threads=1,
+        ),
+        "full": dict(),  # the paper's setting, GPU
     }
 
     def validate(self):
         if self.val_size >= self.train_size:
-            raise ConfigError(f"val_size={self.val_size} must be smaller "
-                              f"than train_size={self.train_size}")
+            raise ConfigError(
+                f"val_size={self.val_size} must be smaller "
+                f"than train_size={self.train_size}"
+            )
 
 
 cfg = LeNetConfig.from_cli()
@@ -141,26 +205,24 @@ utils.seed_everything(cfg.seed)
 # with, than its own shifted copy.
 
 # %%
-train_images, train_labels = data.mnist("train")     # (N, 28, 28) uint8
+train_images, train_labels = data.mnist("train")  # (N, 28, 28) uint8
 pool = train_images.reshape(len(train_images), -1).astype(np.float32) / 255
 n = 300
-digits = pool[:n]                                           # (n, 784)
-shifted = np.roll(train_images[:n], 2, axis=2)              # 2 pixels right
-shifted = shifted.reshape(n, -1).astype(np.float32) / 255   # (n, 784)
+digits = pool[:n]  # (n, 784)
+shifted = np.roll(train_images[:n], 2, axis=2)  # 2 pixels right
+shifted = shifted.reshape(n, -1).astype(np.float32) / 255  # (n, 784)
 
 # Squared distances |a - b|^2 = |a|^2 + |b|^2 - 2 a.b, all pairs at once.
-sq = (pool ** 2).sum(1)                                     # (N,)
+sq = (pool**2).sum(1)  # (N,)
 to_pool = sq[:n, None] + sq[None, :] - 2 * digits @ pool.T  # (n, N)
-to_shifted = ((digits - shifted) ** 2).sum(1)               # (n,)
-closer = to_pool < to_shifted[:, None]                      # (n, N)
-closer[np.arange(n), np.arange(n)] = False                  # not itself
-same = train_labels[:n, None] == train_labels[None, :]      # (n, N)
+to_shifted = ((digits - shifted) ** 2).sum(1)  # (n,)
+closer = to_pool < to_shifted[:, None]  # (n, N)
+closer[np.arange(n), np.arange(n)] = False  # not itself
+same = train_labels[:n, None] == train_labels[None, :]  # (n, N)
 frac_same = ((closer & same).sum(1) / (same.sum(1) - 1)).mean()
 frac_other = ((closer & ~same).sum(1) / (~same).sum(1)).mean()
-print(f"digits of the same class closer than the shifted copy: "
-      f"{frac_same:.0%}")
-print(f"digits of other classes closer than the shifted copy:  "
-      f"{frac_other:.0%}")
+print(f"digits of the same class closer than the shifted copy: {frac_same:.0%}")
+print(f"digits of other classes closer than the shifted copy:  {frac_other:.0%}")
 
 
 # %% [markdown]
@@ -355,6 +417,7 @@ print(f"digits of other classes closer than the shifted copy:  "
 # First a throwaway version of {eq}`lenet-conv`, with explicit loops, to check our
 # reading of it against PyTorch's `conv2d`:
 
+
 # %%
 def conv2d_naive(x, weight, bias):
     """Eq. (lenet-conv) by loops. x: (C_in, H, W), weight: (C_out, C_in,
@@ -364,7 +427,7 @@ def conv2d_naive(x, weight, bias):
     y = torch.empty(c_out, h_out, w_out)
     for u in range(h_out):
         for v in range(w_out):
-            patch = x[:, u:u + k, v:v + k]     # (C_in, k, k): receptive field
+            patch = x[:, u : u + k, v : v + k]  # (C_in, k, k): receptive field
             y[:, u, v] = (weight * patch).sum(dim=(1, 2, 3)) + bias  # shared
     return y
 
@@ -372,8 +435,7 @@ def conv2d_naive(x, weight, bias):
 conv = nn.Conv2d(1, 6, kernel_size=5)
 x = torch.randn(1, 32, 32)
 with torch.no_grad():
-    agree = torch.allclose(conv2d_naive(x, conv.weight, conv.bias), conv(x),
-                           atol=1e-5)
+    agree = torch.allclose(conv2d_naive(x, conv.weight, conv.bias), conv(x), atol=1e-5)
 print("naive == torch:", agree)
 
 # %% [markdown]
@@ -408,7 +470,7 @@ print("naive == torch:", agree)
 
 # %%
 paper_net = LeNet5()
-table = paper_net.c3.table                                  # (6, 16) bool
+table = paper_net.c3.table  # (6, 16) bool
 print("      C3 map " + " ".join(f"{j:>2}" for j in range(16)))
 for i, row in enumerate(table):
     print(f"S2 map {i}:    " + " ".join(" X" if c else " ." for c in row))
@@ -418,6 +480,7 @@ print(f"connections: {int(table.sum())} of {table.numel()}")
 # %% [markdown]
 # Counting the parameters of each layer of the model and comparing them with the
 # paper:
+
 
 # %%
 def parameter_table(model):
@@ -431,8 +494,10 @@ def parameter_table(model):
         verdict = "" if paper is None else "ok" if ours == paper else "differs"
         print(f"{name:<8}{ours:>8,}{shown:>8}  {verdict}")
     total, paper_total = sum(counts.values()), sum(PAPER_PARAMETERS.values())
-    print(f"{'total':<8}{total:>8,}{paper_total:>8,}  (the paper's total "
-          "leaves out its fixed output layer)")
+    print(
+        f"{'total':<8}{total:>8,}{paper_total:>8,}  (the paper's total "
+        "leaves out its fixed output layer)"
+    )
 
 
 parameter_table(paper_net)
@@ -474,51 +539,73 @@ print(f"this run: profile {cfg.profile!r}")
 # it has no validation set either, and the training curves show the training
 # metrics only.
 
+
 # %%
 def shifted_batch(batch, max_shift):
     """collate_fn: stack (image, label) pairs, then shift each image."""
-    x, y = default_collate(batch)                 # (B, 1, 32, 32), (B,)
+    x, y = default_collate(batch)  # (B, 1, 32, 32), (B,)
     return random_shift(x, max_shift), y
 
 
 def mnist_loaders(cfg):
     """Train, validation and test DataLoaders of MNIST as LeNet-5 sees it,
     and the (mean, std) that standardised them."""
-    images, labels = data.subsample(*data.mnist("train"), cfg.train_size,
-                                    seed=cfg.seed)  # (N, 28, 28) uint8
+    images, labels = data.subsample(
+        *data.mnist("train"), cfg.train_size, seed=cfg.seed
+    )  # (N, 28, 28) uint8
     order = np.random.default_rng(cfg.seed).permutation(len(images))
-    val_idx, train_idx = order[:cfg.val_size], order[cfg.val_size:]
+    val_idx, train_idx = order[: cfg.val_size], order[cfg.val_size :]
     mean, std = pixel_stats(images[train_idx])  # from training images only
-    test_images, test_labels = data.subsample(*data.mnist("test"),
-                                              cfg.test_size, seed=cfg.seed)
+    test_images, test_labels = data.subsample(
+        *data.mnist("test"), cfg.test_size, seed=cfg.seed
+    )
 
     def loader(x, y, training=False):
-        dataset = TensorDataset(pad_and_normalize(x, mean, std),
-                                torch.as_tensor(y))  # (N, 1, 32, 32), (N,)
+        dataset = TensorDataset(
+            pad_and_normalize(x, mean, std), torch.as_tensor(y)
+        )  # (N, 1, 32, 32), (N,)
         if not training:
             return DataLoader(dataset, batch_size=1000)
-        return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True,
-                          num_workers=cfg.num_workers,
-                          collate_fn=partial(shifted_batch,
-                                             max_shift=cfg.max_shift))
+        return DataLoader(
+            dataset,
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            num_workers=cfg.num_workers,
+            collate_fn=partial(shifted_batch, max_shift=cfg.max_shift),
+        )
 
-    return (loader(images[train_idx], labels[train_idx], training=True),
-            loader(images[val_idx], labels[val_idx]) if cfg.val_size else None,
-            loader(test_images, test_labels), (mean, std))
+    return (
+        loader(images[train_idx], labels[train_idx], training=True),
+        loader(images[val_idx], labels[val_idx]) if cfg.val_size else None,
+        loader(test_images, test_labels),
+        (mean, std),
+    )
 
 
 train_loader, val_loader, test_loader, (mean, std) = mnist_loaders(cfg)
-sizes = {name: 0 if dl is None else len(dl.dataset) for name, dl in
-         [("train", train_loader), ("validation", val_loader),
-          ("test", test_loader)]}
+sizes = {
+    name: 0 if dl is None else len(dl.dataset)
+    for name, dl in [
+        ("train", train_loader),
+        ("validation", val_loader),
+        ("test", test_loader),
+    ]
+}
 print("images: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items()))
 print(f"training pixels: mean {mean:.4f}, std {std:.4f}")
-batch_x, batch_y = next(iter(train_loader))   # (B, 1, 32, 32), (B,)
-shifts = (f"randomly shifted by up to {cfg.max_shift} pixels"
-          if cfg.max_shift else "not shifted")
-fig = plots.image_grid(batch_x[:16, 0], titles=batch_y[:16].tolist(),
-                       ncols=8, cell=80, title="A training batch: padded, "
-                       f"standardised, {shifts}")
+batch_x, batch_y = next(iter(train_loader))  # (B, 1, 32, 32), (B,)
+shifts = (
+    f"randomly shifted by up to {cfg.max_shift} pixels"
+    if cfg.max_shift
+    else "not shifted"
+)
+fig = plots.image_grid(
+    batch_x[:16, 0],
+    titles=batch_y[:16].tolist(),
+    ncols=8,
+    cell=80,
+    title=f"A training batch: padded, standardised, {shifts}",
+)
 plots.show(fig, cfg.run_dir / "batch.html")
 
 # %% [markdown]
@@ -533,20 +620,28 @@ plots.show(fig, cfg.run_dir / "batch.html")
 
 # %%
 model = cfg.model.build()
-optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, nesterov=True,
-                            momentum=cfg.momentum,
-                            weight_decay=cfg.weight_decay)
+optimizer = torch.optim.SGD(
+    model.parameters(),
+    lr=cfg.lr,
+    nesterov=True,
+    momentum=cfg.momentum,
+    weight_decay=cfg.weight_decay,
+)
 steps = cfg.epochs * len(train_loader)
 if cfg.warmup * steps == 1:  # PyTorch would divide by warm-up steps - 1 = 0:
-    steps += 1               # a very short run gets one step more of schedule
+    steps += 1  # a very short run gets one step more of schedule
 scheduler = torch.optim.lr_scheduler.OneCycleLR(
-    optimizer, max_lr=cfg.lr, pct_start=cfg.warmup, cycle_momentum=False,
-    total_steps=steps)
-history = fit(model, optimizer, train_loader, cfg, val_loader=val_loader,
-              scheduler=scheduler)
+    optimizer,
+    max_lr=cfg.lr,
+    pct_start=cfg.warmup,
+    cycle_momentum=False,
+    total_steps=steps,
+)
+history = fit(
+    model, optimizer, train_loader, cfg, val_loader=val_loader, scheduler=scheduler
+)
 test = evaluate(model, test_loader, prefix="test_")
-print(f"test loss {test['test_loss']:.4f}, "
-      f"test accuracy {test['test_acc']:.2%}")
+print(f"test loss {test['test_loss']:.4f}, test accuracy {test['test_acc']:.2%}")
 
 # %%
 fig = plots.training_curves(history, title="LeNet-5 on MNIST")
@@ -561,10 +656,14 @@ plots.show(fig, cfg.run_dir / "curves.html")
 
 # %%
 model.cpu().eval()
-c1_kernels = model.c1.weight.detach()[:, 0]                 # (6, 5, 5)
-fig = plots.image_grid(c1_kernels, symmetric=True, cell=110,
-                       titles=[f"C1 kernel {i}" for i in range(6)],
-                       title="Learned C1 kernels")
+c1_kernels = model.c1.weight.detach()[:, 0]  # (6, 5, 5)
+fig = plots.image_grid(
+    c1_kernels,
+    symmetric=True,
+    cell=110,
+    titles=[f"C1 kernel {i}" for i in range(6)],
+    title="Learned C1 kernels",
+)
 plots.show(fig, cfg.run_dir / "c1_kernels.html")
 
 # %% [markdown]
@@ -577,36 +676,46 @@ plots.show(fig, cfg.run_dir / "c1_kernels.html")
 # padding) and after C3 (10×10):
 
 # %%
-test_x, test_y = test_loader.dataset.tensors     # (N, 1, 32, 32), (N,)
+test_x, test_y = test_loader.dataset.tensors  # (N, 1, 32, 32), (N,)
 with torch.no_grad():
-    maps = model.features(test_x[:1])            # layer name -> (1, ...)
+    maps = model.features(test_x[:1])  # layer name -> (1, ...)
 digit = test_x[0, 0, 2:30, 2:30]  # (28, 28): unpadded, aligned with C1
 fig = plots.image_grid(
-    torch.cat([digit[None], maps["C1"][0]]), symmetric=True, cell=110,
+    torch.cat([digit[None], maps["C1"][0]]),
+    symmetric=True,
+    cell=110,
     titles=["input"] + [f"C1 map {i}" for i in range(6)],
-    title=f"A test digit ({int(test_y[0])}) and its six C1 feature maps")
+    title=f"A test digit ({int(test_y[0])}) and its six C1 feature maps",
+)
 plots.show(fig, cfg.run_dir / "c1_maps.html")
-fig = plots.image_grid(maps["C3"][0], symmetric=True, ncols=8, cell=90,
-                       titles=[f"C3 map {j}" for j in range(16)],
-                       title="Its sixteen C3 feature maps")
+fig = plots.image_grid(
+    maps["C3"][0],
+    symmetric=True,
+    ncols=8,
+    cell=90,
+    titles=[f"C3 map {j}" for j in range(16)],
+    title="Its sixteen C3 feature maps",
+)
 plots.show(fig, cfg.run_dir / "c3_maps.html")
 
 # %% [markdown]
 # ### Errors
 
 # %%
-pred = predict(model, test_x).argmax(dim=1)                 # (N,)
-fig = plots.confusion_matrix(test_y, pred,
-                             title="Confusion matrix on the test set")
+pred = predict(model, test_x).argmax(dim=1)  # (N,)
+fig = plots.confusion_matrix(test_y, pred, title="Confusion matrix on the test set")
 plots.show(fig, cfg.run_dir / "confusion.html")
 wrong = (pred != test_y).nonzero().flatten()
 print(f"{len(wrong)} of {len(test_y)} test digits misclassified")
 if len(wrong):
     shown = wrong[:24]
     fig = plots.image_grid(
-        test_x[shown, 0], ncols=12, cell=70,
+        test_x[shown, 0],
+        ncols=12,
+        cell=70,
         titles=[f"{int(test_y[i])}→{int(pred[i])}" for i in shown],
-        title="Misclassified test digits (true→predicted)")
+        title="Misclassified test digits (true→predicted)",
+    )
     plots.show(fig, cfg.run_dir / "errors.html")
 
 # %% [markdown]
@@ -621,11 +730,15 @@ if len(wrong):
 # %%
 # fit's checkpoint holds the model's spec (cfg.model) beside its weights.
 restored, _ = load_model(cfg.run_dir / "last.pt")  # weights_only=True
-acc = {name: evaluate(net, test_loader, prefix="test_")["test_acc"]
-       for name, net in [("trained", model), ("restored", restored)]}
+acc = {
+    name: evaluate(net, test_loader, prefix="test_")["test_acc"]
+    for name, net in [("trained", model), ("restored", restored)]
+}
 same = torch.equal(predict(restored, test_x).argmax(dim=1), pred)
-print(f"test accuracy: trained {acc['trained']:.2%}, restored "
-      f"{acc['restored']:.2%}; identical predictions: {same}")
+print(
+    f"test accuracy: trained {acc['trained']:.2%}, restored "
+    f"{acc['restored']:.2%}; identical predictions: {same}"
+)
 assert same and acc["trained"] == acc["restored"]
 
 
@@ -636,13 +749,13 @@ assert same and acc["trained"] == acc["restored"]
 # the typeset digits the same way, then pad and standardise them like the training
 # images.
 
+
 # %%
 def render_digit(char, font_path, size=96):
     """White-on-black rendering of one character: uint8 (H, W)."""
     font = ImageFont.truetype(font_path, size)
     canvas = Image.new("L", (2 * size, 2 * size), 0)
-    ImageDraw.Draw(canvas).text((size // 2, size // 4), char, fill=255,
-                                font=font)
+    ImageDraw.Draw(canvas).text((size // 2, size // 4), char, fill=255, font=font)
     return np.asarray(canvas)
 
 
@@ -650,37 +763,53 @@ def mnist_style(ink):
     """MNIST's preprocessing: crop to the ink, scale it to fit a 20x20 box,
     put its centre of mass at the centre of a 28x28 image."""
     rows, cols = np.nonzero(ink)
-    ink = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     scale = 20 / max(ink.shape)
     h = max(1, round(ink.shape[0] * scale))
     w = max(1, round(ink.shape[1] * scale))
     small = Image.fromarray(ink).resize((w, h), Image.LANCZOS)
-    small = np.asarray(small, dtype=np.float64)             # (h, w)
+    small = np.asarray(small, dtype=np.float64)  # (h, w)
     cy, cx = (np.indices(small.shape) * small).sum(axis=(1, 2)) / small.sum()
     top = np.clip(round(13.5 - cy), 0, 28 - h)
     left = np.clip(round(13.5 - cx), 0, 28 - w)
     out = np.zeros((28, 28))
-    out[top:top + h, left:left + w] = small
+    out[top : top + h, left : left + w] = small
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-styles = {"sans bold": ("DejaVu Sans", dict(weight="bold")),
-          "sans oblique": ("DejaVu Sans", dict(style="oblique")),
-          "serif": ("DejaVu Serif", {})}
-fonts = {name: font_manager.findfont(
-             font_manager.FontProperties(family=family, **style))
-         for name, (family, style) in styles.items()}
-new_digits = np.stack([mnist_style(render_digit(str(d), path))
-                       for path in fonts.values() for d in range(10)])
-new_labels = torch.arange(10).repeat(len(fonts))           # (30,)
+styles = {
+    "sans bold": ("DejaVu Sans", dict(weight="bold")),
+    "sans oblique": ("DejaVu Sans", dict(style="oblique")),
+    "serif": ("DejaVu Serif", {}),
+}
+fonts = {
+    name: font_manager.findfont(font_manager.FontProperties(family=family, **style))
+    for name, (family, style) in styles.items()
+}
+new_digits = np.stack(
+    [
+        mnist_style(render_digit(str(d), path))
+        for path in fonts.values()
+        for d in range(10)
+    ]
+)
+new_labels = torch.arange(10).repeat(len(fonts))  # (30,)
 new_x = pad_and_normalize(new_digits, mean, std)  # training statistics
-probs = predict(restored, new_x).softmax(dim=1)            # (30, 10)
-top_p, top_c = probs.topk(3, dim=1)                        # (30, 3) each
-captions = [" · ".join(f"{c} {p:.0%}" for p, c in zip(ps, cs))
-            for ps, cs in zip(top_p.tolist(), top_c.tolist())]
-fig = plots.image_grid(new_digits, titles=captions, ncols=5, cell=110,
-                       title="Typeset digits (rows of five: "
-                       + ", ".join(fonts) + ") and the model's top 3")
+probs = predict(restored, new_x).softmax(dim=1)  # (30, 10)
+top_p, top_c = probs.topk(3, dim=1)  # (30, 3) each
+captions = [
+    " · ".join(f"{c} {p:.0%}" for p, c in zip(ps, cs))
+    for ps, cs in zip(top_p.tolist(), top_c.tolist())
+]
+fig = plots.image_grid(
+    new_digits,
+    titles=captions,
+    ncols=5,
+    cell=110,
+    title="Typeset digits (rows of five: "
+    + ", ".join(fonts)
+    + ") and the model's top 3",
+)
 plots.show(fig, cfg.run_dir / "new_digits.html")
 hits = (top_c[:, 0] == new_labels).view(len(fonts), 10).sum(dim=1)
 for font, n_right in zip(fonts, hits.tolist()):
@@ -700,27 +829,49 @@ seconds = time.perf_counter() - T0
 # LeNet-5 trained on all 60,000 training images without distortions, scored
 # on the 10,000 test images: Fig. 9 of the paper.
 PAPER_TEST_ERROR = 0.0095
-PAPER_SETTING = {"train_images": 60_000, "config.max_shift": 0, "config.epochs": 20,
-                 "test_images": 10_000}
+PAPER_SETTING = {
+    "train_images": 60_000,
+    "config.max_shift": 0,
+    "config.epochs": 20,
+    "test_images": 10_000,
+}
 metrics = {
-    "test_acc": test["test_acc"], "test_loss": test["test_loss"],
+    "test_acc": test["test_acc"],
+    "test_loss": test["test_loss"],
     "val_acc": history.last.get("val_acc"),
-    "train_images": sizes["train"], "test_images": sizes["test"],
+    "train_images": sizes["train"],
+    "test_images": sizes["test"],
     "parameters": sum(parameter_counts(model).values()),
 }
-columns = {"test_acc": ("test error", lambda acc: f"{1 - acc:.2%}"),
-           "train_images": ("train images", ","),
-           "config.max_shift": ("shifts", lambda px: f"±{px} px" if px else "none"),
-           "config.epochs": ("epochs", "d"), "test_images": ("test images", ",")}
+columns = {
+    "test_acc": ("test error", lambda acc: f"{1 - acc:.2%}"),
+    "train_images": ("train images", ","),
+    "config.max_shift": ("shifts", lambda px: f"±{px} px" if px else "none"),
+    "config.epochs": ("epochs", "d"),
+    "test_images": ("test images", ","),
+}
 rows = results_table(
-    cfg, metrics, seconds=seconds, columns=columns, title="MNIST test error",
-    references=[Reference("LeNet-5",
-                          {"test_acc": 1 - PAPER_TEST_ERROR, **PAPER_SETTING},
-                          source="lecun1998gradient", setting="Fig. 9")],
-    notes=[f"the MNIST training split found here has {len(train_images):,} images"])
+    cfg,
+    metrics,
+    seconds=seconds,
+    columns=columns,
+    title="MNIST test error",
+    references=[
+        Reference(
+            "LeNet-5",
+            {"test_acc": 1 - PAPER_TEST_ERROR, **PAPER_SETTING},
+            source="lecun1998gradient",
+            setting="Fig. 9",
+        )
+    ],
+    notes=[f"the MNIST training split found here has {len(train_images):,} images"],
+)
 differ = [columns[k][0] for k in PAPER_SETTING if rows[0].values[k] != PAPER_SETTING[k]]
-print("this run has the paper's setting" if not differ else
-      "this run differs from the paper's setting in: " + ", ".join(differ))
+print(
+    "this run has the paper's setting"
+    if not differ
+    else "this run differs from the paper's setting in: " + ", ".join(differ)
+)
 
 # %% [markdown]
 # Read this run's number as a check that everything works, not as a replication:

@@ -45,40 +45,66 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torchvision
-from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import (BatchSampler, DataLoader, RandomSampler,
-                              SequentialSampler, TensorDataset)
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    RandomSampler,
+    SequentialSampler,
+    TensorDataset,
+)
 
-from scratch import data, recipes, plots, utils, vis
+from scratch import data, plots, recipes, utils, vis
 from scratch.augment import Augment
-from scratch.config import (ConfigError, FieldError, Spec, choice, describe,
-                            in_range, non_negative, positive)
+from scratch.config import (
+    ConfigError,
+    FieldError,
+    Spec,
+    choice,
+    describe,
+    in_range,
+    non_negative,
+    positive,
+)
 from scratch.history import Callback
 from scratch.models.inspection import count_parameters, multiply_adds
-from scratch.models.resnet import (CIFAR_RESNET18, TORCHVISION_PARAMETERS,
-                                   PAPER_CIFAR_PARAMETERS, PAPER_GFLOPS,
-                                   BasicBlock, cifar_depth_kwargs,
-                                   ResNetSpec, cifar_resnet,
-                                   resnet18, resnet34, resnet50,
-                                   weighted_layers)
+from scratch.models.resnet import (
+    CIFAR_RESNET18,
+    PAPER_CIFAR_PARAMETERS,
+    PAPER_GFLOPS,
+    TORCHVISION_PARAMETERS,
+    BasicBlock,
+    ResNetSpec,
+    cifar_depth_kwargs,
+    cifar_resnet,
+    resnet18,
+    resnet34,
+    resnet50,
+    weighted_layers,
+)
 from scratch.models.spec import load_model, save_model
 from scratch.results import Reference, results_table
 from scratch.train import TrainConfig, fit, predict
-
 
 # %% [markdown]
 # Everything in the chapter is driven by one config (explained in the Experiment
 # section), read first so that a mistyped option stops the script at once:
 
+
 # %% tags=["hide-input"]
 def network_name(name):
     """'plain-20' / 'resnet-56' -> (residual, depth), or a ConfigError."""
     kind, _, depth = name.partition("-")
-    if kind not in ("plain", "resnet") or not depth.isdigit() \
-            or int(depth) < 8 or (int(depth) - 2) % 6:
-        raise FieldError(f"nets: {name!r} is not plain-D or resnet-D with "
-                          "D = 6n + 2 >= 8 (8, 14, 20, 32, 56, ...)")
+    if (
+        kind not in ("plain", "resnet")
+        or not depth.isdigit()
+        or int(depth) < 8
+        or (int(depth) - 2) % 6
+    ):
+        raise FieldError(
+            f"nets: {name!r} is not plain-D or resnet-D with "
+            "D = 6n + 2 >= 8 (8, 14, 20, 32, 56, ...)"
+        )
     return kind == "resnet", int(depth)
 
 
@@ -86,27 +112,47 @@ def network_name(name):
 class DegradationStudy(Spec):
     """Plain and residual networks of several depths, trained alike."""
 
-    run: bool = field(default=True, metadata=describe(
-        "run the study; false: just train and save the classifier"))
-    nets: tuple[str, ...] = field(default=(
-        "plain-20", "plain-56", "resnet-20", "resnet-56"), metadata=describe(
-        "networks of the study: plain-D or resnet-D, D = 6n + 2"))
-    width: int = field(default=16, metadata=positive(
-        "channels of their first stage (the paper's 16; doubled per stage)"))
-    size: int = field(default=50_000, metadata=positive(
-        "training images of the study"))
-    epochs: int = field(default=20, metadata=positive(
-        "epochs of the study: the gap shows from the start"))
-    resolution: int = field(default=32, metadata=choice(
-        8, 16, 32, help="image size in the study: 16 = 2x2 average-pooled "
-        "CIFAR, 4x cheaper"))
-    lr: float = field(default=0.1, metadata=positive(
-        "peak one-cycle rate of the study: the paper's 0.1 at batch 128"))
+    run: bool = field(
+        default=True,
+        metadata=describe("run the study; false: just train and save the classifier"),
+    )
+    nets: tuple[str, ...] = field(
+        default=("plain-20", "plain-56", "resnet-20", "resnet-56"),
+        metadata=describe("networks of the study: plain-D or resnet-D, D = 6n + 2"),
+    )
+    width: int = field(
+        default=16,
+        metadata=positive(
+            "channels of their first stage (the paper's 16; doubled per stage)"
+        ),
+    )
+    size: int = field(default=50_000, metadata=positive("training images of the study"))
+    epochs: int = field(
+        default=20,
+        metadata=positive("epochs of the study: the gap shows from the start"),
+    )
+    resolution: int = field(
+        default=32,
+        metadata=choice(
+            8,
+            16,
+            32,
+            help="image size in the study: 16 = 2x2 average-pooled CIFAR, 4x cheaper",
+        ),
+    )
+    lr: float = field(
+        default=0.1,
+        metadata=positive(
+            "peak one-cycle rate of the study: the paper's 0.1 at batch 128"
+        ),
+    )
 
     def validate(self):
         if self.run and not self.nets:
-            raise ConfigError("nets is empty: name at least one network or "
-                              "set --degradation.run=false")
+            raise ConfigError(
+                "nets is empty: name at least one network or "
+                "set --degradation.run=false"
+            )
         for name in self.nets:
             network_name(name)
 
@@ -117,68 +163,149 @@ class ResNetConfig(TrainConfig):
 
     NAME = "resnet"  # outputs go to out_dir/resnet
 
-    model: ResNetSpec = field(default_factory=lambda: ResNetSpec(
-        **CIFAR_RESNET18), metadata=describe(
-        "the classifier; the default is the CIFAR ResNet-18"))
-    degradation: DegradationStudy = field(default_factory=DegradationStudy,
-                                          metadata=describe("the study"))
-    train_size: int = field(default=50_000, metadata=positive(
-        "CIFAR-10 training images used (seeded, class-stratified); all 50,000 "
-        "in full"))
-    test_size: int = field(default=10_000, metadata=in_range(
-        1, 10_000, "test images (CIFAR-10 has 10,000); scored after every epoch "
-        "(no model selection is done with them: the schedule is fixed in "
-        "advance)"))
-    epochs: int = field(default=60, metadata=positive(
-        "passes over the training set: one-cycle runs need far fewer than "
-        "the paper's 164 with step decay"))
-    batch_size: int = field(default=512, metadata=positive(
-        "images per step: keeps a GPU busy; the rate below scales with it"))
-    lr: float = field(default=0.4, metadata=positive(
-        "peak of the one-cycle schedule: the paper's 0.1 at batch 128, "
-        "scaled linearly to batch 512"))
-    warmup: float = field(default=0.25, metadata=in_range(
-        0, 1, "fraction of the steps spent raising the learning rate",
-        low_open=True, high_open=True))
-    momentum: float = field(default=0.9, metadata=non_negative(
-        "Nesterov momentum, as in the paper (which used plain momentum)"))
-    weight_decay: float = field(default=5e-4, metadata=non_negative(
-        "L2 penalty on weights only, not on biases and BN parameters"))
-    label_smoothing: float = field(default=0.1, metadata=in_range(
-        0, 1, "target 1 - s for the true class, s / 10 spread over all",
-        high_open=True))
-    crop: int = field(default=4, metadata=non_negative(
-        "random crops after padding by this many pixels (reflect); the "
-        "paper's augmentation, with zero padding"))
-    flip: bool = field(default=True, metadata=describe(
-        "random horizontal flips, as in the paper"))
-    cutout: int = field(default=8, metadata=non_negative(
-        "blank a random square of this size per image (0 = off)"))
-    channels_last: bool = field(default=True, metadata=describe(
-        "NHWC memory layout: faster convolutions with bf16 on GPUs and CPUs"))
-    eval_every_epoch: bool = field(default=True, metadata=describe(
-        "score the test set after every epoch (needed for target_acc); "
-        "false: only once at the end, which saves time on a CPU"))
-    target_acc: float = field(default=0.94, metadata=in_range(
-        0, 1, "record the time at which test accuracy first reaches this",
-        low_open=True))
-    gradcam_images: int = field(default=12, metadata=non_negative(
-        "test images shown with their Grad-CAM maps"))
+    model: ResNetSpec = field(
+        default_factory=lambda: ResNetSpec(**CIFAR_RESNET18),
+        metadata=describe("the classifier; the default is the CIFAR ResNet-18"),
+    )
+    degradation: DegradationStudy = field(
+        default_factory=DegradationStudy, metadata=describe("the study")
+    )
+    train_size: int = field(
+        default=50_000,
+        metadata=positive(
+            "CIFAR-10 training images used (seeded, class-stratified); all 50,000 "
+            "in full"
+        ),
+    )
+    test_size: int = field(
+        default=10_000,
+        metadata=in_range(
+            1,
+            10_000,
+            "test images (CIFAR-10 has 10,000); scored after every epoch "
+            "(no model selection is done with them: the schedule is fixed in "
+            "advance)",
+        ),
+    )
+    epochs: int = field(
+        default=60,
+        metadata=positive(
+            "passes over the training set: one-cycle runs need far fewer than "
+            "the paper's 164 with step decay"
+        ),
+    )
+    batch_size: int = field(
+        default=512,
+        metadata=positive(
+            "images per step: keeps a GPU busy; the rate below scales with it"
+        ),
+    )
+    lr: float = field(
+        default=0.4,
+        metadata=positive(
+            "peak of the one-cycle schedule: the paper's 0.1 at batch 128, "
+            "scaled linearly to batch 512"
+        ),
+    )
+    warmup: float = field(
+        default=0.25,
+        metadata=in_range(
+            0,
+            1,
+            "fraction of the steps spent raising the learning rate",
+            low_open=True,
+            high_open=True,
+        ),
+    )
+    momentum: float = field(
+        default=0.9,
+        metadata=non_negative(
+            "Nesterov momentum, as in the paper (which used plain momentum)"
+        ),
+    )
+    weight_decay: float = field(
+        default=5e-4,
+        metadata=non_negative(
+            "L2 penalty on weights only, not on biases and BN parameters"
+        ),
+    )
+    label_smoothing: float = field(
+        default=0.1,
+        metadata=in_range(
+            0,
+            1,
+            "target 1 - s for the true class, s / 10 spread over all",
+            high_open=True,
+        ),
+    )
+    crop: int = field(
+        default=4,
+        metadata=non_negative(
+            "random crops after padding by this many pixels (reflect); the "
+            "paper's augmentation, with zero padding"
+        ),
+    )
+    flip: bool = field(
+        default=True, metadata=describe("random horizontal flips, as in the paper")
+    )
+    cutout: int = field(
+        default=8,
+        metadata=non_negative("blank a random square of this size per image (0 = off)"),
+    )
+    channels_last: bool = field(
+        default=True,
+        metadata=describe(
+            "NHWC memory layout: faster convolutions with bf16 on GPUs and CPUs"
+        ),
+    )
+    eval_every_epoch: bool = field(
+        default=True,
+        metadata=describe(
+            "score the test set after every epoch (needed for target_acc); "
+            "false: only once at the end, which saves time on a CPU"
+        ),
+    )
+    target_acc: float = field(
+        default=0.94,
+        metadata=in_range(
+            0,
+            1,
+            "record the time at which test accuracy first reaches this",
+            low_open=True,
+        ),
+    )
+    gradcam_images: int = field(
+        default=12, metadata=non_negative("test images shown with their Grad-CAM maps")
+    )
 
     PROFILES = {
-        "tiny": dict(model=dict(blocks=(1, 1, 1), widths=(8, 16, 32)),  # tests
-                     train_size=2048, test_size=256, epochs=5, batch_size=64,
-                     lr=0.2, precision="fp32",
-                     degradation=dict(nets=("plain-8", "resnet-14"), width=4,
-                                      size=256, epochs=1, resolution=8),
-                     gradcam_images=4, threads=1),
+        "tiny": dict(
+            model=dict(blocks=(1, 1, 1), widths=(8, 16, 32)),  # tests
+            train_size=2048,
+            test_size=256,
+            epochs=5,
+            batch_size=64,
+            lr=0.2,
+            precision="fp32",
+            degradation=dict(
+                nets=("plain-8", "resnet-14"), width=4, size=256, epochs=1, resolution=8
+            ),
+            gradcam_images=4,
+            threads=1,
+        ),
         # book build on a 2-core CPU: ResNet-8 for 2 epochs, flips only
-        "small": dict(model=dict(blocks=(1, 1, 1), widths=(16, 32, 64)),
-                      epochs=2, batch_size=128, lr=0.4, crop=0, cutout=0,
-                      precision="auto", eval_every_epoch=False,
-                      degradation=dict(width=8, size=4_000, epochs=3,
-                                       resolution=16),
-                      threads=2),
+        "small": dict(
+            model=dict(blocks=(1, 1, 1), widths=(16, 32, 64)),
+            epochs=2,
+            batch_size=128,
+            lr=0.4,
+            crop=0,
+            cutout=0,
+            precision="auto",
+            eval_every_epoch=False,
+            degradation=dict(width=8, size=4_000, epochs=3, resolution=16),
+            threads=2,
+        ),
         "full": dict(precision="auto"),  # CIFAR ResNet-18 on a GPU
     }
 
@@ -399,8 +526,9 @@ utils.seed_everything(cfg.seed)
 
 # %%
 builders = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
-print(f"{'model':<10}{'layers':>7}{'ours':>13}{'torchvision':>13}"
-      f"{'GMACs':>8}{'paper':>7}")
+print(
+    f"{'model':<10}{'layers':>7}{'ours':>13}{'torchvision':>13}{'GMACs':>8}{'paper':>7}"
+)
 for name, build in builders.items():
     with torch.device("meta"):
         ours = build()
@@ -408,12 +536,19 @@ for name, build in builders.items():
     n_ours, n_theirs = count_parameters(ours), count_parameters(theirs)
     assert n_ours == n_theirs == TORCHVISION_PARAMETERS[name], name
     gmacs = sum(multiply_adds(ours, (1, 3, 224, 224)).values()) / 1e9
-    print(f"{name:<10}{weighted_layers(ours):>7}{n_ours:>13,}{n_theirs:>13,}"
-          f"{gmacs:>8.2f}{PAPER_GFLOPS[name]:>7.1f}")
+    print(
+        f"{name:<10}{weighted_layers(ours):>7}{n_ours:>13,}{n_theirs:>13,}"
+        f"{gmacs:>8.2f}{PAPER_GFLOPS[name]:>7.1f}"
+    )
 with torch.device("meta"):
-    v15 = sum(multiply_adds(resnet50(stride_in_1x1=False), (1, 3, 224, 224)).values()) / 1e9
-print(f"resnet50 with the stride in the 3x3 convolution (torchvision's "
-      f"'v1.5'): {v15:.2f} GMACs")
+    v15 = (
+        sum(multiply_adds(resnet50(stride_in_1x1=False), (1, 3, 224, 224)).values())
+        / 1e9
+    )
+print(
+    f"resnet50 with the stride in the 3x3 convolution (torchvision's "
+    f"'v1.5'): {v15:.2f} GMACs"
+)
 del ours, theirs
 
 # %% [markdown]
@@ -437,19 +572,22 @@ del ours, theirs
 # paper:
 
 # %%
-print(f"{'model':<16}{'layers':>7}{'parameters':>12}{'paper':>8}"
-      f"{'MMACs':>8}")
+print(f"{'model':<16}{'layers':>7}{'parameters':>12}{'paper':>8}{'MMACs':>8}")
 for depth, paper_millions in PAPER_CIFAR_PARAMETERS.items():
     net = cifar_resnet(**cifar_depth_kwargs(depth))
     n = count_parameters(net)
     assert weighted_layers(net) == depth
     assert round(n / 1e6, 2 if n < 1e6 else 1) == paper_millions, depth
-    print(f"{'ResNet-' + str(depth):<16}{depth:>7}{n:>12,}"
-          f"{paper_millions:>7}M{sum(multiply_adds(net, (1, 3, 32, 32)).values()) / 1e6:>8.1f}")
+    print(
+        f"{'ResNet-' + str(depth):<16}{depth:>7}{n:>12,}"
+        f"{paper_millions:>7}M{sum(multiply_adds(net, (1, 3, 32, 32)).values()) / 1e6:>8.1f}"
+    )
 net = cifar_resnet(**CIFAR_RESNET18)
-print(f"{'ResNet-18 CIFAR':<16}{weighted_layers(net):>7}"
-      f"{count_parameters(net):>12,}{'-':>8}"
-      f"{sum(multiply_adds(net, (1, 3, 32, 32)).values()) / 1e6:>8.1f}")
+print(
+    f"{'ResNet-18 CIFAR':<16}{weighted_layers(net):>7}"
+    f"{count_parameters(net):>12,}{'-':>8}"
+    f"{sum(multiply_adds(net, (1, 3, 32, 32)).values()) / 1e6:>8.1f}"
+)
 
 # %% [markdown]
 # ### Global average pooling versus flattening
@@ -460,11 +598,15 @@ print(f"{'ResNet-18 CIFAR':<16}{weighted_layers(net):>7}"
 # classes):
 
 # %%
-for label, c, hw, k in [("ResNet-18, ImageNet", 512, 7, 1000),
-                        ("ResNet-8, CIFAR-10", 64, 8, 10)]:
+for label, c, hw, k in [
+    ("ResNet-18, ImageNet", 512, 7, 1000),
+    ("ResNet-8, CIFAR-10", 64, 8, 10),
+]:
     gap, flat = c * k + k, c * hw * hw * k + k
-    print(f"{label:<20} GAP + linear {gap:>9,}   flatten + linear "
-          f"{flat:>11,}  ({flat / gap:.0f}x)")
+    print(
+        f"{label:<20} GAP + linear {gap:>9,}   flatten + linear "
+        f"{flat:>11,}  ({flat / gap:.0f}x)"
+    )
 small_net = cifar_resnet(blocks=(1, 1, 1), widths=(16, 32, 64)).eval()
 with torch.no_grad():
     for size in (32, 48, 96):
@@ -484,6 +626,7 @@ with torch.no_grad():
 # images through freshly initialised 56-layer networks: plain, residual
 # (post-activation, {eq}`resnet-post`) and pre-activation ({eq}`resnet-pre`).
 
+
 # %%
 def block_gradient_norms(model, x, y):
     """|dE/d(output of block l)| for every block l (input side first)."""
@@ -501,23 +644,31 @@ def block_gradient_norms(model, x, y):
     return norms[::-1]  # the backward pass visits the blocks top to bottom
 
 
-probe_x = torch.rand(32, 3, 32, 32)           # (B, 3, 32, 32) in [0, 1]
+probe_x = torch.rand(32, 3, 32, 32)  # (B, 3, 32, 32) in [0, 1]
 probe_y = torch.randint(0, 10, (32,))
 gradient_norms = {}
-for label, kwargs in [("plain-56", dict(residual=False)),
-                      ("resnet-56", {}),
-                      ("resnet-56, pre-activation", dict(preact=True))]:
+for label, kwargs in [
+    ("plain-56", dict(residual=False)),
+    ("resnet-56", {}),
+    ("resnet-56, pre-activation", dict(preact=True)),
+]:
     torch.manual_seed(cfg.seed)
-    net = cifar_resnet(**cifar_depth_kwargs(56), **kwargs,
-                       mean=[0.5] * 3, std=[0.25] * 3)
+    net = cifar_resnet(
+        **cifar_depth_kwargs(56), **kwargs, mean=[0.5] * 3, std=[0.25] * 3
+    )
     gradient_norms[label] = block_gradient_norms(net, probe_x, probe_y)
     g = gradient_norms[label]
-    print(f"{label:<26} gradient norm at block 1 / block {len(g)}: "
-          f"{g[0] / g[-1]:>8.1f}")
-fig = plots.lines(gradient_norms, x=list(range(1, 28)), log_y=True,
-                  xlabel="block (1 = next to the input)",
-                  ylabel="gradient norm (log scale)",
-                  title="Gradient reaching each block at initialisation")
+    print(
+        f"{label:<26} gradient norm at block 1 / block {len(g)}: {g[0] / g[-1]:>8.1f}"
+    )
+fig = plots.lines(
+    gradient_norms,
+    x=list(range(1, 28)),
+    log_y=True,
+    xlabel="block (1 = next to the input)",
+    ylabel="gradient norm (log scale)",
+    title="Gradient reaching each block at initialisation",
+)
 plots.show(fig, cfg.run_dir / "gradients_at_init.html")
 
 # %% [markdown]
@@ -563,13 +714,17 @@ print(f"this run: profile {cfg.profile!r}")
 # training device (`Augment`), and batches are cut from one tensor by a
 # `BatchSampler`, which is much faster than collating images one by one.
 
+
 # %%
 def tensor_loader(x, y, batch_size, shuffle):
     """Batches of (x[idx], y[idx]) indexed at once: no per-image collation."""
     dataset = TensorDataset(x, y)
     order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
-    return DataLoader(dataset, batch_size=None,
-                      sampler=BatchSampler(order, batch_size, drop_last=shuffle))
+    return DataLoader(
+        dataset,
+        batch_size=None,
+        sampler=BatchSampler(order, batch_size, drop_last=shuffle),
+    )
 
 
 def as_unit_tensor(images, channels_last):
@@ -578,26 +733,37 @@ def as_unit_tensor(images, channels_last):
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-train_images, train_labels = data.subsample(*data.cifar10("train"),
-                                            cfg.train_size, seed=cfg.seed)
-test_images, test_labels = data.subsample(*data.cifar10("test"),
-                                          cfg.test_size, seed=cfg.seed)
+train_images, train_labels = data.subsample(
+    *data.cifar10("train"), cfg.train_size, seed=cfg.seed
+)
+test_images, test_labels = data.subsample(
+    *data.cifar10("test"), cfg.test_size, seed=cfg.seed
+)
 classes = data.cifar10_classes()
 mean, std = data.channel_stats(train_images)  # training images only
-train_loader = tensor_loader(as_unit_tensor(train_images, cfg.channels_last),
-                             torch.from_numpy(train_labels).long(),
-                             cfg.batch_size, shuffle=True)
+train_loader = tensor_loader(
+    as_unit_tensor(train_images, cfg.channels_last),
+    torch.from_numpy(train_labels).long(),
+    cfg.batch_size,
+    shuffle=True,
+)
 test_x = as_unit_tensor(test_images, cfg.channels_last)
 test_y = torch.from_numpy(test_labels).long()
 test_loader = tensor_loader(test_x, test_y, 1000, shuffle=False)
 print(f"images: train {len(train_images):,}, test {len(test_images):,}")
 print("channel mean", np.round(mean, 4), "std", np.round(std, 4))
 augment = Augment(crop=cfg.crop, flip=cfg.flip, cutout=cfg.cutout)
-shown, _ = augment(torch.from_numpy(train_images[:16]).float() / 255,
-                   torch.from_numpy(train_labels[:16]))
-fig = plots.image_grid(shown, titles=[classes[i] for i in train_labels[:16]],
-                       ncols=8, cell=80, title=f"Training images as the "
-                       f"network sees them: {augment}")
+shown, _ = augment(
+    torch.from_numpy(train_images[:16]).float() / 255,
+    torch.from_numpy(train_labels[:16]),
+)
+fig = plots.image_grid(
+    shown,
+    titles=[classes[i] for i in train_labels[:16]],
+    ncols=8,
+    cell=80,
+    title=f"Training images as the network sees them: {augment}",
+)
 plots.show(fig, cfg.run_dir / "batch.html")
 
 
@@ -610,6 +776,7 @@ plots.show(fig, cfg.run_dir / "batch.html")
 # training set) on the same images in the same order. The loss function records
 # the accuracy of every training batch as it goes, so the curves below cost no
 # extra passes.
+
 
 # %%
 class RecordingLoss:
@@ -625,76 +792,102 @@ class RecordingLoss:
 
 def degradation_study(cfg):
     """Train each network of cfg.degradation.nets; per-step loss and accuracy."""
-    images, labels = data.subsample(*data.cifar10("train"),
-                                    cfg.degradation.size, seed=cfg.seed)
+    images, labels = data.subsample(
+        *data.cifar10("train"), cfg.degradation.size, seed=cfg.seed
+    )
     x = torch.from_numpy(images).float().div_(255)
     if cfg.degradation.resolution < 32:  # average-pool to the study's size
         x = F.avg_pool2d(x, 32 // cfg.degradation.resolution)
     if cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     stats = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
-    study_cfg = dataclasses.replace(cfg, epochs=cfg.degradation.epochs,
-                                    batch_size=128)
+    study_cfg = dataclasses.replace(cfg, epochs=cfg.degradation.epochs, batch_size=128)
     w = cfg.degradation.width
     runs = {}
     for name in cfg.degradation.nets:
         residual, depth = network_name(name)
         utils.seed_everything(cfg.seed)  # same initial draws, same batches
-        spec = ResNetSpec.depth(depth, widths=(w, 2 * w, 4 * w),
-                                residual=residual)
+        spec = ResNetSpec.depth(depth, widths=(w, 2 * w, 4 * w), residual=residual)
         model = spec.build(mean=stats[0].tolist(), std=stats[1].tolist())
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         loader = tensor_loader(x, torch.from_numpy(labels).long(), 128, True)
         opt = recipes.sgd(model, cfg.degradation.lr, weight_decay=5e-4)
-        sched = recipes.one_cycle(opt, cfg.degradation.lr,
-                                cfg.degradation.epochs * len(loader))
+        sched = recipes.one_cycle(
+            opt, cfg.degradation.lr, cfg.degradation.epochs * len(loader)
+        )
         loss_fn = RecordingLoss()
         t0 = time.perf_counter()
-        history = fit(model, opt, loader, study_cfg, loss_fn=loss_fn,
-                      scheduler=sched, checkpoint=None, verbose=False)
-        runs[name] = dict(loss=history.steps, acc=loss_fn.accuracy,
-                          seconds=time.perf_counter() - t0,
-                          parameters=count_parameters(model))
+        history = fit(
+            model,
+            opt,
+            loader,
+            study_cfg,
+            loss_fn=loss_fn,
+            scheduler=sched,
+            checkpoint=None,
+            verbose=False,
+        )
+        runs[name] = dict(
+            loss=history.steps,
+            acc=loss_fn.accuracy,
+            seconds=time.perf_counter() - t0,
+            parameters=count_parameters(model),
+        )
     return runs
 
 
 if cfg.degradation.run:
     study = degradation_study(cfg)
-    steps_per_epoch = len(study[cfg.degradation.nets[0]]["loss"]) \
-        // cfg.degradation.epochs
+    steps_per_epoch = (
+        len(study[cfg.degradation.nets[0]]["loss"]) // cfg.degradation.epochs
+    )
     window = max(1, steps_per_epoch // 3)
-    epochs_axis = [(i + 1) / steps_per_epoch
-                   for i in range(len(study[cfg.degradation.nets[0]]["loss"]))]
-    print(f"{'network':<12}{'parameters':>11}{'final train loss':>18}"
-          f"{'final train acc':>17}{'seconds':>9}")
+    epochs_axis = [
+        (i + 1) / steps_per_epoch
+        for i in range(len(study[cfg.degradation.nets[0]]["loss"]))
+    ]
+    print(
+        f"{'network':<12}{'parameters':>11}{'final train loss':>18}"
+        f"{'final train acc':>17}{'seconds':>9}"
+    )
     for name, run in study.items():
         last = slice(-steps_per_epoch, None)  # the last epoch's batches
-        print(f"{name:<12}{run['parameters']:>11,}"
-              f"{np.mean(run['loss'][last]):>18.3f}"
-              f"{np.mean(run['acc'][last]):>17.1%}{run['seconds']:>9.1f}")
+        print(
+            f"{name:<12}{run['parameters']:>11,}"
+            f"{np.mean(run['loss'][last]):>18.3f}"
+            f"{np.mean(run['acc'][last]):>17.1%}{run['seconds']:>9.1f}"
+        )
     final = {n: np.mean(r["loss"][-steps_per_epoch:]) for n, r in study.items()}
-    nets = {network_name(n): n for n in study}          # (residual, depth) -> name
-    for residual in (False, True):                      # deeper vs shallower
+    nets = {network_name(n): n for n in study}  # (residual, depth) -> name
+    for residual in (False, True):  # deeper vs shallower
         depths = sorted(d for r, d in nets if r == residual)
         if len(depths) > 1:
             deep, shallow = nets[residual, depths[-1]], nets[residual, depths[0]]
             verdict = "worse" if final[deep] > final[shallow] else "better"
             print(f"{deep} fits the training set {verdict} than {shallow}")
-    for (residual, depth), name in nets.items():        # shortcuts vs none
+    for (residual, depth), name in nets.items():  # shortcuts vs none
         if residual and (False, depth) in nets:
             plain = nets[False, depth]
             verdict = "better" if final[name] < final[plain] else "worse"
             print(f"{name} fits the training set {verdict} than {plain}")
     res = cfg.degradation.resolution
-    fig = plots.lines({n: plots.smooth(r["loss"], window) for n, r in study.items()},
-                      x=epochs_axis, xlabel="epoch", ylabel="training loss",
-                      title=f"Training loss, {cfg.degradation.size:,} CIFAR-10 "
-                      f"images at {res}×{res} (moving average)")
+    fig = plots.lines(
+        {n: plots.smooth(r["loss"], window) for n, r in study.items()},
+        x=epochs_axis,
+        xlabel="epoch",
+        ylabel="training loss",
+        title=f"Training loss, {cfg.degradation.size:,} CIFAR-10 "
+        f"images at {res}×{res} (moving average)",
+    )
     plots.show(fig, cfg.run_dir / "degradation_loss.html")
-    fig = plots.lines({n: plots.smooth(r["acc"], window) for n, r in study.items()},
-                      x=epochs_axis, xlabel="epoch", ylabel="training accuracy",
-                      title="Training accuracy of the same runs (moving average)")
+    fig = plots.lines(
+        {n: plots.smooth(r["acc"], window) for n, r in study.items()},
+        x=epochs_axis,
+        xlabel="epoch",
+        ylabel="training accuracy",
+        title="Training accuracy of the same runs (moving average)",
+    )
     plots.show(fig, cfg.run_dir / "degradation_accuracy.html")
 else:
     study = None
@@ -727,6 +920,7 @@ else:
 # training. The schedule is fixed in advance and nothing is selected on the test
 # set, so scoring it after every epoch only draws the curve.
 
+
 # %%
 class TimeToAccuracy(Callback):
     """Records the epoch and the wall time at which val_acc first reaches a target."""
@@ -746,31 +940,47 @@ class TimeToAccuracy(Callback):
 
 utils.seed_everything(cfg.seed)
 model = cfg.model.build(mean=mean.tolist(), std=std.tolist())
-print(f"classifier: {weighted_layers(model)} weighted layers, "
-      f"{count_parameters(model):,} parameters")
+print(
+    f"classifier: {weighted_layers(model)} weighted layers, "
+    f"{count_parameters(model):,} parameters"
+)
 if cfg.channels_last:
     model = model.to(memory_format=torch.channels_last)
-optimizer = recipes.sgd(model, cfg.lr, momentum=cfg.momentum,
-                      weight_decay=cfg.weight_decay)
-scheduler = recipes.one_cycle(optimizer, cfg.lr, cfg.epochs * len(train_loader),
-                            pct_start=cfg.warmup)
+optimizer = recipes.sgd(
+    model, cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+)
+scheduler = recipes.one_cycle(
+    optimizer, cfg.lr, cfg.epochs * len(train_loader), pct_start=cfg.warmup
+)
 timer = TimeToAccuracy(cfg.target_acc)
 t_train = time.perf_counter()
-history = fit(model, optimizer, train_loader, cfg,
-              loss_fn=recipes.cross_entropy(cfg.label_smoothing),
-              val_loader=test_loader if cfg.eval_every_epoch else None,
-              scheduler=scheduler, batch_transform=augment,
-              callbacks=(timer,))
+history = fit(
+    model,
+    optimizer,
+    train_loader,
+    cfg,
+    loss_fn=recipes.cross_entropy(cfg.label_smoothing),
+    val_loader=test_loader if cfg.eval_every_epoch else None,
+    scheduler=scheduler,
+    batch_transform=augment,
+    callbacks=(timer,),
+)
 train_seconds = time.perf_counter() - t_train
-logits = predict(model, test_x)                  # (N, 10), float32, eval mode
-pred = logits.argmax(dim=1)                      # (N,)
-test = {"test_acc": (pred == test_y).double().mean().item(),
-        "test_loss": F.cross_entropy(logits, test_y).item()}
-print(f"test accuracy {test['test_acc']:.2%} after {cfg.epochs} epochs "
-      f"({train_seconds:.0f} s of training)")
+logits = predict(model, test_x)  # (N, 10), float32, eval mode
+pred = logits.argmax(dim=1)  # (N,)
+test = {
+    "test_acc": (pred == test_y).double().mean().item(),
+    "test_loss": F.cross_entropy(logits, test_y).item(),
+}
+print(
+    f"test accuracy {test['test_acc']:.2%} after {cfg.epochs} epochs "
+    f"({train_seconds:.0f} s of training)"
+)
 if timer.epoch is not None:
-    print(f"reached {cfg.target_acc:.0%} test accuracy after epoch "
-          f"{timer.epoch}, {timer.seconds:.0f} s")
+    print(
+        f"reached {cfg.target_acc:.0%} test accuracy after epoch "
+        f"{timer.epoch}, {timer.seconds:.0f} s"
+    )
 else:
     print(f"did not reach {cfg.target_acc:.0%} test accuracy")
 
@@ -779,12 +989,15 @@ steps_per_epoch_main = len(history.steps) // max(len(history.epochs), 1)
 fig = plots.lines(
     {"training loss": plots.smooth(history.steps, max(1, steps_per_epoch_main // 10))},
     x=[(i + 1) / steps_per_epoch_main for i in range(len(history.steps))],
-    xlabel="epoch", ylabel="loss (with label smoothing)",
-    title="Training loss of every step (moving average)")
+    xlabel="epoch",
+    ylabel="loss (with label smoothing)",
+    title="Training loss of every step (moving average)",
+)
 plots.show(fig, cfg.run_dir / "steps.html")
 if cfg.eval_every_epoch:
-    fig = plots.training_curves(history, title="ResNet on CIFAR-10, per "
-                                "epoch (val = the test set)")
+    fig = plots.training_curves(
+        history, title="ResNet on CIFAR-10, per epoch (val = the test set)"
+    )
     plots.show(fig, cfg.run_dir / "curves.html")
 
 # %% [markdown]
@@ -796,15 +1009,20 @@ if cfg.eval_every_epoch:
 # ### Errors
 
 # %%
-fig = plots.confusion_matrix(test_y, pred, labels=classes,
-                             title="Confusion matrix on the test set")
+fig = plots.confusion_matrix(
+    test_y, pred, labels=classes, title="Confusion matrix on the test set"
+)
 plots.show(fig, cfg.run_dir / "confusion.html")
 per_class = [(pred[test_y == c] == c).float().mean().item() for c in range(10)]
 order = np.argsort(per_class)
-print("hardest classes: " + ", ".join(f"{classes[c]} {per_class[c]:.0%}"
-                                      for c in order[:3]))
-print("easiest classes: " + ", ".join(f"{classes[c]} {per_class[c]:.0%}"
-                                      for c in order[::-1][:3]))
+print(
+    "hardest classes: "
+    + ", ".join(f"{classes[c]} {per_class[c]:.0%}" for c in order[:3])
+)
+print(
+    "easiest classes: "
+    + ", ".join(f"{classes[c]} {per_class[c]:.0%}" for c in order[::-1][:3])
+)
 
 # %% [markdown]
 # The usual pattern on CIFAR-10: vehicles are easier than animals, and most errors
@@ -824,15 +1042,22 @@ print("easiest classes: " + ", ".join(f"{classes[c]} {per_class[c]:.0%}"
 if cfg.gradcam_images:
     last_stage = f"stages.{len(cfg.model.widths) - 1}"
     picks = torch.arange(cfg.gradcam_images)
-    cam = vis.grad_cam(model, last_stage, test_x[picks])    # (B, 32, 32)
-    images = test_images[picks.numpy()]                      # uint8 (B, 3, 32, 32)
-    shown = np.concatenate([images.transpose(0, 2, 3, 1) / 255,
-                            vis.overlay(images, cam, alpha=0.5)])
-    titles = [f"{classes[test_y[i]]}→{classes[pred[i]]}" for i in picks] \
-        + ["Grad-CAM"] * len(picks)
-    fig = plots.image_grid(shown, titles=titles, ncols=len(picks), cell=90,
-                           title="Test images (true→predicted) and the "
-                           "Grad-CAM map of the predicted class")
+    cam = vis.grad_cam(model, last_stage, test_x[picks])  # (B, 32, 32)
+    images = test_images[picks.numpy()]  # uint8 (B, 3, 32, 32)
+    shown = np.concatenate(
+        [images.transpose(0, 2, 3, 1) / 255, vis.overlay(images, cam, alpha=0.5)]
+    )
+    titles = [f"{classes[test_y[i]]}→{classes[pred[i]]}" for i in picks] + [
+        "Grad-CAM"
+    ] * len(picks)
+    fig = plots.image_grid(
+        shown,
+        titles=titles,
+        ncols=len(picks),
+        cell=90,
+        title="Test images (true→predicted) and the "
+        "Grad-CAM map of the predicted class",
+    )
     plots.show(fig, cfg.run_dir / "gradcam.html")
 
 # %% [markdown]
@@ -855,10 +1080,10 @@ save_model(cfg.run_dir / "model.pt", model, cfg.model)
 restored, _ = load_model(cfg.run_dir / "model.pt")  # weights_only=True
 check = test_x[:1000]  # a thousand test images are check enough
 # Both on the CPU: a GPU's convolutions round differently from the CPU's.
-same = torch.equal(predict(restored, check).argmax(1),
-                   predict(model, check).argmax(1))
-print(f"saved {cfg.run_dir / 'model.pt'}; identical predictions after "
-      f"reloading: {same}")
+same = torch.equal(predict(restored, check).argmax(1), predict(model, check).argmax(1))
+print(
+    f"saved {cfg.run_dir / 'model.pt'}; identical predictions after reloading: {same}"
+)
 assert same
 
 # %% [markdown]
@@ -866,26 +1091,51 @@ assert same
 
 # %%
 seconds = time.perf_counter() - T0
-PAPER_ERRORS = {"ResNet-20": 0.0875, "ResNet-56": 0.0697,
-                "ResNet-110": 0.0643}  # CIFAR-10 test error, paper's Table 6
-metrics = {"test_acc": test["test_acc"], "test_loss": test["test_loss"],
-           "parameters": count_parameters(model),
-           "train_images": len(train_images), "test_images": len(test_images),
-           "train_seconds": train_seconds,
-           "epoch_to_target": timer.epoch, "seconds_to_target": timer.seconds}
+PAPER_ERRORS = {
+    "ResNet-20": 0.0875,
+    "ResNet-56": 0.0697,
+    "ResNet-110": 0.0643,
+}  # CIFAR-10 test error, paper's Table 6
+metrics = {
+    "test_acc": test["test_acc"],
+    "test_loss": test["test_loss"],
+    "parameters": count_parameters(model),
+    "train_images": len(train_images),
+    "test_images": len(test_images),
+    "train_seconds": train_seconds,
+    "epoch_to_target": timer.epoch,
+    "seconds_to_target": timer.seconds,
+}
 millions = lambda n: f"{n / 1e6:.2f} M"
 rows = results_table(
-    cfg, metrics, seconds=seconds, title="CIFAR-10 test accuracy",
-    columns={"test_acc": ("test accuracy", ".2%"), "config.epochs": ("epochs", "d"),
-             "parameters": ("parameters", millions),
-             "seconds_to_target": (f"s to {cfg.target_acc:.0%}", ".0f")},
-    references=[Reference(name, {"test_acc": 1 - error, "config.epochs": 164,
-                                 "parameters": PAPER_CIFAR_PARAMETERS[
-                                     int(name.split("-")[1])] * 1e6},
-                          source="he2016deep", setting="Table 6")
-                for name, error in PAPER_ERRORS.items()],
-    notes=[f"this run: {seconds:.0f} s in all, {train_seconds:.0f} s of them "
-           "training the classifier"])
+    cfg,
+    metrics,
+    seconds=seconds,
+    title="CIFAR-10 test accuracy",
+    columns={
+        "test_acc": ("test accuracy", ".2%"),
+        "config.epochs": ("epochs", "d"),
+        "parameters": ("parameters", millions),
+        "seconds_to_target": (f"s to {cfg.target_acc:.0%}", ".0f"),
+    },
+    references=[
+        Reference(
+            name,
+            {
+                "test_acc": 1 - error,
+                "config.epochs": 164,
+                "parameters": PAPER_CIFAR_PARAMETERS[int(name.split("-")[1])] * 1e6,
+            },
+            source="he2016deep",
+            setting="Table 6",
+        )
+        for name, error in PAPER_ERRORS.items()
+    ],
+    notes=[
+        f"this run: {seconds:.0f} s in all, {train_seconds:.0f} s of them "
+        "training the classifier"
+    ],
+)
 assert rows[0].values["test_acc"] == test["test_acc"]
 
 # %% [markdown]
@@ -902,9 +1152,13 @@ assert rows[0].values["test_acc"] == test["test_acc"]
 if study is not None:
     last = -steps_per_epoch
     metrics["degradation"] = {
-        name: {"train_loss": float(np.mean(run["loss"][last:])),
-               "train_acc": float(np.mean(run["acc"][last:])),
-               "seconds": run["seconds"]} for name, run in study.items()}
+        name: {
+            "train_loss": float(np.mean(run["loss"][last:])),
+            "train_acc": float(np.mean(run["acc"][last:])),
+            "seconds": run["seconds"],
+        }
+        for name, run in study.items()
+    }
 utils.save_run(cfg.run_dir / "metrics.json", cfg, metrics, seconds)
 print(f"metrics saved to {cfg.run_dir / 'metrics.json'}")
 

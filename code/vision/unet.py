@@ -46,25 +46,41 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from scratch import data, recipes, plots, utils, vis
+from scratch import data, plots, recipes, utils, vis
 from scratch.augment import random_flip
 from scratch.config import ConfigError, choice, describe, non_negative, positive
 from scratch.models.inspection import count_parameters
-from scratch.models.unet import (LOSSES, PAPER_PARAMETERS, UNet, UNet2015, UNetSpec,
-                                 dice_score, iou_score, paste_digits, scores,
-                                 soft_dice, soft_iou, unet_parameters)
+from scratch.models.unet import (
+    LOSSES,
+    PAPER_PARAMETERS,
+    UNet,
+    UNet2015,
+    UNetSpec,
+    dice_score,
+    iou_score,
+    paste_digits,
+    scores,
+    soft_dice,
+    soft_iou,
+    unet_parameters,
+)
 from scratch.results import Reference, results_table
 from scratch.train import TrainConfig, evaluate, fit, predict
 
 # The experiments a run can add to its main model: each changes one thing.
-VARIANTS = {"transpose": "up", "bilinear": "up", "noskip": "skips",
-            **{name: "loss" for name in LOSSES}}
+VARIANTS = {
+    "transpose": "up",
+    "bilinear": "up",
+    "noskip": "skips",
+    **{name: "loss" for name in LOSSES},
+}
 
 
 # %% [markdown]
 # Everything in the chapter is driven by one config (explained in the Experiment
 # section). It is read first, so that a mistyped option stops the script before
 # any work is done:
+
 
 # %% tags=["hide-input"]
 @dataclass
@@ -73,69 +89,150 @@ class UNetConfig(TrainConfig):
 
     NAME = "unet"  # outputs go to out_dir/unet
 
-    dataset: str = field(default="pets", metadata=choice(
-        "digits", "pets", help="digits: MNIST digits pasted onto CIFAR-10 "
-        "photos (made here, offline, in a second); pets: Oxford-IIIT Pet "
-        "foreground masks (downloaded, 7,349 photos)"))
-    image_size: int = field(default=256, metadata=positive(
-        "side of the square images; must be divisible by 2**depth. 256 "
-        "shows the pets' fur and ears; CIFAR-10's photos are 32"))
-    train_size: int = field(default=3_680, metadata=positive(
-        "images for training and validation: pets' whole trainval split "
-        "(3,680); for digits, how many composites to make"))
-    val_size: int = field(default=368, metadata=non_negative(
-        "of those, held out for the validation curves (0 = none)"))
-    test_size: int = field(default=3_669, metadata=positive(
-        "test images, scored once at the end (pets' test split: 3,669)"))
-    max_digits: int = field(default=2, metadata=positive(
-        "digits: up to this many digits per image (the first always, each "
-        "further one with probability 1/2); overlaps make the task harder"))
-    model: UNetSpec = field(default_factory=UNetSpec, metadata=describe(
-        "the main model: width and depth of the U, BatchNorm, upsampling"))
-    loss: str = field(default="bce+dice", metadata=choice(
-        *LOSSES, help="the main model's loss: BCE + Dice is a common, robust "
-        "choice (per-pixel gradients and an overlap term)"))
-    compare: tuple[str, ...] = field(default=("bilinear", "noskip", "bce",
-                                              "dice"), metadata=choice(
-        *VARIANTS, help="more models, each differing from the main one in one "
-        "thing: its upsampling (transpose, bilinear), no skip connections "
-        "(noskip), or its loss (bce, dice, bce+dice, iou)"))
-    epochs: int = field(default=40, metadata=positive(
-        "passes over the training images; U-Nets on a few thousand images "
-        "keep improving for tens of epochs"))
-    batch_size: int = field(default=32, metadata=positive(
-        "images per step: 32 pets at 256x256 fit any modern GPU"))
-    lr: float = field(default=1e-3, metadata=positive(
-        "peak learning rate of AdamW under a one-cycle schedule"))
-    weight_decay: float = field(default=1e-4, metadata=non_negative(
-        "AdamW's decoupled weight decay, on conv weights only"))
-    flip: bool = field(default=True, metadata=describe(
-        "random horizontal flips, of the image and its mask together"))
-    channels_last: bool = field(default=True, metadata=describe(
-        "NHWC memory layout: faster convolutions with bf16 on CPUs and on "
-        "GPUs' tensor cores"))
+    dataset: str = field(
+        default="pets",
+        metadata=choice(
+            "digits",
+            "pets",
+            help="digits: MNIST digits pasted onto CIFAR-10 "
+            "photos (made here, offline, in a second); pets: Oxford-IIIT Pet "
+            "foreground masks (downloaded, 7,349 photos)",
+        ),
+    )
+    image_size: int = field(
+        default=256,
+        metadata=positive(
+            "side of the square images; must be divisible by 2**depth. 256 "
+            "shows the pets' fur and ears; CIFAR-10's photos are 32"
+        ),
+    )
+    train_size: int = field(
+        default=3_680,
+        metadata=positive(
+            "images for training and validation: pets' whole trainval split "
+            "(3,680); for digits, how many composites to make"
+        ),
+    )
+    val_size: int = field(
+        default=368,
+        metadata=non_negative(
+            "of those, held out for the validation curves (0 = none)"
+        ),
+    )
+    test_size: int = field(
+        default=3_669,
+        metadata=positive(
+            "test images, scored once at the end (pets' test split: 3,669)"
+        ),
+    )
+    max_digits: int = field(
+        default=2,
+        metadata=positive(
+            "digits: up to this many digits per image (the first always, each "
+            "further one with probability 1/2); overlaps make the task harder"
+        ),
+    )
+    model: UNetSpec = field(
+        default_factory=UNetSpec,
+        metadata=describe(
+            "the main model: width and depth of the U, BatchNorm, upsampling"
+        ),
+    )
+    loss: str = field(
+        default="bce+dice",
+        metadata=choice(
+            *LOSSES,
+            help="the main model's loss: BCE + Dice is a common, robust "
+            "choice (per-pixel gradients and an overlap term)",
+        ),
+    )
+    compare: tuple[str, ...] = field(
+        default=("bilinear", "noskip", "bce", "dice"),
+        metadata=choice(
+            *VARIANTS,
+            help="more models, each differing from the main one in one "
+            "thing: its upsampling (transpose, bilinear), no skip connections "
+            "(noskip), or its loss (bce, dice, bce+dice, iou)",
+        ),
+    )
+    epochs: int = field(
+        default=40,
+        metadata=positive(
+            "passes over the training images; U-Nets on a few thousand images "
+            "keep improving for tens of epochs"
+        ),
+    )
+    batch_size: int = field(
+        default=32,
+        metadata=positive("images per step: 32 pets at 256x256 fit any modern GPU"),
+    )
+    lr: float = field(
+        default=1e-3,
+        metadata=positive("peak learning rate of AdamW under a one-cycle schedule"),
+    )
+    weight_decay: float = field(
+        default=1e-4,
+        metadata=non_negative("AdamW's decoupled weight decay, on conv weights only"),
+    )
+    flip: bool = field(
+        default=True,
+        metadata=describe(
+            "random horizontal flips, of the image and its mask together"
+        ),
+    )
+    channels_last: bool = field(
+        default=True,
+        metadata=describe(
+            "NHWC memory layout: faster convolutions with bf16 on CPUs and on "
+            "GPUs' tensor cores"
+        ),
+    )
 
     PROFILES = {
-        "tiny": dict(dataset="digits", image_size=32, train_size=1_024,  # tests
-                     val_size=64, test_size=128, epochs=2,
-                     model=dict(width=16, depth=2),
-                     batch_size=64, lr=1e-2, compare=("bilinear",),
-                     flip=False, precision="auto", threads=1),
-        "small": dict(dataset="digits", image_size=32, train_size=6_000,  # CPU
-                      val_size=500, test_size=1_000, model=dict(width=16, depth=3),
-                      epochs=4, batch_size=64, lr=3e-3,
-                      compare=("bilinear", "noskip"), flip=False,
-                      precision="auto", threads=2),
-        "full": dict(precision="auto"),                  # paper scale, GPU
+        "tiny": dict(
+            dataset="digits",
+            image_size=32,
+            train_size=1_024,  # tests
+            val_size=64,
+            test_size=128,
+            epochs=2,
+            model=dict(width=16, depth=2),
+            batch_size=64,
+            lr=1e-2,
+            compare=("bilinear",),
+            flip=False,
+            precision="auto",
+            threads=1,
+        ),
+        "small": dict(
+            dataset="digits",
+            image_size=32,
+            train_size=6_000,  # CPU
+            val_size=500,
+            test_size=1_000,
+            model=dict(width=16, depth=3),
+            epochs=4,
+            batch_size=64,
+            lr=3e-3,
+            compare=("bilinear", "noskip"),
+            flip=False,
+            precision="auto",
+            threads=2,
+        ),
+        "full": dict(precision="auto"),  # paper scale, GPU
     }
 
     def validate(self):
-        if self.image_size % 2 ** self.model.depth:
-            raise ConfigError(f"image_size={self.image_size} must be divisible "
-                              f"by 2**model.depth = {2 ** self.model.depth}")
+        if self.image_size % 2**self.model.depth:
+            raise ConfigError(
+                f"image_size={self.image_size} must be divisible "
+                f"by 2**model.depth = {2**self.model.depth}"
+            )
         if self.val_size >= self.train_size:
-            raise ConfigError(f"val_size={self.val_size} must be smaller "
-                              f"than train_size={self.train_size}")
+            raise ConfigError(
+                f"val_size={self.val_size} must be smaller "
+                f"than train_size={self.train_size}"
+            )
 
 
 cfg = UNetConfig.from_cli()
@@ -359,17 +456,25 @@ utils.seed_everything(cfg.seed)
 # `meta` device, which computes every shape and no value:
 
 # %%
-with torch.device("meta"):           # shapes only: no memory, no arithmetic
-    paper_net = UNet2015()           # 1 input channel, 2 classes
-levels = ([(f"encoder {i + 1}", b) for i, b in enumerate(paper_net.down)]
-          + [("bottom", paper_net.bottom)]
-          + [item for i, (up, b) in enumerate(zip(paper_net.up, paper_net.dec))
-             for item in [(f"up-conv {i + 1}", up), (f"decoder {i + 1}", b)]]
-          + [("head", paper_net.head)])
+with torch.device("meta"):  # shapes only: no memory, no arithmetic
+    paper_net = UNet2015()  # 1 input channel, 2 classes
+levels = (
+    [(f"encoder {i + 1}", b) for i, b in enumerate(paper_net.down)]
+    + [("bottom", paper_net.bottom)]
+    + [
+        item
+        for i, (up, b) in enumerate(zip(paper_net.up, paper_net.dec))
+        for item in [(f"up-conv {i + 1}", up), (f"decoder {i + 1}", b)]
+    ]
+    + [("head", paper_net.head)]
+)
 shapes = {}
-hooks = [module.register_forward_hook(
-             lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape)))
-         for name, module in levels]
+hooks = [
+    module.register_forward_hook(
+        lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape))
+    )
+    for name, module in levels
+]
 out = paper_net(torch.empty(1, 1, 572, 572, device="meta"))
 for h in hooks:
     h.remove()
@@ -378,7 +483,7 @@ print(f"{'input':<12}{str((1, 572, 572)):>20}")
 for name, _ in levels:
     print(f"{name:<12}{str(shapes[name][1:]):>20}")
 assert tuple(out.shape) == (1, 2, 388, 388)
-assert UNet2015.output_size(572) == 388 == 572 - 12 * 2 ** 4 + 8  # (unet-size)
+assert UNet2015.output_size(572) == 388 == 572 - 12 * 2**4 + 8  # (unet-size)
 
 # %% [markdown]
 # Not every tile size works: a pooling must never see an odd size. The valid
@@ -408,11 +513,10 @@ for i, w in enumerate(widths[:-1]):
 formula["bottom"] = widths[4] * (9 * widths[3] + 1) + widths[4] * (9 * widths[4] + 1)
 for i, (big, small) in enumerate(zip(widths[:0:-1], widths[-2::-1])):
     formula[f"up-conv {i + 1}"] = small * (4 * big + 1)
-    formula[f"decoder {i + 1}"] = (small * (9 * 2 * small + 1)
-                                   + small * (9 * small + 1))
+    formula[f"decoder {i + 1}"] = small * (9 * 2 * small + 1) + small * (9 * small + 1)
 formula["head"] = 2 * (widths[0] + 1)
 print(f"{'layer':<12}{'model':>12}{'formula':>12}")
-for name, module in levels:      # meta tensors know their sizes: count them
+for name, module in levels:  # meta tensors know their sizes: count them
     ours = count_parameters(module)
     print(f"{name:<12}{ours:>12,}{formula[name]:>12,}")
     assert ours == formula[name], name
@@ -446,12 +550,13 @@ print(f"share of the bottom level: {formula['bottom'] / total:.0%}")
 # the paper's (BatchNorm's scale and shift, minus the biases it makes redundant):
 
 # %%
-for kwargs in [dict(in_channels=1, num_classes=2, width=64, depth=4,
-                    batch_norm=False),
-               dict(in_channels=1, num_classes=2, width=64, depth=4),
-               dict(width=cfg.model.width, depth=cfg.model.depth, up="transpose"),
-               dict(width=cfg.model.width, depth=cfg.model.depth, up="bilinear"),
-               dict(width=cfg.model.width, depth=cfg.model.depth, skips=False)]:
+for kwargs in [
+    dict(in_channels=1, num_classes=2, width=64, depth=4, batch_norm=False),
+    dict(in_channels=1, num_classes=2, width=64, depth=4),
+    dict(width=cfg.model.width, depth=cfg.model.depth, up="transpose"),
+    dict(width=cfg.model.width, depth=cfg.model.depth, up="bilinear"),
+    dict(width=cfg.model.width, depth=cfg.model.depth, skips=False),
+]:
     net = UNet(**kwargs)
     n = count_parameters(net)
     assert n == unet_parameters(**kwargs)
@@ -474,23 +579,32 @@ print("output of the last one for a batch of 2:", tuple(net(x).shape))
 
 # %%
 ones = torch.ones(1, 1, 6, 6)
-counts = {f"k={k}, s=2: overlap count": F.conv_transpose2d(
-              ones, torch.ones(1, 1, k, k), stride=2)[0, 0] for k in (2, 3, 4)}
+counts = {
+    f"k={k}, s=2: overlap count": F.conv_transpose2d(
+        ones, torch.ones(1, 1, k, k), stride=2
+    )[0, 0]
+    for k in (2, 3, 4)
+}
 torch.manual_seed(cfg.seed)
 random_up = nn.ConvTranspose2d(1, 1, 2, stride=2, bias=False)
 bilinear = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
 with torch.no_grad():
-    maps = {**counts,
-            "k=2, s=2, random kernel": random_up(ones)[0, 0],
-            "bilinear": bilinear(ones)[0, 0]}
+    maps = {
+        **counts,
+        "k=2, s=2, random kernel": random_up(ones)[0, 0],
+        "bilinear": bilinear(ones)[0, 0],
+    }
 for name, m in maps.items():
     values = sorted({round(float(v), 3) for v in m.ravel()})
     print(f"{name:<26} size {tuple(m.shape)}, values {values}")
-fig = plots.image_grid(np.stack([m[:12, :12].numpy() for m in maps.values()]),
-                       ncols=5, cell=170,
-                       titles=list(maps), colorscale="Viridis",
-                       title="Upsampling a constant 6×6 input by 2 "
-                       "(top-left 12×12 pixels of each output)")
+fig = plots.image_grid(
+    np.stack([m[:12, :12].numpy() for m in maps.values()]),
+    ncols=5,
+    cell=170,
+    titles=list(maps),
+    colorscale="Viridis",
+    title="Upsampling a constant 6×6 input by 2 (top-left 12×12 pixels of each output)",
+)
 plots.show(fig, cfg.run_dir / "checkerboard.html")
 
 # %% [markdown]
@@ -531,11 +645,11 @@ dice, iou = scores(logits, target)
 assert torch.allclose(dice, 2 * iou / (1 + iou), atol=1e-6)
 hard = (logits > 0).float()
 print("hard Dice:", np.round(dice.numpy(), 3))
-print("soft Dice of the hard mask:",
-      np.round(soft_dice(hard, target, eps=0).numpy(), 3))
+print(
+    "soft Dice of the hard mask:", np.round(soft_dice(hard, target, eps=0).numpy(), 3)
+)
 print("hard IoU: ", np.round(iou.numpy(), 3))
-print("soft IoU of the hard mask: ",
-      np.round(soft_iou(hard, target, eps=0).numpy(), 3))
+print("soft IoU of the hard mask: ", np.round(soft_iou(hard, target, eps=0).numpy(), 3))
 
 # %% [markdown]
 # ## Experiment
@@ -578,21 +692,27 @@ print(f"this run: profile {cfg.profile!r}")
 # The `pets` task is the foreground of the Oxford-IIIT Pet photographs: 37 breeds
 # of cats and dogs, each photograph with a mask of the animal.
 
+
 # %%
 def digit_composites(split, n, seed):
     """n composites from the split's CIFAR-10 photos and MNIST digits."""
-    backgrounds, _ = data.cifar10(split)                 # (50000, 3, 32, 32)
-    digits, _ = data.mnist(split)                        # (N, 28, 28)
-    pick = np.random.default_rng(seed).choice(len(backgrounds), n,
-                                              replace=False)
+    backgrounds, _ = data.cifar10(split)  # (50000, 3, 32, 32)
+    digits, _ = data.mnist(split)  # (N, 28, 28)
+    pick = np.random.default_rng(seed).choice(len(backgrounds), n, replace=False)
     backgrounds = backgrounds[np.sort(pick)]
     if cfg.image_size != backgrounds.shape[-1]:  # larger composites: resize
-        backgrounds = F.interpolate(torch.from_numpy(backgrounds).float(),
-                                    size=cfg.image_size, mode="bilinear",
-                                    antialias=True).round().clamp(0, 255)
+        backgrounds = (
+            F.interpolate(
+                torch.from_numpy(backgrounds).float(),
+                size=cfg.image_size,
+                mode="bilinear",
+                antialias=True,
+            )
+            .round()
+            .clamp(0, 255)
+        )
         backgrounds = backgrounds.to(torch.uint8).numpy()
-    return paste_digits(backgrounds, digits, seed=seed,
-                        max_digits=cfg.max_digits)
+    return paste_digits(backgrounds, digits, seed=seed, max_digits=cfg.max_digits)
 
 
 def load_images(cfg):
@@ -604,25 +724,33 @@ def load_images(cfg):
         images, masks = data.oxford_pets("train", cfg.image_size)
         test_images, test_masks = data.oxford_pets("test", cfg.image_size)
         keep = np.random.default_rng(cfg.seed).permutation(len(images))
-        images, masks = (images[keep[:cfg.train_size]],
-                         masks[keep[:cfg.train_size]])
-        test = test_images[:cfg.test_size], test_masks[:cfg.test_size]
+        images, masks = (images[keep[: cfg.train_size]], masks[keep[: cfg.train_size]])
+        test = test_images[: cfg.test_size], test_masks[: cfg.test_size]
     order = np.random.default_rng(cfg.seed).permutation(len(images))
-    val, train = order[:cfg.val_size], order[cfg.val_size:]
+    val, train = order[: cfg.val_size], order[cfg.val_size :]
     return (images[train], masks[train]), (images[val], masks[val]), test
 
 
 t = time.perf_counter()
 train_set, val_set, test_set = load_images(cfg)
-print(f"made in {time.perf_counter() - t:.1f} s: "
-      + ", ".join(f"{name} {len(s[0]):,}" for name, s in
-                  [("train", train_set), ("validation", val_set),
-                   ("test", test_set)]) + " images of "
-      + "×".join(map(str, train_set[0].shape[1:])))
+print(
+    f"made in {time.perf_counter() - t:.1f} s: "
+    + ", ".join(
+        f"{name} {len(s[0]):,}"
+        for name, s in [
+            ("train", train_set),
+            ("validation", val_set),
+            ("test", test_set),
+        ]
+    )
+    + " images of "
+    + "×".join(map(str, train_set[0].shape[1:]))
+)
 foreground = train_set[1].mean()
 print(f"foreground pixels: {foreground:.1%} of the training masks")
-print(f"predicting 'background' everywhere: pixel accuracy "
-      f"{1 - foreground:.1%}, Dice 0")
+print(
+    f"predicting 'background' everywhere: pixel accuracy {1 - foreground:.1%}, Dice 0"
+)
 
 # %% [markdown]
 # The imbalance is what {eq}`unet-bce` alone would have to fight: a network that
@@ -633,13 +761,20 @@ print(f"predicting 'background' everywhere: pixel accuracy "
 show_n = 8
 images, masks = train_set[0][:show_n], train_set[1][:show_n]
 fig = plots.image_grid(
-    np.concatenate([images, vis.overlay(images, masks, alpha=0.7,
-                                        color=(0.0, 0.9, 1.0)
-                                        ).transpose(0, 3, 1, 2)]),
-    ncols=show_n, cell=110,
+    np.concatenate(
+        [
+            images,
+            vis.overlay(images, masks, alpha=0.7, color=(0.0, 0.9, 1.0)).transpose(
+                0, 3, 1, 2
+            ),
+        ]
+    ),
+    ncols=show_n,
+    cell=110,
     titles=[f"image {i}" for i in range(show_n)]
     + [f"mask: {m.mean():.0%} of pixels" for m in masks],
-    title="Training images (top) and their masks (cyan, bottom)")
+    title="Training images (top) and their masks (cyan, bottom)",
+)
 plots.show(fig, cfg.run_dir / "examples.html")
 
 # %% [markdown]
@@ -650,16 +785,22 @@ plots.show(fig, cfg.run_dir / "examples.html")
 
 # %%
 mean, std = data.channel_stats(train_set[0])
-print("training images: channel means", np.round(mean, 3), "stds",
-      np.round(std, 3))
+print("training images: channel means", np.round(mean, 3), "stds", np.round(std, 3))
 
 
 def loader(images, masks, training=False):
-    dataset = TensorDataset(torch.from_numpy(images).float() / 255,  # [0, 1]
-                            torch.from_numpy(masks).float()[:, None])  # (N,1,H,W)
+    dataset = TensorDataset(
+        torch.from_numpy(images).float() / 255,  # [0, 1]
+        torch.from_numpy(masks).float()[:, None],
+    )  # (N,1,H,W)
     if training:
-        return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True,
-                          num_workers=cfg.num_workers, drop_last=True)
+        return DataLoader(
+            dataset,
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            num_workers=cfg.num_workers,
+            drop_last=True,
+        )
     return DataLoader(dataset, batch_size=256)
 
 
@@ -689,6 +830,7 @@ METRICS = {"dice": dice_score, "iou": iou_score}
 # instead. Every model of the comparison starts from the same seed, so that the
 # models differ only in what the variant changes.
 
+
 # %%
 def train(name, up=cfg.model.up, skips=True, loss=cfg.loss):
     """Train one U-Net; return it, its history and its test scores."""
@@ -698,23 +840,45 @@ def train(name, up=cfg.model.up, skips=True, loss=cfg.loss):
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(
-        recipes.param_groups(model, cfg.weight_decay), lr=cfg.lr)
+        recipes.param_groups(model, cfg.weight_decay), lr=cfg.lr
+    )
     # OneCycleLR divides by zero for fewer than 8 steps (tiny runs): pad it.
-    scheduler = recipes.one_cycle(optimizer, cfg.lr,
-                                max(cfg.epochs * len(train_loader), 8))
-    print(f"--- {name}: up={up}, skips={skips}, loss={loss}, "
-          f"{count_parameters(model):,} parameters")
-    history = fit(model, optimizer, train_loader, cfg, loss_fn=LOSSES[loss],
-                  val_loader=val_loader, metrics=METRICS, scheduler=scheduler,
-                  batch_transform=augment, checkpoint=f"{name}.pt")
-    test = evaluate(model, test_loader, loss_fn=LOSSES[loss],
-                    metrics=METRICS, prefix="test_")
+    scheduler = recipes.one_cycle(
+        optimizer, cfg.lr, max(cfg.epochs * len(train_loader), 8)
+    )
+    print(
+        f"--- {name}: up={up}, skips={skips}, loss={loss}, "
+        f"{count_parameters(model):,} parameters"
+    )
+    history = fit(
+        model,
+        optimizer,
+        train_loader,
+        cfg,
+        loss_fn=LOSSES[loss],
+        val_loader=val_loader,
+        metrics=METRICS,
+        scheduler=scheduler,
+        batch_transform=augment,
+        checkpoint=f"{name}.pt",
+    )
+    test = evaluate(
+        model, test_loader, loss_fn=LOSSES[loss], metrics=METRICS, prefix="test_"
+    )
     seconds = sum(row["seconds"] for row in history.epochs)
-    result = {"up": up, "skips": skips, "loss": loss,
-              "parameters": count_parameters(model), "train_seconds": seconds,
-              "images_per_second": len(train_loader) * cfg.batch_size
-              * len(history.epochs) / seconds,
-              "test_dice": test["test_dice"], "test_iou": test["test_iou"]}
+    result = {
+        "up": up,
+        "skips": skips,
+        "loss": loss,
+        "parameters": count_parameters(model),
+        "train_seconds": seconds,
+        "images_per_second": len(train_loader)
+        * cfg.batch_size
+        * len(history.epochs)
+        / seconds,
+        "test_dice": test["test_dice"],
+        "test_iou": test["test_iou"],
+    }
     print(f"test Dice {result['test_dice']:.3f}, IoU {result['test_iou']:.3f}")
     return model, history, result
 
@@ -722,8 +886,9 @@ def train(name, up=cfg.model.up, skips=True, loss=cfg.loss):
 model, history, main_result = train("main")
 
 # %%
-fig = plots.training_curves(history, title=f"U-Net ({cfg.model.up}, {cfg.loss}) "
-                            f"on {cfg.dataset}")
+fig = plots.training_curves(
+    history, title=f"U-Net ({cfg.model.up}, {cfg.loss}) on {cfg.dataset}"
+)
 plots.show(fig, cfg.run_dir / "curves.html")
 
 # %% [markdown]
@@ -734,6 +899,7 @@ plots.show(fig, cfg.run_dir / "curves.html")
 # orange ones are false alarms (false positives), blue ones are missed
 # (false negatives):
 
+
 # %%
 def error_overlay(images, pred, truth):
     """Images with true positives green, false positives orange and false
@@ -743,28 +909,40 @@ def error_overlay(images, pred, truth):
     return vis.overlay(out, ~pred & truth, alpha=0.9, color=(0.0, 0.45, 0.7))
 
 
-test_x, test_y = test_loader.dataset.tensors         # (N,3,H,W), (N,1,H,W)
-logits = predict(model, test_x)                      # (N, 1, H, W)
-test_dice, test_iou = scores(logits, test_y)         # (N,) each
+test_x, test_y = test_loader.dataset.tensors  # (N,3,H,W), (N,1,H,W)
+logits = predict(model, test_x)  # (N, 1, H, W)
+test_dice, test_iou = scores(logits, test_y)  # (N,) each
 pred = (logits[:, 0] > 0).numpy()
 truth = test_y[:, 0].numpy() > 0.5
 test_images = test_set[0]
 shown = np.arange(show_n)
 fig = plots.image_grid(
-    np.concatenate([
-        test_images[shown],
-        vis.overlay(test_images[shown], truth[shown], alpha=0.7,
-                    color=(0.0, 0.9, 1.0)).transpose(0, 3, 1, 2),
-        vis.overlay(test_images[shown], torch.sigmoid(logits[shown, 0]),
-                    alpha=0.7, color=(1.0, 0.2, 0.8)).transpose(0, 3, 1, 2),
-        error_overlay(test_images[shown], pred[shown], truth[shown]
-                      ).transpose(0, 3, 1, 2)]),
-    ncols=show_n, cell=110,
-    titles=[f"test image {i}" for i in shown] + ["truth"] * show_n
+    np.concatenate(
+        [
+            test_images[shown],
+            vis.overlay(
+                test_images[shown], truth[shown], alpha=0.7, color=(0.0, 0.9, 1.0)
+            ).transpose(0, 3, 1, 2),
+            vis.overlay(
+                test_images[shown],
+                torch.sigmoid(logits[shown, 0]),
+                alpha=0.7,
+                color=(1.0, 0.2, 0.8),
+            ).transpose(0, 3, 1, 2),
+            error_overlay(test_images[shown], pred[shown], truth[shown]).transpose(
+                0, 3, 1, 2
+            ),
+        ]
+    ),
+    ncols=show_n,
+    cell=110,
+    titles=[f"test image {i}" for i in shown]
+    + ["truth"] * show_n
     + ["predicted probability"] * show_n
     + [f"Dice {test_dice[i]:.2f}" for i in shown],
     title="Test images, true masks (cyan), predicted probabilities (magenta), "
-          "errors (green hit, orange false alarm, blue miss)")
+    "errors (green hit, orange false alarm, blue miss)",
+)
 plots.show(fig, cfg.run_dir / "predictions.html")
 
 # %% [markdown]
@@ -772,22 +950,34 @@ plots.show(fig, cfg.run_dir / "predictions.html")
 # model did worst on:
 
 # %%
-fig = plots.histograms({"Dice per test image": test_dice,
-                        "IoU per test image": test_iou}, bins=40,
-                       xlabel="score", title="Per-image scores on the test set")
+fig = plots.histograms(
+    {"Dice per test image": test_dice, "IoU per test image": test_iou},
+    bins=40,
+    xlabel="score",
+    title="Per-image scores on the test set",
+)
 plots.show(fig, cfg.run_dir / "scores.html")
-print(f"per-image Dice: mean {test_dice.mean():.3f}, median "
-      f"{test_dice.median():.3f}; below 0.5 for "
-      f"{(test_dice < 0.5).float().mean():.1%} of the test images")
+print(
+    f"per-image Dice: mean {test_dice.mean():.3f}, median "
+    f"{test_dice.median():.3f}; below 0.5 for "
+    f"{(test_dice < 0.5).float().mean():.1%} of the test images"
+)
 worst = test_dice.argsort()[:show_n].numpy()
 fig = plots.image_grid(
-    np.concatenate([test_images[worst],
-                    error_overlay(test_images[worst], pred[worst],
-                                  truth[worst]).transpose(0, 3, 1, 2)]),
-    ncols=show_n, cell=110,
+    np.concatenate(
+        [
+            test_images[worst],
+            error_overlay(test_images[worst], pred[worst], truth[worst]).transpose(
+                0, 3, 1, 2
+            ),
+        ]
+    ),
+    ncols=show_n,
+    cell=110,
     titles=[f"test image {i}" for i in worst]
     + [f"Dice {test_dice[i]:.2f}" for i in worst],
-    title="The worst test images (top) and their errors (bottom)")
+    title="The worst test images (top) and their errors (bottom)",
+)
 plots.show(fig, cfg.run_dir / "worst.html")
 
 # %% [markdown]
@@ -805,26 +995,38 @@ plots.show(fig, cfg.run_dir / "worst.html")
 
 # %%
 results = {f"main ({cfg.model.up}, {cfg.loss})": main_result}
-curves = {f"main ({cfg.model.up}, {cfg.loss})": [r.get("val_dice") for r in
-                                           history.epochs]}
+curves = {
+    f"main ({cfg.model.up}, {cfg.loss})": [r.get("val_dice") for r in history.epochs]
+}
 for variant in cfg.compare:
     kind = VARIANTS[variant]
-    settings = {"up": dict(up=variant), "skips": dict(skips=False),
-                "loss": dict(loss=variant)}[kind]
+    settings = {
+        "up": dict(up=variant),
+        "skips": dict(skips=False),
+        "loss": dict(loss=variant),
+    }[kind]
     _, h, r = train(variant, **settings)
     results[variant] = r
     curves[variant] = [row.get("val_dice") for row in h.epochs]
 
-print(f"{'model':<28}{'up':>10}{'skips':>7}{'loss':>10}{'params':>10}"
-      f"{'img/s':>8}{'test Dice':>11}{'test IoU':>10}")
+print(
+    f"{'model':<28}{'up':>10}{'skips':>7}{'loss':>10}{'params':>10}"
+    f"{'img/s':>8}{'test Dice':>11}{'test IoU':>10}"
+)
 for name, r in results.items():
-    print(f"{name:<28}{r['up']:>10}{str(r['skips']):>7}{r['loss']:>10}"
-          f"{r['parameters']:>10,}{r['images_per_second']:>8.0f}"
-          f"{r['test_dice']:>11.3f}{r['test_iou']:>10.3f}")
+    print(
+        f"{name:<28}{r['up']:>10}{str(r['skips']):>7}{r['loss']:>10}"
+        f"{r['parameters']:>10,}{r['images_per_second']:>8.0f}"
+        f"{r['test_dice']:>11.3f}{r['test_iou']:>10.3f}"
+    )
 if val_loader is not None:
-    fig = plots.lines(curves, x=list(range(1, cfg.epochs + 1)),
-                      xlabel="epoch", ylabel="validation Dice",
-                      title="Validation Dice of each model, epoch by epoch")
+    fig = plots.lines(
+        curves,
+        x=list(range(1, cfg.epochs + 1)),
+        xlabel="epoch",
+        ylabel="validation Dice",
+        title="Validation Dice of each model, epoch by epoch",
+    )
     plots.show(fig, cfg.run_dir / "variants.html")
 
 # %% [markdown]
@@ -848,23 +1050,42 @@ seconds = time.perf_counter() - T0
 # other images, printed for scale only.
 PAPER_IOU = {"PhC-U373": 0.9203, "DIC-HeLa": 0.7756}
 metrics = {
-    "test_dice": main_result["test_dice"], "test_iou": main_result["test_iou"],
+    "test_dice": main_result["test_dice"],
+    "test_iou": main_result["test_iou"],
     "val_dice": history.last.get("val_dice"),
     "parameters": main_result["parameters"],
-    "train_images": len(train_set[0]), "test_images": len(test_set[0]),
+    "train_images": len(train_set[0]),
+    "test_images": len(test_set[0]),
     "variants": results,
 }
 rows = results_table(
-    cfg, metrics, seconds=seconds, title="segmentation, test set",
-    columns={"config.dataset": ("data", ""), "test_dice": ("test Dice", ".3f"),
-             "test_iou": ("test IoU", ".3f"), "config.epochs": ("epochs", "d"),
-             "parameters": ("params", ",")},
+    cfg,
+    metrics,
+    seconds=seconds,
+    title="segmentation, test set",
+    columns={
+        "config.dataset": ("data", ""),
+        "test_dice": ("test Dice", ".3f"),
+        "test_iou": ("test IoU", ".3f"),
+        "config.epochs": ("epochs", "d"),
+        "parameters": ("params", ","),
+    },
     # The paper prints no parameter count: PAPER_PARAMETERS is its network's,
     # counted above from its layer widths.
-    references=[Reference(name, {"config.dataset": "cells", "test_iou": value,
-                                 "parameters": PAPER_PARAMETERS},
-                          source="ronneberger2015unet", setting="Table 2")
-                for name, value in PAPER_IOU.items()])
+    references=[
+        Reference(
+            name,
+            {
+                "config.dataset": "cells",
+                "test_iou": value,
+                "parameters": PAPER_PARAMETERS,
+            },
+            source="ronneberger2015unet",
+            setting="Table 2",
+        )
+        for name, value in PAPER_IOU.items()
+    ],
+)
 assert rows[0].values["test_dice"] == main_result["test_dice"]
 
 # %% [markdown]

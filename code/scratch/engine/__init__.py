@@ -24,6 +24,7 @@ on it; the ``Module`` classes of ``nn`` on those; ``optim`` on ``tensor``, and
 
 Built in the chapter "A tiny autograd engine" (book/foundations/autograd.md).
 """
+
 from . import functional, init, lr_scheduler, models, nn, optim
 from .gradcheck import compare_with_torch, gradcheck
 from .scalar import Value
@@ -35,6 +36,21 @@ from .tensor import Tensor, cat, concatenate, is_grad_enabled, no_grad, stack, w
 # always work.
 optim.lr_scheduler = lr_scheduler
 
-__all__ = ["Tensor", "Value", "no_grad", "is_grad_enabled", "gradcheck", "compare_with_torch",
-           "concatenate", "cat", "stack", "where", "functional", "init", "nn", "optim",
-           "lr_scheduler", "models"]
+__all__ = [
+    "Tensor",
+    "Value",
+    "no_grad",
+    "is_grad_enabled",
+    "gradcheck",
+    "compare_with_torch",
+    "concatenate",
+    "cat",
+    "stack",
+    "where",
+    "functional",
+    "init",
+    "nn",
+    "optim",
+    "lr_scheduler",
+    "models",
+]

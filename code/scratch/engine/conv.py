@@ -45,6 +45,7 @@ chain conv -> ReLU -> pool -> conv nothing is ever transposed: the next op's
 ``x.transpose(1, 2, 3, 0)`` is free. (The shapes are PyTorch's everywhere;
 only the strides differ, and NumPy handles any strides.)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -90,13 +91,23 @@ def _geometry(x: Tensor, kernel, stride, padding, op: str):
     """
     if x.ndim != 4:
         raise ValueError(f"{op} expects an input of shape (N, C, H, W), got {x.shape}")
-    kernel, stride, padding = _pair(kernel, "kernel_size"), _pair(stride, "stride"), _pair(padding, "padding")
+    kernel, stride, padding = (
+        _pair(kernel, "kernel_size"),
+        _pair(stride, "stride"),
+        _pair(padding, "padding"),
+    )
     if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0:
-        raise ValueError(f"{op}: kernel_size and stride must be >= 1 and padding >= 0, "
-                         f"got {kernel}, {stride}, {padding}")
-    out = tuple((x.shape[2 + a] + 2 * padding[a] - kernel[a]) // stride[a] + 1 for a in (0, 1))
+        raise ValueError(
+            f"{op}: kernel_size and stride must be >= 1 and padding >= 0, "
+            f"got {kernel}, {stride}, {padding}"
+        )
+    out = tuple(
+        (x.shape[2 + a] + 2 * padding[a] - kernel[a]) // stride[a] + 1 for a in (0, 1)
+    )
     if min(out) < 1:
-        raise ValueError(f"{op}: kernel {kernel} is larger than the input {x.shape[2:]} padded by {padding}")
+        raise ValueError(
+            f"{op}: kernel {kernel} is larger than the input {x.shape[2:]} padded by {padding}"
+        )
     return kernel, stride, padding, out
 
 
@@ -104,12 +115,12 @@ def _batch_last(x: np.ndarray, padding: tuple, value: float = 0.0) -> np.ndarray
     """(N, C, H, W) -> (C, H + 2 p_h, W + 2 p_w, N), padded with ``value``: the layout every op
     of this module works in (see the module's docstring). A view, free when ``x`` is batch-last
     in memory already, unless there is padding to add."""
-    xt = x.transpose(1, 2, 3, 0)                                                # (C, H, W, N), a view
+    xt = x.transpose(1, 2, 3, 0)  # (C, H, W, N), a view
     (ph, pw), (c, h, w, n) = padding, xt.shape
     if ph == 0 and pw == 0:
         return xt
     out = np.full((c, h + 2 * ph, w + 2 * pw, n), value, dtype=x.dtype)
-    out[:, ph:ph + h, pw:pw + w] = xt
+    out[:, ph : ph + h, pw : pw + w] = xt
     return out
 
 
@@ -118,18 +129,25 @@ def _offsets(kernel: tuple, stride: tuple, out: tuple):
     the padded input it reads across all windows: rows $p, p + s_h, \ldots$ ($OH$ of them)."""
     for p in range(kernel[0]):
         for q in range(kernel[1]):
-            yield p * kernel[1] + q, (slice(p, p + stride[0] * (out[0] - 1) + 1, stride[0]),
-                                      slice(q, q + stride[1] * (out[1] - 1) + 1, stride[1]))
+            yield (
+                p * kernel[1] + q,
+                (
+                    slice(p, p + stride[0] * (out[0] - 1) + 1, stride[0]),
+                    slice(q, q + stride[1] * (out[1] - 1) + 1, stride[1]),
+                ),
+            )
 
 
 def _unpad(gxt: np.ndarray, padding: tuple, shape: tuple) -> np.ndarray:
     """The gradient of the padded, batch-last input -> that of the (N, C, H, W) input (a view)."""
     (ph, pw), (h, w) = padding, shape[2:]
-    return gxt[:, ph:ph + h, pw:pw + w].transpose(3, 0, 1, 2)
+    return gxt[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2)
 
 
 # ---- convolution -------------------------------------------------------------------------
-def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0) -> Tensor:
+def conv2d(
+    x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0
+) -> Tensor:
     """2-d convolution (a cross-correlation), as ``torch.nn.functional.conv2d``.
 
     ``x`` (N, C, H, W), ``weight`` (O, C, kh, kw), ``bias`` (O,) or None;
@@ -139,42 +157,52 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     see the module's docstring).
     """
     if weight.ndim != 4 or x.ndim != 4 or x.shape[1] != weight.shape[1]:
-        raise ValueError(f"conv2d: input (N, C, H, W) {x.shape} and weight (O, C, kh, kw) {weight.shape} "
-                         f"must agree on C")
-    kernel, stride, padding, (oh, ow) = _geometry(x, weight.shape[2:], stride, padding, "conv2d")
+        raise ValueError(
+            f"conv2d: input (N, C, H, W) {x.shape} and weight (O, C, kh, kw) {weight.shape} "
+            f"must agree on C"
+        )
+    kernel, stride, padding, (oh, ow) = _geometry(
+        x, weight.shape[2:], stride, padding, "conv2d"
+    )
     n, c = x.shape[:2]
     o, kk = weight.shape[0], kernel[0] * kernel[1]
 
     # im2col. Row (c, p, q) of `cols` is input channel c shifted by the kernel offset (p, q),
     # read at every output position: one strided copy per offset fills C rows at once.
-    xt = _batch_last(x.data, padding)                                           # (C, Hp, Wp, N)
+    xt = _batch_last(x.data, padding)  # (C, Hp, Wp, N)
     cols = np.empty((c, kk, oh, ow, n), dtype=xt.dtype)
     for k, (rows, columns) in _offsets(kernel, stride, (oh, ow)):
-        cols[:, k] = xt[:, rows, columns]                                       # (C, OH, OW, N)
-    cols = cols.reshape(c * kk, oh * ow * n)                                    # (C*kh*kw, OH*OW*N)
-    w2 = weight.data.reshape(o, c * kk)                                         # (O, C*kh*kw)
-    y2 = w2 @ cols                                                              # (O, OH*OW*N): the GEMM
+        cols[:, k] = xt[:, rows, columns]  # (C, OH, OW, N)
+    cols = cols.reshape(c * kk, oh * ow * n)  # (C*kh*kw, OH*OW*N)
+    w2 = weight.data.reshape(o, c * kk)  # (O, C*kh*kw)
+    y2 = w2 @ cols  # (O, OH*OW*N): the GEMM
     if bias is not None:
         y2 += bias.data[:, None]
-    y = y2.reshape(o, oh, ow, n).transpose(3, 0, 1, 2)                          # (N, O, OH, OW), a view
+    y = y2.reshape(o, oh, ow, n).transpose(3, 0, 1, 2)  # (N, O, OH, OW), a view
 
-    def backward(g):                                                            # g: (N, O, OH, OW)
+    def backward(g):  # g: (N, O, OH, OW)
         # Free when g is batch-last in memory (it is when it comes from our pooling or a ReLU).
-        g2 = g.transpose(1, 2, 3, 0).reshape(o, oh * ow * n)                    # (O, OH*OW*N)
+        g2 = g.transpose(1, 2, 3, 0).reshape(o, oh * ow * n)  # (O, OH*OW*N)
         # W2bar = Y2bar cols^T, computed as (cols Y2bar^T)^T: the same numbers, a faster BLAS call here.
         gw = (cols @ g2.T).T.reshape(weight.shape) if weight.requires_grad else None
         gb = g2.sum(axis=1) if bias is not None and bias.requires_grad else None
         gx = None
-        if x.requires_grad:  # (not for a network's first layer: it would be thrown away)
+        if (
+            x.requires_grad
+        ):  # (not for a network's first layer: it would be thrown away)
             # col2im, one kernel offset at a time: the C rows of the gradient of `cols` that belong
             # to offset (p, q), W_pq^T Y2bar (a GEMM), go straight back to the pixels they were
             # copied from. The whole gradient of `cols` (kh*kw times the input) is never held.
-            w_offsets = np.ascontiguousarray(w2.reshape(o, c, kk).transpose(2, 1, 0))  # (kh*kw, C, O)
-            gxt = np.zeros(xt.shape, dtype=g2.dtype)                            # (C, Hp, Wp, N)
-            rows_k = np.empty((c, oh * ow * n), dtype=g2.dtype)                 # (C, OH*OW*N)
+            w_offsets = np.ascontiguousarray(
+                w2.reshape(o, c, kk).transpose(2, 1, 0)
+            )  # (kh*kw, C, O)
+            gxt = np.zeros(xt.shape, dtype=g2.dtype)  # (C, Hp, Wp, N)
+            rows_k = np.empty((c, oh * ow * n), dtype=g2.dtype)  # (C, OH*OW*N)
             for k, (rows, columns) in _offsets(kernel, stride, (oh, ow)):
                 np.matmul(w_offsets[k], g2, out=rows_k)
-                gxt[:, rows, columns] += rows_k.reshape(c, oh, ow, n)  # a pixel in several windows: a sum
+                gxt[:, rows, columns] += rows_k.reshape(
+                    c, oh, ow, n
+                )  # a pixel in several windows: a sum
             gx = _unpad(gxt, padding, x.shape)
         return (gx, gw) if bias is None else (gx, gw, gb)
 
@@ -185,10 +213,13 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
 # ---- pooling -----------------------------------------------------------------------------
 def _pool_geometry(x, kernel_size, stride, padding, op):
     """:func:`_geometry` with PyTorch's pooling defaults (stride = kernel) and padding rule."""
-    kernel, stride, padding, out = _geometry(x, kernel_size, kernel_size if stride is None else stride,
-                                             padding, op)
+    kernel, stride, padding, out = _geometry(
+        x, kernel_size, kernel_size if stride is None else stride, padding, op
+    )
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:  # PyTorch's rule too
-        raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {kernel}")
+        raise ValueError(
+            f"{op}: padding {padding} must be at most half the kernel size {kernel}"
+        )
     return kernel, stride, padding, out
 
 
@@ -203,27 +234,29 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     (stride < kernel) may send several gradients to one pixel: they add up.
     A window holding a NaN outputs NaN, as in PyTorch, and passes no gradient back.
     """
-    kernel, stride, padding, out = _pool_geometry(x, kernel_size, stride, padding, "max_pool2d")
+    kernel, stride, padding, out = _pool_geometry(
+        x, kernel_size, stride, padding, "max_pool2d"
+    )
     overlap = stride[0] < kernel[0] or stride[1] < kernel[1]
-    xt = _batch_last(x.data, padding, value=-np.inf)                            # (C, Hp, Wp, N)
+    xt = _batch_last(x.data, padding, value=-np.inf)  # (C, Hp, Wp, N)
     # The maximum over the windows, one kernel offset at a time (np.maximum lets a NaN
     # win, as PyTorch does). Where it came from is found again in backward.
     offsets = list(_offsets(kernel, stride, out))
-    yt = xt[:, offsets[0][1][0], offsets[0][1][1]].copy()                      # (C, OH, OW, N)
+    yt = xt[:, offsets[0][1][0], offsets[0][1][1]].copy()  # (C, OH, OW, N)
     for _, (rows, columns) in offsets[1:]:
         np.maximum(yt, xt[:, rows, columns], out=yt)
 
-    def backward(g):                                                            # g: (N, C, OH, OW)
+    def backward(g):  # g: (N, C, OH, OW)
         # Visit the offsets in row-major window order: the first input equal to its window's
         # maximum takes the whole gradient, and later ties get nothing (`pending` is zeroed).
-        pending = g.transpose(1, 2, 3, 0).copy()                                # (C, OH, OW, N)
-        gxt = np.zeros(xt.shape, dtype=g.dtype)                                 # (C, Hp, Wp, N)
-        wins = np.empty(yt.shape, dtype=bool)                                   # (C, OH, OW, N)
+        pending = g.transpose(1, 2, 3, 0).copy()  # (C, OH, OW, N)
+        gxt = np.zeros(xt.shape, dtype=g.dtype)  # (C, Hp, Wp, N)
+        wins = np.empty(yt.shape, dtype=bool)  # (C, OH, OW, N)
         for k, (rows, columns) in offsets:
             np.equal(xt[:, rows, columns], yt, out=wins)
             if overlap:  # a pixel in several windows collects several shares
                 gxt[:, rows, columns] += pending * wins
-            else:        # each pixel is in one window at most: write, no read
+            else:  # each pixel is in one window at most: write, no read
                 np.multiply(pending, wins, out=gxt[:, rows, columns])
             if k < len(offsets) - 1:
                 pending *= np.logical_not(wins, out=wins)
@@ -239,16 +272,18 @@ def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     gets $\bar Y / (k_h k_w)$ from it. Zero padding counts in the mean
     (PyTorch's default ``count_include_pad=True``).
     """
-    kernel, stride, padding, out = _pool_geometry(x, kernel_size, stride, padding, "avg_pool2d")
-    xt = _batch_last(x.data, padding)                                           # (C, Hp, Wp, N)
+    kernel, stride, padding, out = _pool_geometry(
+        x, kernel_size, stride, padding, "avg_pool2d"
+    )
+    xt = _batch_last(x.data, padding)  # (C, Hp, Wp, N)
     scale = 1 / (kernel[0] * kernel[1])
-    yt = np.zeros((x.shape[1], *out, x.shape[0]), dtype=x.dtype)               # (C, OH, OW, N)
+    yt = np.zeros((x.shape[1], *out, x.shape[0]), dtype=x.dtype)  # (C, OH, OW, N)
     for _, (rows, columns) in _offsets(kernel, stride, out):
         yt += xt[:, rows, columns]
     yt *= scale
 
     def backward(g):
-        share = g.transpose(1, 2, 3, 0) * scale                                 # (C, OH, OW, N)
+        share = g.transpose(1, 2, 3, 0) * scale  # (C, OH, OW, N)
         gxt = np.zeros(xt.shape, dtype=share.dtype)
         for _, (rows, columns) in _offsets(kernel, stride, out):
             gxt[:, rows, columns] += share

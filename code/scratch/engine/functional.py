@@ -14,6 +14,7 @@ one of two reasons, noted in each:
 Every function is checked against ``torch.nn.functional`` (forward and
 gradients, float64) and against finite differences in ``tests/engine``.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,8 +47,11 @@ def _reduce_array(loss: np.ndarray, reduction: str, count=None):
         count = loss.size if count is None else count
 
         def share(g):
-            with np.errstate(invalid="ignore", divide="ignore"):  # nothing to average: NaN, as PyTorch
+            with np.errstate(
+                invalid="ignore", divide="ignore"
+            ):  # nothing to average: NaN, as PyTorch
                 return g / count
+
         return share(loss.sum()), share
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
@@ -67,14 +71,21 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     x = input.data
     positive = x > 0
     out = np.where(positive, x, x * negative_slope)
-    return _make(out, (input,), lambda g: (np.where(positive, g, g * negative_slope),), "leaky_relu")
+    return _make(
+        out,
+        (input,),
+        lambda g: (np.where(positive, g, g * negative_slope),),
+        "leaky_relu",
+    )
 
 
 def _elu(input: Tensor, alpha: float, scale: float, op: str) -> Tensor:
     r"""$s \cdot x$ for $x > 0$, else $s \alpha (e^x - 1)$; derivative $s$, else $s \alpha e^x$."""
     x = input.data
     positive = x > 0
-    em1 = np.expm1(np.minimum(x, 0))  # e^x - 1, exact near 0, and no overflow where x > 0 is unused
+    em1 = np.expm1(
+        np.minimum(x, 0)
+    )  # e^x - 1, exact near 0, and no overflow where x > 0 is unused
     out = np.where(positive, x, alpha * em1)
     if scale != 1:
         out *= scale
@@ -82,6 +93,7 @@ def _elu(input: Tensor, alpha: float, scale: float, op: str) -> Tensor:
     def backward(g):  # at x = 0 the left branch, s * alpha, as PyTorch
         grad = np.where(positive, g, g * (alpha * (em1 + 1)))
         return (grad * scale if scale != 1 else grad,)
+
     return _make(out, (input,), backward, op)
 
 
@@ -109,14 +121,18 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """
     x = input.data
     if approximate == "none":
-        from scipy.special import erf  # imported here: scipy costs time to import, and only gelu needs it
+        from scipy.special import (
+            erf,
+        )  # imported here: scipy costs time to import, and only gelu needs it
 
-        cdf = 0.5 * (1 + erf(x * (1 / math.sqrt(2))))  # Python floats keep float32 float32
+        cdf = 0.5 * (
+            1 + erf(x * (1 / math.sqrt(2)))
+        )  # Python floats keep float32 float32
         pdf = np.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
         return _make(x * cdf, (input,), lambda g: (g * (cdf + x * pdf),), "gelu")
     if approximate == "tanh":
         c = math.sqrt(2 / math.pi)
-        t = np.tanh(c * (x + 0.044715 * x ** 3))
+        t = np.tanh(c * (x + 0.044715 * x**3))
         grad = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
         return _make(0.5 * x * (1 + t), (input,), lambda g: (g * grad,), "gelu")
     raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
@@ -149,7 +165,12 @@ def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
     x = input.data
     out = x - x.max(axis=dim, keepdims=True)  # (..., C): every entry <= 0
     out -= np.log(np.exp(out).sum(axis=dim, keepdims=True))
-    return _make(out, (input,), lambda g: (g - np.exp(out) * g.sum(axis=dim, keepdims=True),), "log_softmax")
+    return _make(
+        out,
+        (input,),
+        lambda g: (g - np.exp(out) * g.sum(axis=dim, keepdims=True),),
+        "log_softmax",
+    )
 
 
 def softmax(input: Tensor, dim: int = -1) -> Tensor:
@@ -161,7 +182,12 @@ def softmax(input: Tensor, dim: int = -1) -> Tensor:
     x = input.data
     p = np.exp(x - x.max(axis=dim, keepdims=True))
     p /= p.sum(axis=dim, keepdims=True)
-    return _make(p, (input,), lambda g: (p * (g - (g * p).sum(axis=dim, keepdims=True)),), "softmax")
+    return _make(
+        p,
+        (input,),
+        lambda g: (p * (g - (g * p).sum(axis=dim, keepdims=True)),),
+        "softmax",
+    )
 
 
 # ---- layers ------------------------------------------------------------------------------
@@ -171,23 +197,36 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     One fused node: $\bar x = \bar y W$, $\bar W = \bar y^\top x$ (summed over
     every leading axis of $x$), $\bar b = \sum_{\text{rows}} \bar y$.
     """
-    input = input if isinstance(input, Tensor) else Tensor(input)  # a NumPy batch is data: no gradient
+    input = (
+        input if isinstance(input, Tensor) else Tensor(input)
+    )  # a NumPy batch is data: no gradient
     x, w = input.data, weight.data
-    out = x @ w.T  # (..., in) @ (in, out) -> (..., out); BLAS reads W transposed, no copy
+    out = (
+        x @ w.T
+    )  # (..., in) @ (in, out) -> (..., out); BLAS reads W transposed, no copy
     if bias is not None:
-        out += bias.data  # in place: `out` is ours; bias (out,) broadcasts over the rows
+        out += (
+            bias.data
+        )  # in place: `out` is ours; bias (out,) broadcasts over the rows
 
     def backward(g):  # g: (..., out)
         g2 = g.reshape(-1, g.shape[-1])  # (rows, out)
-        gx = g @ w if input.requires_grad else None  # (..., in); the input batch usually needs none
-        gw = g2.T @ x.reshape(-1, x.shape[-1]) if weight.requires_grad else None  # (out, in)
+        gx = (
+            g @ w if input.requires_grad else None
+        )  # (..., in); the input batch usually needs none
+        gw = (
+            g2.T @ x.reshape(-1, x.shape[-1]) if weight.requires_grad else None
+        )  # (out, in)
         gb = g2.sum(axis=0) if bias is not None and bias.requires_grad else None
         return gx, gw, gb
+
     parents = (input, weight) if bias is None else (input, weight, bias)
     return _make(out, parents, backward, "linear")
 
 
-def dropout(input: Tensor, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
+def dropout(
+    input: Tensor, p: float = 0.5, training: bool = True, generator=None
+) -> Tensor:
     """Inverted dropout (Srivastava et al., 2014): zero each entry with probability $p$, scale the rest by $1/(1-p)$.
 
     The scaling keeps every entry's expectation unchanged, so evaluation
@@ -218,8 +257,12 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     if not np.issubdtype(index.dtype, np.integer):
         raise TypeError(f"embedding indices must be integers, got {index.dtype}")
     n = weight.shape[0]
-    if index.size and (index.min() < 0 or index.max() >= n):  # NumPy would wrap negatives silently
-        raise IndexError(f"embedding index out of range [0, {n}): min {index.min()}, max {index.max()}")
+    if index.size and (
+        index.min() < 0 or index.max() >= n
+    ):  # NumPy would wrap negatives silently
+        raise IndexError(
+            f"embedding index out of range [0, {n}): min {index.min()}, max {index.max()}"
+        )
     if padding_idx is not None and padding_idx < 0:
         padding_idx += n
 
@@ -229,6 +272,7 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None) -> Tensor:
         if padding_idx is not None:
             grad[padding_idx] = 0
         return (grad,)
+
     return _make(weight.data[index], (weight,), backward, "embedding")
 
 
@@ -258,16 +302,26 @@ def _class_targets(target, input_shape: tuple, weight, ignore_index: int, dtype)
     """
     y = _array(target)
     if not np.issubdtype(y.dtype, np.integer):
-        raise TypeError(f"class targets must be integers, got {y.dtype} (probabilities must match the input's shape)")
-    expected = input_shape[:1] + input_shape[2:] if len(input_shape) > 1 else ()  # the input without classes
+        raise TypeError(
+            f"class targets must be integers, got {y.dtype} (probabilities must match the input's shape)"
+        )
+    expected = (
+        input_shape[:1] + input_shape[2:] if len(input_shape) > 1 else ()
+    )  # the input without classes
     if y.shape != expected:
-        raise ValueError(f"target shape {y.shape} does not match the input's {input_shape}: expected {expected}")
+        raise ValueError(
+            f"target shape {y.shape} does not match the input's {input_shape}: expected {expected}"
+        )
     n_classes = input_shape[0] if len(input_shape) == 1 else input_shape[1]
     y = y.reshape(-1)
     valid = y != ignore_index
-    out_of_range = valid & ((y < 0) | (y >= n_classes))  # a negative index would wrap silently in NumPy
+    out_of_range = valid & (
+        (y < 0) | (y >= n_classes)
+    )  # a negative index would wrap silently in NumPy
     if out_of_range.any():
-        raise IndexError(f"target {y[out_of_range][0]} is out of range for {n_classes} classes")
+        raise IndexError(
+            f"target {y[out_of_range][0]} is out of range for {n_classes} classes"
+        )
     y = np.where(valid, y, 0)  # ignored rows point at class 0; their weight is 0
     v = valid.astype(dtype)
     return y, v, (v if weight is None else v * weight[y])
@@ -280,8 +334,14 @@ def _log_softmax_rows(logits: np.ndarray) -> np.ndarray:
     return logp
 
 
-def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
-                  label_smoothing: float = 0.0) -> Tensor:
+def cross_entropy(
+    input: Tensor,
+    target,
+    weight=None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
     r"""$-\log p_y$ with $p = \mathrm{softmax}(\text{input})$: ``torch.nn.functional.cross_entropy``.
 
     ``input``: (N, C) logits, or (N, C, d1, ...) (a prediction per position), or
@@ -304,17 +364,25 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
     if not 0 <= label_smoothing <= 1:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
     if np.issubdtype(_array(target).dtype, np.floating):
-        return _cross_entropy_with_probabilities(input, target, weight, reduction, label_smoothing)
+        return _cross_entropy_with_probabilities(
+            input, target, weight, reduction, label_smoothing
+        )
     x, eps = input.data, label_smoothing
     n_classes = x.shape[0] if x.ndim == 1 else x.shape[1]
     logp = _log_softmax_rows(_classes_last(x))  # (rows, C)
     w = None if weight is None else _array(weight, x.dtype)  # (C,)
-    y, v, w_y = _class_targets(target, x.shape, w, ignore_index, x.dtype)  # (rows,) each
+    y, v, w_y = _class_targets(
+        target, x.shape, w, ignore_index, x.dtype
+    )  # (rows,) each
     rows = np.arange(len(logp))
 
-    loss = -w_y * logp[rows, y]  # (rows,): the negative log-likelihood of the true class
+    loss = (
+        -w_y * logp[rows, y]
+    )  # (rows,): the negative log-likelihood of the true class
     if eps:
-        smooth = -(logp.sum(axis=1) if w is None else logp @ w) * v  # -sum_c w_c log p_ic
+        smooth = (
+            -(logp.sum(axis=1) if w is None else logp @ w) * v
+        )  # -sum_c w_c log p_ic
         loss = (1 - eps) * loss + (eps / n_classes) * smooth
     loss, share = _reduce_array(loss, reduction, count=w_y.sum())
     out_shape = np.shape(_array(target))
@@ -323,17 +391,29 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
         s = np.broadcast_to(share(g), out_shape).reshape(-1)  # (rows,): dL/dl_i
         total = w_y  # sum_c a_ic: the row's total target mass
         if eps:
-            total = (1 - eps) * w_y + (eps * (n_classes if w is None else w.sum()) / n_classes) * v
+            total = (1 - eps) * w_y + (
+                eps * (n_classes if w is None else w.sum()) / n_classes
+            ) * v
         grad = np.exp(logp)
         grad *= (s * total)[:, None]  # p_i sum_c a_ic
         grad[rows, y] -= s * (1 - eps) * w_y  # minus the one-hot part of a_i
         if eps:
-            grad -= (s * (eps / n_classes) * v)[:, None] * (1 if w is None else w)  # minus the uniform part
+            grad -= (s * (eps / n_classes) * v)[:, None] * (
+                1 if w is None else w
+            )  # minus the uniform part
         return (_classes_back(grad, x.shape),)
-    return _make(loss.reshape(out_shape) if reduction == "none" else loss, (input,), backward, "cross_entropy")
+
+    return _make(
+        loss.reshape(out_shape) if reduction == "none" else loss,
+        (input,),
+        backward,
+        "cross_entropy",
+    )
 
 
-def _cross_entropy_with_probabilities(input: Tensor, target, weight, reduction: str, eps: float) -> Tensor:
+def _cross_entropy_with_probabilities(
+    input: Tensor, target, weight, reduction: str, eps: float
+) -> Tensor:
     r""":func:`cross_entropy` for class probabilities: $a_{ic} = w_c ((1-\varepsilon) t_{ic} + \varepsilon/C)$.
 
     ``"mean"`` divides by the number of rows, as PyTorch; ``target`` may be a
@@ -342,7 +422,9 @@ def _cross_entropy_with_probabilities(input: Tensor, target, weight, reduction: 
     """
     x, t = input.data, _array(target)
     if t.shape != x.shape:
-        raise ValueError(f"probability targets need the input's shape {x.shape}, got {t.shape}")
+        raise ValueError(
+            f"probability targets need the input's shape {x.shape}, got {t.shape}"
+        )
     n_classes = x.shape[0] if x.ndim == 1 else x.shape[1]
     w = 1 if weight is None else _array(weight, x.dtype)
     logp = _log_softmax_rows(_classes_last(x))  # (rows, C)
@@ -353,16 +435,30 @@ def _cross_entropy_with_probabilities(input: Tensor, target, weight, reduction: 
 
     def backward(g):
         s = np.broadcast_to(share(g), out_shape).reshape(-1, 1)  # (rows, 1): dL/dl_i
-        gx = _classes_back(s * (np.exp(logp) * a.sum(axis=1, keepdims=True) - a), x.shape)
+        gx = _classes_back(
+            s * (np.exp(logp) * a.sum(axis=1, keepdims=True) - a), x.shape
+        )
         gt = None
         if isinstance(target, Tensor) and target.requires_grad:
             gt = _classes_back(-s * logp * ((1 - eps) * w), x.shape)
         return gx, gt
+
     parents = (input, target) if isinstance(target, Tensor) else (input,)
-    return _make(loss.reshape(out_shape) if reduction == "none" else loss, parents, backward, "cross_entropy")
+    return _make(
+        loss.reshape(out_shape) if reduction == "none" else loss,
+        parents,
+        backward,
+        "cross_entropy",
+    )
 
 
-def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+def nll_loss(
+    input: Tensor,
+    target,
+    weight=None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
     r"""$-w_{y_i}\,x_{i, y_i}$ for log-probabilities ``input`` (e.g. from :func:`log_softmax`).
 
     Shapes, ``weight``, ``ignore_index`` and ``"mean"`` (divided by $\sum_i w_{y_i}$)
@@ -380,11 +476,18 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100, reduc
         grad = np.zeros_like(logp)
         grad[rows, y] = -np.broadcast_to(share(g), out_shape).reshape(-1) * w_y
         return (_classes_back(grad, x.shape),)
-    return _make(loss.reshape(out_shape) if reduction == "none" else loss, (input,), backward, "nll_loss")
+
+    return _make(
+        loss.reshape(out_shape) if reduction == "none" else loss,
+        (input,),
+        backward,
+        "nll_loss",
+    )
 
 
-def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, reduction: str = "mean",
-                                     pos_weight=None) -> Tensor:
+def binary_cross_entropy_with_logits(
+    input: Tensor, target, weight=None, reduction: str = "mean", pos_weight=None
+) -> Tensor:
     r"""$-w\,[\,q\, y \log \sigma(x) + (1-y) \log(1-\sigma(x))\,]$, with $q$ = ``pos_weight`` (default 1).
 
     Equal to $(1-y)\,x + (1 + (q-1)y)\,\mathrm{softplus}(-x)$, computed as
@@ -416,10 +519,18 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, reducti
         # sigma(x) and sigma(-x) from e = e^-|x|, each without cancellation (1 - sigma(-x) loses
         # digits where sigma(x) is tiny); then (1-y) - coef sigma(-x) = (1-y) sigma(x) - q y sigma(-x).
         positive = x >= 0
-        sig, sig_neg = np.where(positive, 1, e) / (1 + e), np.where(positive, e, 1) / (1 + e)
+        sig, sig_neg = (
+            np.where(positive, 1, e) / (1 + e),
+            np.where(positive, e, 1) / (1 + e),
+        )
         gx = s * ((1 - y) * sig - (y if q is None else q * y) * sig_neg)
-        gy = s * (-x + (0 if q is None else (q - 1) * (log1p_e + np.maximum(-x, 0)))) if target_is_input else None
+        gy = (
+            s * (-x + (0 if q is None else (q - 1) * (log1p_e + np.maximum(-x, 0))))
+            if target_is_input
+            else None
+        )
         return gx, gy
+
     parents = (input, target) if isinstance(target, Tensor) else (input,)
     return _make(loss, parents, backward, "binary_cross_entropy_with_logits")
 

@@ -4,6 +4,7 @@ Every op of the engine, and every model built from them, is tested with this
 one function. It needs nothing but the forward pass, so it cannot share a bug
 with the backward pass it checks.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +12,9 @@ import numpy as np
 from .tensor import Tensor, no_grad
 
 
-def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3, seed: int = 0) -> bool:
+def gradcheck(
+    fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3, seed: int = 0
+) -> bool:
     r"""Compare ``fn``'s backward pass with central differences, for every element of every input.
 
     ``fn(*inputs)`` returns a tensor of any shape; ``inputs`` is a tensor or a
@@ -32,7 +35,11 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     $a$ and numerical $n$.
     """
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
-    checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and np.issubdtype(x.dtype, np.floating)]
+    checked = [
+        i
+        for i, x in enumerate(inputs)
+        if isinstance(x, Tensor) and np.issubdtype(x.dtype, np.floating)
+    ]
     if not checked:
         raise ValueError("gradcheck needs at least one floating-point Tensor input")
     xs = list(inputs)
@@ -66,21 +73,29 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
             flat[k] = original
             numeric.flat[k] = (plus - minus) / (2 * eps)
         ratio = np.abs(analytic - numeric) / (atol + rtol * np.abs(numeric))
-        ratio = np.where(np.isnan(ratio), np.inf, ratio)  # a NaN must fail, not compare False
+        ratio = np.where(
+            np.isnan(ratio), np.inf, ratio
+        )  # a NaN must fail, not compare False
         k = int(np.argmax(ratio)) if ratio.size else 0
         if ratio.size and ratio.flat[k] > worst[0]:
-            worst = (ratio.flat[k], (i, np.unravel_index(k, x.shape), analytic.flat[k], numeric.flat[k]))
+            worst = (
+                ratio.flat[k],
+                (i, np.unravel_index(k, x.shape), analytic.flat[k], numeric.flat[k]),
+            )
 
     if worst[0] > 1:
         i, index, a, n = worst[1]
         raise AssertionError(
             f"gradcheck failed: input {i} at index {tuple(int(j) for j in index)}: analytic {a:.8g}, "
             f"numerical {n:.8g}, |difference| {abs(a - n):.3g} > atol + rtol*|numerical| = "
-            f"{atol + rtol * abs(n):.3g}")
+            f"{atol + rtol * abs(n):.3g}"
+        )
     return True
 
 
-def compare_with_torch(fn, arrays, torch_fn=None, rtol: float = 1e-6, atol: float = 1e-10, seed: int = 0) -> bool:
+def compare_with_torch(
+    fn, arrays, torch_fn=None, rtol: float = 1e-6, atol: float = 1e-10, seed: int = 0
+) -> bool:
     """The second oracle: ``fn`` against PyTorch, forward and backward, in float64.
 
     ``fn`` runs on :class:`Tensor` inputs and ``torch_fn`` (default: ``fn`` itself,
@@ -100,8 +115,12 @@ def compare_with_torch(fn, arrays, torch_fn=None, rtol: float = 1e-6, atol: floa
     def check(what, a, b):
         b = b.detach().numpy()
         if np.shape(a) != np.shape(b):
-            raise AssertionError(f"{what}: shape {np.shape(a)}, PyTorch's {np.shape(b)}")
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"{what} differs from PyTorch's")
+            raise AssertionError(
+                f"{what}: shape {np.shape(a)}, PyTorch's {np.shape(b)}"
+            )
+        np.testing.assert_allclose(
+            a, b, rtol=rtol, atol=atol, err_msg=f"{what} differs from PyTorch's"
+        )
 
     check("output", y.data, ty)
     g = np.random.default_rng(seed).standard_normal(y.shape)
@@ -109,7 +128,9 @@ def compare_with_torch(fn, arrays, torch_fn=None, rtol: float = 1e-6, atol: floa
     ty.backward(torch.from_numpy(g))
     for i, (x, tx) in enumerate(zip(ours, theirs)):
         if tx.grad is None:  # the input does not influence the output
-            assert x.grad is None or not np.any(x.grad), f"input {i}: gradient where PyTorch has none"
+            assert x.grad is None or not np.any(x.grad), (
+                f"input {i}: gradient where PyTorch has none"
+            )
             continue
         if x.grad is None:
             raise AssertionError(f"input {i}: no gradient, PyTorch has one")

@@ -22,6 +22,7 @@ for the nonlinearity; a uniform $U(-b, b)$ has $\sigma = b/\sqrt3$, so
 $b = \sqrt3\,\sigma$. The fans of a weight of shape (out, in, k1, k2, ...)
 count the receptive field: $n_{\text{in}} = \text{in} \cdot k_1 k_2 \cdots$.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,7 +43,9 @@ def _fill(tensor, values):
 
 
 def _rng(generator):
-    return np.random if generator is None else generator  # both offer .uniform and .normal
+    return (
+        np.random if generator is None else generator
+    )  # both offer .uniform and .normal
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
@@ -52,8 +55,16 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     ReLU of slope $a$ keeps $(1 + a^2)/2$, so $\sqrt{2/(1 + a^2)}$; tanh's 5/3 and
     SELU's 3/4 are PyTorch's empirical values; linear maps and sigmoid get 1.
     """
-    linear = {"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-              "conv_transpose3d", "sigmoid"}
+    linear = {
+        "linear",
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+        "sigmoid",
+    }
     if nonlinearity in linear:
         return 1.0
     if nonlinearity == "tanh":
@@ -64,7 +75,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         slope = 0.01 if param is None else param
         if isinstance(slope, bool) or not isinstance(slope, (int, float)):
             raise ValueError(f"negative_slope {slope} is not a valid number")
-        return math.sqrt(2.0 / (1 + slope ** 2))
+        return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4
     raise ValueError(f"unsupported nonlinearity {nonlinearity!r}")
@@ -74,7 +85,9 @@ def _calculate_fan_in_and_fan_out(tensor) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight (out, in, *kernel): in and out times the kernel's size."""
     shape = _data(tensor).shape
     if len(shape) < 2:
-        raise ValueError(f"fan in and fan out need a tensor of at least 2 dimensions, got shape {shape}")
+        raise ValueError(
+            f"fan in and fan out need a tensor of at least 2 dimensions, got shape {shape}"
+        )
     receptive_field = math.prod(shape[2:])
     return shape[1] * receptive_field, shape[0] * receptive_field
 
@@ -97,7 +110,14 @@ def normal_(tensor, mean: float = 0.0, std: float = 1.0, generator=None):
     return _fill(tensor, _rng(generator).normal(mean, std, _data(tensor).shape))
 
 
-def trunc_normal_(tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0, generator=None):
+def trunc_normal_(
+    tensor,
+    mean: float = 0.0,
+    std: float = 1.0,
+    a: float = -2.0,
+    b: float = 2.0,
+    generator=None,
+):
     r"""Fill with $\mathcal N(\text{mean}, \text{std}^2)$ restricted to $[a, b]$ (absolute bounds, as PyTorch).
 
     Inverse-CDF sampling: a uniform draw between $\Phi(\alpha)$ and $\Phi(\beta)$
@@ -107,7 +127,9 @@ def trunc_normal_(tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, 
 
     lo, hi = ndtr((a - mean) / std), ndtr((b - mean) / std)
     u = _rng(generator).uniform(lo, hi, _data(tensor).shape)
-    return _fill(tensor, np.clip(mean + std * ndtri(u), a, b))  # clip: rounding at the ends
+    return _fill(
+        tensor, np.clip(mean + std * ndtri(u), a, b)
+    )  # clip: rounding at the ends
 
 
 def constant_(tensor, val: float):
@@ -138,8 +160,13 @@ def xavier_normal_(tensor, gain: float = 1.0, generator=None):
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
 
 
-def kaiming_uniform_(tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                     generator=None):
+def kaiming_uniform_(
+    tensor,
+    a: float = 0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator=None,
+):
     r"""He et al. (2015): $U(-b, b)$, $b = \sqrt3\,\text{gain}/\sqrt{\text{fan}}$.
 
     ``a`` is the negative slope of the leaky ReLU that follows (``nonlinearity``
@@ -147,16 +174,25 @@ def kaiming_uniform_(tensor, a: float = 0, mode: str = "fan_in", nonlinearity: s
     forward signal's variance, ``"fan_out"`` the gradients'.
     ``torch.nn.Linear`` uses ``a=math.sqrt(5)``: gain $\sqrt{1/3}$, so $b = 1/\sqrt{n_{\text{in}}}$.
     """
-    std = calculate_gain(nonlinearity, a) / math.sqrt(_calculate_correct_fan(tensor, mode))
+    std = calculate_gain(nonlinearity, a) / math.sqrt(
+        _calculate_correct_fan(tensor, mode)
+    )
     bound = math.sqrt(3.0) * std
     return uniform_(tensor, -bound, bound, generator)
 
 
-def kaiming_normal_(tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                    generator=None):
+def kaiming_normal_(
+    tensor,
+    a: float = 0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator=None,
+):
     r"""He et al. (2015): $\mathcal N(0, \sigma^2)$, $\sigma = \text{gain}/\sqrt{\text{fan}}$
     (arguments as :func:`kaiming_uniform_`)."""
-    std = calculate_gain(nonlinearity, a) / math.sqrt(_calculate_correct_fan(tensor, mode))
+    std = calculate_gain(nonlinearity, a) / math.sqrt(
+        _calculate_correct_fan(tensor, mode)
+    )
     return normal_(tensor, 0.0, std, generator)
 
 
@@ -165,7 +201,9 @@ def lecun_uniform_(tensor, generator=None):
 
     Not in ``torch.nn.init``; it equals ``kaiming_uniform_(t, nonlinearity="linear")``.
     """
-    return kaiming_uniform_(tensor, mode="fan_in", nonlinearity="linear", generator=generator)
+    return kaiming_uniform_(
+        tensor, mode="fan_in", nonlinearity="linear", generator=generator
+    )
 
 
 def lecun_normal_(tensor, generator=None):
@@ -174,4 +212,6 @@ def lecun_normal_(tensor, generator=None):
     Not in ``torch.nn.init``; it equals ``kaiming_normal_(t, nonlinearity="linear")``, what
     PyTorch recommends for SELU. (JAX's ``lecun_normal`` truncates at two standard deviations.)
     """
-    return kaiming_normal_(tensor, mode="fan_in", nonlinearity="linear", generator=generator)
+    return kaiming_normal_(
+        tensor, mode="fan_in", nonlinearity="linear", generator=generator
+    )

@@ -6,6 +6,7 @@ same callbacks, one summary line per epoch) for models built with
 ``optimizer.step()``. Chapters that teach the loop itself write it out once, in
 the chapter, and use this afterwards.
 """
+
 from __future__ import annotations
 
 import time
@@ -23,8 +24,15 @@ def accuracy(logits: Tensor, targets: np.ndarray) -> float:
     return float((logits.numpy().argmax(axis=1) == np.asarray(targets)).mean())
 
 
-def evaluate(model, x: np.ndarray, y: np.ndarray, loss_fn: Callable = F.cross_entropy,
-             metrics: Optional[dict] = None, batch_size: int = 1024, prefix: str = "val_") -> dict:
+def evaluate(
+    model,
+    x: np.ndarray,
+    y: np.ndarray,
+    loss_fn: Callable = F.cross_entropy,
+    metrics: Optional[dict] = None,
+    batch_size: int = 1024,
+    prefix: str = "val_",
+) -> dict:
     """Mean loss and metrics over (x, y), in eval mode and without building a graph."""
     metrics = {"acc": accuracy} if metrics is None else metrics
     was_training = model.training
@@ -32,7 +40,7 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, loss_fn: Callable = F.cross_en
     totals = {"loss": 0.0, **{k: 0.0 for k in metrics}}
     with no_grad():
         for i in range(0, len(x), batch_size):
-            xb, yb = Tensor(x[i:i + batch_size]), y[i:i + batch_size]
+            xb, yb = Tensor(x[i : i + batch_size]), y[i : i + batch_size]
             out = model(xb)
             totals["loss"] += loss_fn(out, yb).item() * len(yb)
             for name, fn in metrics.items():
@@ -41,10 +49,24 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, loss_fn: Callable = F.cross_en
     return {prefix + k: v / len(x) for k, v in totals.items()}
 
 
-def fit_arrays(model, optimizer, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
-        loss_fn: Callable = F.cross_entropy, val: Optional[tuple] = None, metrics: Optional[dict] = None,
-        scheduler=None, scheduler_interval: str = "step", callbacks: tuple = (), seed: int = 0,
-        config=None, verbose: bool = True) -> History:
+def fit_arrays(
+    model,
+    optimizer,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    loss_fn: Callable = F.cross_entropy,
+    val: Optional[tuple] = None,
+    metrics: Optional[dict] = None,
+    scheduler=None,
+    scheduler_interval: str = "step",
+    callbacks: tuple = (),
+    seed: int = 0,
+    config=None,
+    verbose: bool = True,
+) -> History:
     """Train ``model`` on arrays ``x`` (inputs) and ``y`` (targets) with mini-batch steps.
 
     Each epoch visits every example once in a fresh random order (from ``seed``);
@@ -53,7 +75,9 @@ def fit_arrays(model, optimizer, x: np.ndarray, y: np.ndarray, *, epochs: int, b
     ``scheduler_interval="epoch"``, after every epoch.
     """
     if batch_size <= 0 or epochs <= 0:
-        raise ValueError(f"epochs and batch_size must be > 0, got {epochs} and {batch_size}")
+        raise ValueError(
+            f"epochs and batch_size must be > 0, got {epochs} and {batch_size}"
+        )
     rng = np.random.default_rng(seed)
     history = History()
     state = State(model, optimizer, config, history)
@@ -68,10 +92,12 @@ def fit_arrays(model, optimizer, x: np.ndarray, y: np.ndarray, *, epochs: int, b
         lr = optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
         order = rng.permutation(len(x))
         for i in range(0, len(x), batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             loss = loss_fn(model(Tensor(x[idx])), y[idx])
             if not np.isfinite(loss.item()):
-                err = FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}: lower the learning rate")
+                err = FloatingPointError(
+                    f"loss became {loss.item()} at epoch {epoch + 1}: lower the learning rate"
+                )
                 err.history = history  # what was recorded up to the divergence
                 raise err
             optimizer.zero_grad()
@@ -89,8 +115,12 @@ def fit_arrays(model, optimizer, x: np.ndarray, y: np.ndarray, *, epochs: int, b
                 break
         if scheduler is not None and scheduler_interval == "epoch":
             scheduler.step()
-        row = {"epoch": epoch + 1, "loss": total / max(count, 1), "lr": lr,
-               "seconds": time.perf_counter() - t0}
+        row = {
+            "epoch": epoch + 1,
+            "loss": total / max(count, 1),
+            "lr": lr,
+            "seconds": time.perf_counter() - t0,
+        }
         if val is not None:
             row.update(evaluate(model, val[0], val[1], loss_fn, metrics))
         history.epochs.append(row)

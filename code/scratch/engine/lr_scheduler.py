@@ -21,6 +21,7 @@ other (use :class:`SequentialLR` to run them one after the other).
 Not implemented: ``step(epoch)``, ``last_epoch`` at construction (restore with
 :meth:`~LRScheduler.load_state_dict` instead), momentum cycling.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,10 @@ def _is_positive_int(x) -> bool:
 def _per_group(optimizer: Optimizer, name: str, value) -> list:
     """One value per parameter group: a list/tuple as given, a number repeated."""
     if isinstance(value, (list, tuple)):
-        _check(len(value) == len(optimizer.param_groups),
-               f"{name} has {len(value)} values for {len(optimizer.param_groups)} parameter groups")
+        _check(
+            len(value) == len(optimizer.param_groups),
+            f"{name} has {len(value)} values for {len(optimizer.param_groups)} parameter groups",
+        )
         return list(value)
     return [value] * len(optimizer.param_groups)
 
@@ -91,8 +94,11 @@ class LRScheduler:
 
     def state_dict(self) -> dict:
         """Every attribute except the optimizer: epoch counter, base lrs, settings."""
-        return {k: (list(v) if isinstance(v, list) else v)
-                for k, v in vars(self).items() if k not in self._not_saved}
+        return {
+            k: (list(v) if isinstance(v, list) else v)
+            for k, v in vars(self).items()
+            if k not in self._not_saved
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore a :meth:`state_dict` (the optimizer's lrs come from its own state dict)."""
@@ -118,11 +124,16 @@ class LambdaLR(LRScheduler):
             self.lr_lambdas = _per_group(optimizer, "lr_lambda", lr_lambda)
             for fn in self.lr_lambdas:
                 if not callable(fn):
-                    raise TypeError(f"lr_lambda must be callable, got {type(fn).__name__}")
+                    raise TypeError(
+                        f"lr_lambda must be callable, got {type(fn).__name__}"
+                    )
         super().__init__(optimizer)
 
     def get_lr(self) -> list[float]:
-        return [base * fn(self.last_epoch) for fn, base in zip(self.lr_lambdas, self.base_lrs)]
+        return [
+            base * fn(self.last_epoch)
+            for fn, base in zip(self.lr_lambdas, self.base_lrs)
+        ]
 
 
 class StepLR(LRScheduler):
@@ -132,13 +143,19 @@ class StepLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1):
-        _check(_is_positive_int(step_size), f"step_size must be a positive integer, got {step_size!r}")
+        _check(
+            _is_positive_int(step_size),
+            f"step_size must be a positive integer, got {step_size!r}",
+        )
         _check(gamma > 0, f"gamma must be > 0, got {gamma}")
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer)
 
     def get_lr(self) -> list[float]:
-        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+        return [
+            base * self.gamma ** (self.last_epoch // self.step_size)
+            for base in self.base_lrs
+        ]
 
 
 class LinearLR(LRScheduler):
@@ -154,12 +171,26 @@ class LinearLR(LRScheduler):
     ([0, 1] for ``end_factor``), and ``start_factor`` defaults to 1/3.
     """
 
-    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
-                 total_iters: int = 5):
-        _check(0 < start_factor <= 1, f"start_factor must be in (0, 1], got {start_factor}")
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        start_factor: float = 1.0 / 3,
+        end_factor: float = 1.0,
+        total_iters: int = 5,
+    ):
+        _check(
+            0 < start_factor <= 1, f"start_factor must be in (0, 1], got {start_factor}"
+        )
         _check(0 <= end_factor <= 1, f"end_factor must be in [0, 1], got {end_factor}")
-        _check(_is_positive_int(total_iters), f"total_iters must be a positive integer, got {total_iters!r}")
-        self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
+        _check(
+            _is_positive_int(total_iters),
+            f"total_iters must be a positive integer, got {total_iters!r}",
+        )
+        self.start_factor, self.end_factor, self.total_iters = (
+            start_factor,
+            end_factor,
+            total_iters,
+        )
         super().__init__(optimizer)
 
     def get_lr(self) -> list[float]:
@@ -182,7 +213,9 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0):
-        _check(_is_positive_int(T_max), f"T_max must be a positive integer, got {T_max!r}")
+        _check(
+            _is_positive_int(T_max), f"T_max must be a positive integer, got {T_max!r}"
+        )
         _check(eta_min >= 0, f"eta_min must be >= 0, got {eta_min}")
         self.T_max, self.eta_min = T_max, eta_min
         super().__init__(optimizer)
@@ -208,9 +241,13 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     as training goes on.
     """
 
-    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0):
+    def __init__(
+        self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0
+    ):
         _check(_is_positive_int(T_0), f"T_0 must be a positive integer, got {T_0!r}")
-        _check(_is_positive_int(T_mult), f"T_mult must be an integer >= 1, got {T_mult!r}")
+        _check(
+            _is_positive_int(T_mult), f"T_mult must be an integer >= 1, got {T_mult!r}"
+        )
         _check(eta_min >= 0, f"eta_min must be >= 0, got {eta_min}")
         self.T_0, self.T_mult, self.eta_min = T_0, T_mult, eta_min
         super().__init__(optimizer)
@@ -255,20 +292,40 @@ class CyclicLR(LRScheduler):
     rate only, never the momentum: it equals torch's with ``cycle_momentum=False``.
     """
 
-    def __init__(self, optimizer: Optimizer, base_lr, max_lr, step_size_up: int = 2000,
-                 step_size_down: int | None = None, mode: str = "triangular", gamma: float = 1.0):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        base_lr,
+        max_lr,
+        step_size_up: int = 2000,
+        step_size_down: int | None = None,
+        mode: str = "triangular",
+        gamma: float = 1.0,
+    ):
         if isinstance(optimizer, Optimizer):
             base_lrs = _per_group(optimizer, "base_lr", base_lr)
             self.max_lrs = _per_group(optimizer, "max_lr", max_lr)
             for lo, hi in zip(base_lrs, self.max_lrs):
-                _check(lo >= 0 and hi >= 0, f"base_lr and max_lr must be >= 0, got {lo} and {hi}")
+                _check(
+                    lo >= 0 and hi >= 0,
+                    f"base_lr and max_lr must be >= 0, got {lo} and {hi}",
+                )
             for group, lr in zip(optimizer.param_groups, base_lrs):
-                group["lr"] = lr  # torch: the cycle starts at base_lr, whatever lr was given
-        _check(_is_positive_int(step_size_up), f"step_size_up must be a positive integer, got {step_size_up!r}")
-        _check(step_size_down is None or _is_positive_int(step_size_down),
-               f"step_size_down must be a positive integer or None, got {step_size_down!r}")
-        _check(mode in ("triangular", "triangular2", "exp_range"),
-               f"mode must be 'triangular', 'triangular2' or 'exp_range', got {mode!r}")
+                group["lr"] = (
+                    lr  # torch: the cycle starts at base_lr, whatever lr was given
+                )
+        _check(
+            _is_positive_int(step_size_up),
+            f"step_size_up must be a positive integer, got {step_size_up!r}",
+        )
+        _check(
+            step_size_down is None or _is_positive_int(step_size_down),
+            f"step_size_down must be a positive integer or None, got {step_size_down!r}",
+        )
+        _check(
+            mode in ("triangular", "triangular2", "exp_range"),
+            f"mode must be 'triangular', 'triangular2' or 'exp_range', got {mode!r}",
+        )
         _check(gamma > 0, f"gamma must be > 0, got {gamma}")
         up = float(step_size_up)
         down = float(step_size_down) if step_size_down is not None else up
@@ -286,14 +343,20 @@ class CyclicLR(LRScheduler):
             return 1.0
         if self.mode == "triangular2":
             return 1 / (2.0 ** (cycle - 1))
-        return self.gamma ** self.last_epoch  # exp_range: scaled per iteration
+        return self.gamma**self.last_epoch  # exp_range: scaled per iteration
 
     def get_lr(self) -> list[float]:
         cycle = math.floor(1 + self.last_epoch / self.total_size)
         x = 1.0 + self.last_epoch / self.total_size - cycle
-        h = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
+        h = (
+            x / self.step_ratio
+            if x <= self.step_ratio
+            else (x - 1) / (self.step_ratio - 1)
+        )
         scale = self._scale(cycle)
-        return [lo + (hi - lo) * h * scale for lo, hi in zip(self.base_lrs, self.max_lrs)]
+        return [
+            lo + (hi - lo) * h * scale for lo, hi in zip(self.base_lrs, self.max_lrs)
+        ]
 
 
 class OneCycleLR(LRScheduler):
@@ -322,26 +385,50 @@ class OneCycleLR(LRScheduler):
     with ``cycle_momentum=False``.
     """
 
-    def __init__(self, optimizer: Optimizer, max_lr, total_steps: int, pct_start: float = 0.3,
-                 anneal_strategy: str = "cos", div_factor: float = 25.0, final_div_factor: float = 1e4,
-                 three_phase: bool = False):
-        _check(_is_positive_int(total_steps), f"total_steps must be a positive integer, got {total_steps!r}")
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        max_lr,
+        total_steps: int,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+    ):
+        _check(
+            _is_positive_int(total_steps),
+            f"total_steps must be a positive integer, got {total_steps!r}",
+        )
         _check(0 <= pct_start <= 1, f"pct_start must be in [0, 1], got {pct_start}")
-        _check(anneal_strategy in ("cos", "linear"),
-               f"anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
-        _check(div_factor > 0 and final_div_factor > 0,
-               f"div_factor and final_div_factor must be > 0, got {div_factor} and {final_div_factor}")
+        _check(
+            anneal_strategy in ("cos", "linear"),
+            f"anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}",
+        )
+        _check(
+            div_factor > 0 and final_div_factor > 0,
+            f"div_factor and final_div_factor must be > 0, got {div_factor} and {final_div_factor}",
+        )
         self.total_steps, self.anneal_strategy = total_steps, anneal_strategy
         T, up = total_steps, float(pct_start * total_steps)
         # (last step of the phase, start lr, end lr), lrs named as below
-        self._phases = ([(up - 1, "initial", "max"), (2 * up - 2, "max", "initial"), (T - 1, "initial", "min")]
-                        if three_phase else [(up - 1, "initial", "max"), (T - 1, "max", "min")])
+        self._phases = (
+            [
+                (up - 1, "initial", "max"),
+                (2 * up - 2, "max", "initial"),
+                (T - 1, "initial", "min"),
+            ]
+            if three_phase
+            else [(up - 1, "initial", "max"), (T - 1, "max", "min")]
+        )
         if isinstance(optimizer, Optimizer):
             self.max_lrs = _per_group(optimizer, "max_lr", max_lr)
             for hi in self.max_lrs:
                 _check(hi > 0, f"max_lr must be > 0, got {hi}")
             for group, hi in zip(optimizer.param_groups, self.max_lrs):
-                group["initial_lr"] = hi / div_factor  # overwritten, not setdefault, as torch
+                group["initial_lr"] = (
+                    hi / div_factor
+                )  # overwritten, not setdefault, as torch
             self.min_lrs = [hi / div_factor / final_div_factor for hi in self.max_lrs]
         super().__init__(optimizer)
 
@@ -353,14 +440,18 @@ class OneCycleLR(LRScheduler):
     def get_lr(self) -> list[float]:
         t = self.last_epoch
         if t > self.total_steps:
-            raise ValueError(f"OneCycleLR stepped {t} times, but total_steps is {self.total_steps}")
+            raise ValueError(
+                f"OneCycleLR stepped {t} times, but total_steps is {self.total_steps}"
+            )
         lrs = []
         for initial, hi, lo in zip(self.base_lrs, self.max_lrs, self.min_lrs):
             named = {"initial": initial, "max": hi, "min": lo}
             start = 0.0
             for i, (end, a, b) in enumerate(self._phases):
                 if t <= end or i == len(self._phases) - 1:
-                    lrs.append(self._anneal(named[a], named[b], (t - start) / (end - start)))
+                    lrs.append(
+                        self._anneal(named[a], named[b], (t - start) / (end - start))
+                    )
                     break
                 start = end
         return lrs
@@ -393,13 +484,27 @@ class SequentialLR(LRScheduler):
         _check(len(schedulers) >= 1, "SequentialLR needs at least one scheduler")
         for i, s in enumerate(schedulers):
             if not isinstance(s, LRScheduler):
-                raise TypeError(f"schedulers[{i}] is a {type(s).__name__}, not a scheduler")
-            _check(s.optimizer is optimizer, f"schedulers[{i}] belongs to another optimizer")
-        _check(len(milestones) == len(schedulers) - 1,
-               f"{len(schedulers)} schedulers need {len(schedulers) - 1} milestones, got {len(milestones)}")
-        _check(all(_is_positive_int(m) for m in milestones) and milestones == sorted(set(milestones)),
-               f"milestones must be increasing positive integers, got {milestones}")
-        self.optimizer, self._schedulers, self._milestones = optimizer, schedulers, milestones
+                raise TypeError(
+                    f"schedulers[{i}] is a {type(s).__name__}, not a scheduler"
+                )
+            _check(
+                s.optimizer is optimizer,
+                f"schedulers[{i}] belongs to another optimizer",
+            )
+        _check(
+            len(milestones) == len(schedulers) - 1,
+            f"{len(schedulers)} schedulers need {len(schedulers) - 1} milestones, got {len(milestones)}",
+        )
+        _check(
+            all(_is_positive_int(m) for m in milestones)
+            and milestones == sorted(set(milestones)),
+            f"milestones must be increasing positive integers, got {milestones}",
+        )
+        self.optimizer, self._schedulers, self._milestones = (
+            optimizer,
+            schedulers,
+            milestones,
+        )
         self.last_epoch = -1
         self.step()
 
@@ -408,7 +513,9 @@ class SequentialLR(LRScheduler):
         k = bisect_right(self._milestones, self.last_epoch)
         scheduler = self._schedulers[k]
         # Its own counter restarts at each milestone; it steps onto the local epoch.
-        scheduler.last_epoch = self.last_epoch - (self._milestones[k - 1] if k else 0) - 1
+        scheduler.last_epoch = (
+            self.last_epoch - (self._milestones[k - 1] if k else 0) - 1
+        )
         scheduler.step()
         self._last_lr = scheduler.get_last_lr()
 
@@ -422,6 +529,8 @@ class SequentialLR(LRScheduler):
 
     def load_state_dict(self, state_dict: dict) -> None:
         state_dict = dict(state_dict)
-        for s, saved in zip(self._schedulers, state_dict.pop("_schedulers"), strict=True):
+        for s, saved in zip(
+            self._schedulers, state_dict.pop("_schedulers"), strict=True
+        ):
             s.load_state_dict(saved)
         super().load_state_dict(state_dict)

@@ -5,6 +5,7 @@ the chapter "A tiny autograd engine" (book/foundations/autograd.md); the chapter
 on optimizers, schedules, regularization, activations and normalization build their
 networks with it too.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,10 +16,17 @@ import numpy as np
 from . import init, nn
 
 
-def make_mlp(widths: Sequence[int], activation: Callable[[], nn.Module] | None = nn.ReLU, *,
-             norm_layer: Callable[[int], nn.Module] | None = None, dropout: float = 0.0,
-             init_weight: Callable | None = None, init_last: Callable | None = None,
-             seed: int | None = None, dtype=np.float64) -> nn.Sequential:
+def make_mlp(
+    widths: Sequence[int],
+    activation: Callable[[], nn.Module] | None = nn.ReLU,
+    *,
+    norm_layer: Callable[[int], nn.Module] | None = None,
+    dropout: float = 0.0,
+    init_weight: Callable | None = None,
+    init_last: Callable | None = None,
+    seed: int | None = None,
+    dtype=np.float64,
+) -> nn.Sequential:
     r"""A multilayer perceptron, ``Linear`` layers ``widths[0] -> widths[1] -> ... -> widths[-1]``.
 
     Every hidden layer is, in ``torchvision.ops.MLP``'s order,
@@ -52,7 +60,9 @@ def make_mlp(widths: Sequence[int], activation: Callable[[], nn.Module] | None =
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout probability must be in [0, 1), got {dropout}")
     if init_last is not None and init_weight is None:
-        raise ValueError("init_last without init_weight: give init_weight for the hidden layers too")
+        raise ValueError(
+            "init_last without init_weight: give init_weight for the hidden layers too"
+        )
     layers, linears = [], []
     for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
         last = i == len(widths) - 2
@@ -72,13 +82,17 @@ def make_mlp(widths: Sequence[int], activation: Callable[[], nn.Module] | None =
         generator = np.random.default_rng(seed)
         for i, linear in enumerate(linears):
             if init_weight is None:  # nn.Linear's own scheme, from the generator
-                init.kaiming_uniform_(linear.weight, a=math.sqrt(5), generator=generator)
+                init.kaiming_uniform_(
+                    linear.weight, a=math.sqrt(5), generator=generator
+                )
                 if linear.bias is not None:
                     bound = 1 / math.sqrt(linear.in_features)
                     init.uniform_(linear.bias, -bound, bound, generator=generator)
                 continue
             is_last = i == len(linears) - 1
-            (init_last if is_last and init_last is not None else init_weight)(linear.weight, generator)
+            (init_last if is_last and init_last is not None else init_weight)(
+                linear.weight, generator
+            )
             if linear.bias is not None:
                 init.zeros_(linear.bias)
     return nn.Sequential(*layers)

@@ -21,6 +21,7 @@ no ``Module``. This module is on top: each layer holds its parameters and
 calls its function in ``F``. So ``nn`` imports ``functional``, never the
 reverse, and the two never wait on each other at import time.
 """
+
 from __future__ import annotations
 
 import math
@@ -119,7 +120,9 @@ class Module:
         (tied weights) is listed once, under its first name, as in PyTorch.
         """
         seen = set()
-        for module_name, module in (self.named_modules(prefix) if recurse else [(prefix, self)]):
+        for module_name, module in (
+            self.named_modules(prefix) if recurse else [(prefix, self)]
+        ):
             for name, p in module._own(Parameter):
                 if id(p) not in seen:
                     seen.add(id(p))
@@ -145,7 +148,9 @@ class Module:
         is stored as its array.
         """
         if not isinstance(name, str) or not name or "." in name:
-            raise KeyError(f"buffer name must be a non-empty string without '.', got {name!r}")
+            raise KeyError(
+                f"buffer name must be a non-empty string without '.', got {name!r}"
+            )
         if name in vars(self) and name not in self._buffer_names():
             raise KeyError(f"attribute {name!r} already exists and is not a buffer")
         if isinstance(tensor, Tensor):
@@ -153,7 +158,9 @@ class Module:
         elif tensor is not None:
             tensor = np.asarray(tensor)
         # The names, in a dict created on first use (subclasses need not call super().__init__()).
-        self.__dict__.setdefault("_buffer_persistence", {})[name] = persistent  # name -> persistent
+        self.__dict__.setdefault("_buffer_persistence", {})[name] = (
+            persistent  # name -> persistent
+        )
         setattr(self, name, tensor)
 
     def _buffer_names(self) -> dict:
@@ -161,7 +168,9 @@ class Module:
 
     def named_buffers(self, prefix: str = "", recurse: bool = True):
         """(name, array) pairs of every buffer that is not None, parents before children."""
-        for module_name, module in (self.named_modules(prefix) if recurse else [(prefix, self)]):
+        for module_name, module in (
+            self.named_modules(prefix) if recurse else [(prefix, self)]
+        ):
             for name in module._buffer_names():
                 value = getattr(module, name)
                 if value is not None:
@@ -188,8 +197,10 @@ class Module:
         The arrays are copies (PyTorch's share memory): a state taken before
         training stays as it was, whatever the training does to the model.
         """
-        return OrderedDict((key, np.array(_as_array(getattr(module, name))))
-                           for key, module, name in self._state_entries())
+        return OrderedDict(
+            (key, np.array(_as_array(getattr(module, name))))
+            for key, module, name in self._state_entries()
+        )
 
     def load_state_dict(self, state_dict, strict: bool = True):
         """Copy ``state_dict``'s arrays into the parameters and buffers of the same names.
@@ -213,17 +224,23 @@ class Module:
                 continue
             old, new = _as_array(getattr(module, name)), _as_array(state_dict[key])
             if new.shape != old.shape:
-                errors.append(f"size mismatch for {key}: the state has shape {new.shape}, "
-                              f"the model {old.shape}")
+                errors.append(
+                    f"size mismatch for {key}: the state has shape {new.shape}, "
+                    f"the model {old.shape}"
+                )
             values[key] = new.astype(old.dtype)  # a copy, in the model's dtype
         if errors:
-            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n  "
-                               + "\n  ".join(errors))
+            raise RuntimeError(
+                f"Error(s) in loading state_dict for {type(self).__name__}:\n  "
+                + "\n  ".join(errors)
+            )
         for key, value in values.items():
             module, name = entries[key]
             current = getattr(module, name)
             if isinstance(current, Tensor):
-                current.data = value  # a new array: graphs built before keep their values
+                current.data = (
+                    value  # a new array: graphs built before keep their values
+                )
             else:
                 setattr(module, name, value)
         return _IncompatibleKeys(missing, unexpected)
@@ -237,7 +254,9 @@ class Module:
         from scratch.utils import atomic_path
 
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **self.state_dict())  # a file object: np.savez(name) would append ".npz"
+            np.savez(
+                f, **self.state_dict()
+            )  # a file object: np.savez(name) would append ".npz"
 
     def load(self, path, strict: bool = True):
         """Read an archive written by :meth:`save` into this model (see :meth:`load_state_dict`).
@@ -260,7 +279,10 @@ class Module:
         return self.train(False)
 
     def __repr__(self):
-        inner = "".join(f"\n  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in self.named_children())
+        inner = "".join(
+            f"\n  ({n}): " + repr(m).replace("\n", "\n  ")
+            for n, m in self.named_children()
+        )
         return f"{type(self).__name__}({self.extra_repr()}{inner}{chr(10) if inner else ''})"
 
     def extra_repr(self) -> str:
@@ -276,7 +298,9 @@ class Linear(Module):
     NumPy's global generator: ``seed_everything`` makes it repeat.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float64):
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, dtype=np.float64
+    ):
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
         self.bias = Parameter(np.empty(out_features, dtype=dtype)) if bias else None
@@ -304,12 +328,19 @@ class Embedding(Module):
     zero and gets no gradient.
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
-                 dtype=np.float64):
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        dtype=np.float64,
+    ):
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"padding_idx {padding_idx} out of range for {num_embeddings} embeddings")
+                raise ValueError(
+                    f"padding_idx {padding_idx} out of range for {num_embeddings} embeddings"
+                )
             padding_idx %= num_embeddings
         self.padding_idx = padding_idx
         self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=dtype))
@@ -501,19 +532,33 @@ class Conv2d(Module):
     $U(-1/\sqrt{\text{fan\_in}}, 1/\sqrt{\text{fan\_in}})$.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 bias: bool = True, dtype=np.float64):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        bias: bool = True,
+        dtype=np.float64,
+    ):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride, self.padding = _pair(stride, "stride"), _pair(padding, "padding")
-        self.weight = Parameter(np.empty((out_channels, in_channels, *self.kernel_size), dtype=dtype))
+        self.weight = Parameter(
+            np.empty((out_channels, in_channels, *self.kernel_size), dtype=dtype)
+        )
         self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # U(-1/sqrt(fan_in), 1/sqrt(fan_in)), see above
+        init.kaiming_uniform_(
+            self.weight, a=math.sqrt(5)
+        )  # U(-1/sqrt(fan_in), 1/sqrt(fan_in)), see above
         if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
+            bound = 1 / math.sqrt(
+                self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+            )
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -560,8 +605,15 @@ class _BatchNorm(Module):
 
     _ranks: tuple = ()
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, dtype=np.float64):
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        dtype=np.float64,
+    ):
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
@@ -576,7 +628,11 @@ class _BatchNorm(Module):
 
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
-            self.running_mean[...], self.running_var[...], self.num_batches_tracked[...] = 0, 1, 0
+            (
+                self.running_mean[...],
+                self.running_var[...],
+                self.num_batches_tracked[...],
+            ) = 0, 1, 0
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
@@ -586,8 +642,10 @@ class _BatchNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in self._ranks:
-            raise ValueError(f"{type(self).__name__} expects a {' or '.join(map(str, self._ranks))}-d input, "
-                             f"got shape {x.shape}")
+            raise ValueError(
+                f"{type(self).__name__} expects a {' or '.join(map(str, self._ranks))}-d input, "
+                f"got shape {x.shape}"
+            )
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked += 1
@@ -595,22 +653,35 @@ class _BatchNorm(Module):
                 momentum = 1.0 / float(self.num_batches_tracked)
         # Batch statistics in training, and also in evaluation when there are no running ones.
         use_batch_stats = self.training or self.running_mean is None
-        return F.batch_norm(x, self.running_mean if not self.training or self.track_running_stats else None,
-                          self.running_var if not self.training or self.track_running_stats else None,
-                          self.weight, self.bias, use_batch_stats, momentum, self.eps)
+        return F.batch_norm(
+            x,
+            self.running_mean
+            if not self.training or self.track_running_stats
+            else None,
+            self.running_var if not self.training or self.track_running_stats else None,
+            self.weight,
+            self.bias,
+            use_batch_stats,
+            momentum,
+            self.eps,
+        )
 
     def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
 
 
 class BatchNorm1d(_BatchNorm):
     """Batch norm of (N, C) features or (N, C, L) sequences: statistics per channel C."""
+
     _ranks = (2, 3)
 
 
 class BatchNorm2d(_BatchNorm):
     """Batch norm of (N, C, H, W) images: statistics per channel over the batch and the positions."""
+
     _ranks = (4,)
 
 
@@ -618,12 +689,29 @@ class LayerNorm(Module):
     r""":func:`~scratch.engine.functional.layer_norm` over the last axes, of shape ``normalized_shape``, with an elementwise
     $\gamma$ (starts at 1) and $\beta$ (at 0) of that shape, as ``torch.nn.LayerNorm``."""
 
-    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, dtype=np.float64):
-        self.normalized_shape = ((normalized_shape,) if np.ndim(normalized_shape) == 0
-                                 else tuple(normalized_shape))
+    def __init__(
+        self,
+        normalized_shape,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        dtype=np.float64,
+    ):
+        self.normalized_shape = (
+            (normalized_shape,)
+            if np.ndim(normalized_shape) == 0
+            else tuple(normalized_shape)
+        )
         self.eps, self.elementwise_affine = eps, elementwise_affine
-        self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype)) if elementwise_affine else None
-        self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype)) if elementwise_affine else None
+        self.weight = (
+            Parameter(np.ones(self.normalized_shape, dtype=dtype))
+            if elementwise_affine
+            else None
+        )
+        self.bias = (
+            Parameter(np.zeros(self.normalized_shape, dtype=dtype))
+            if elementwise_affine
+            else None
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -636,11 +724,24 @@ class GroupNorm(Module):
     r""":func:`~scratch.engine.functional.group_norm` with ``num_groups`` groups of the ``num_channels`` channels and a
     per-channel $\gamma$ (starts at 1) and $\beta$ (at 0), as ``torch.nn.GroupNorm``."""
 
-    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
-                 dtype=np.float64):
+    def __init__(
+        self,
+        num_groups: int,
+        num_channels: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        dtype=np.float64,
+    ):
         if num_channels % num_groups:
-            raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
-        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+            raise ValueError(
+                f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})"
+            )
+        self.num_groups, self.num_channels, self.eps, self.affine = (
+            num_groups,
+            num_channels,
+            eps,
+            affine,
+        )
         self.weight = Parameter(np.ones(num_channels, dtype=dtype)) if affine else None
         self.bias = Parameter(np.zeros(num_channels, dtype=dtype)) if affine else None
 

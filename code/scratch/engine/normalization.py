@@ -39,6 +39,7 @@ first term is left: $\bar x = \bar{\hat x} / s$.
 
 Built in the chapter "Initialization and normalization".
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,28 +53,39 @@ def _standardize(x: np.ndarray, axes: tuple, eps: float):
     $1/s$ and the (biased) variance, both with ``axes`` kept as size 1."""
     mean = x.mean(axis=axes, keepdims=True)
     centered = x - mean
-    var = np.mean(centered * centered, axis=axes, keepdims=True)  # two passes: no cancellation
+    var = np.mean(
+        centered * centered, axis=axes, keepdims=True
+    )  # two passes: no cancellation
     inv_std = 1 / np.sqrt(var + eps)
     return centered * inv_std, inv_std, mean, var
 
 
-def _standardize_backward(gxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray, axes: tuple):
+def _standardize_backward(
+    gxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray, axes: tuple
+):
     r"""$\bar x = \frac1s \big(\bar{\hat x} - \mathrm{mean}(\bar{\hat x})
     - \hat x\,\mathrm{mean}(\bar{\hat x} \hat x)\big)$, means over ``axes``
     (derived in the module's docstring)."""
-    return inv_std * (gxhat - gxhat.mean(axis=axes, keepdims=True)
-                      - xhat * np.mean(gxhat * xhat, axis=axes, keepdims=True))
+    return inv_std * (
+        gxhat
+        - gxhat.mean(axis=axes, keepdims=True)
+        - xhat * np.mean(gxhat * xhat, axis=axes, keepdims=True)
+    )
 
 
 def _array(value):
     return value.data if isinstance(value, Tensor) else value
 
 
-def _affine(x: Tensor, xhat, backward_xhat, weight, bias, shape: tuple, sum_axes: tuple, op: str) -> Tensor:
+def _affine(
+    x: Tensor, xhat, backward_xhat, weight, bias, shape: tuple, sum_axes: tuple, op: str
+) -> Tensor:
     r"""$y = \gamma \hat x + \beta$ as one node: ``weight``/``bias`` (either may be None) are
     reshaped to ``shape`` to broadcast; their gradients sum over ``sum_axes``;
     ``backward_xhat`` maps $\bar{\hat x}$ to $\bar x$."""
-    weight, bias = (t if t is None or isinstance(t, Tensor) else Tensor(t) for t in (weight, bias))
+    weight, bias = (
+        t if t is None or isinstance(t, Tensor) else Tensor(t) for t in (weight, bias)
+    )
     w = None if weight is None else weight.data.reshape(shape)
     y = xhat if w is None else xhat * w
     if bias is not None:
@@ -83,9 +95,15 @@ def _affine(x: Tensor, xhat, backward_xhat, weight, bias, shape: tuple, sum_axes
         gx = backward_xhat(g if w is None else g * w) if x.requires_grad else None
         grads = [gx]
         if weight is not None:
-            grads.append((g * xhat).sum(axis=sum_axes).reshape(weight.shape) if weight.requires_grad else None)
+            grads.append(
+                (g * xhat).sum(axis=sum_axes).reshape(weight.shape)
+                if weight.requires_grad
+                else None
+            )
         if bias is not None:
-            grads.append(g.sum(axis=sum_axes).reshape(bias.shape) if bias.requires_grad else None)
+            grads.append(
+                g.sum(axis=sum_axes).reshape(bias.shape) if bias.requires_grad else None
+            )
         return tuple(grads)
 
     parents = tuple(t for t in (x, weight, bias) if t is not None)
@@ -93,8 +111,16 @@ def _affine(x: Tensor, xhat, backward_xhat, weight, bias, shape: tuple, sum_axes
 
 
 # ---- batch norm -------------------------------------------------------------------------------
-def batch_norm(x: Tensor, running_mean, running_var, weight=None, bias=None, training: bool = False,
-               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+def batch_norm(
+    x: Tensor,
+    running_mean,
+    running_var,
+    weight=None,
+    bias=None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
     r"""Batch normalization, as ``torch.nn.functional.batch_norm``: statistics per channel (axis 1).
 
     ``x`` is (N, C) or (N, C, *) (e.g. (N, C, H, W)); ``weight`` $\gamma$, ``bias`` $\beta$
@@ -109,52 +135,84 @@ def batch_norm(x: Tensor, running_mean, running_var, weight=None, bias=None, tra
       for the backward pass.
     """
     if x.ndim < 2:
-        raise ValueError(f"batch_norm expects an input of shape (N, C) or (N, C, *), got {x.shape}")
+        raise ValueError(
+            f"batch_norm expects an input of shape (N, C) or (N, C, *), got {x.shape}"
+        )
     c = x.shape[1]
-    axes = (0, *range(2, x.ndim))                        # everything but the channel axis
-    shape = (1, c) + (1,) * (x.ndim - 2)                 # (C,) -> broadcasts along axis 1
+    axes = (0, *range(2, x.ndim))  # everything but the channel axis
+    shape = (1, c) + (1,) * (x.ndim - 2)  # (C,) -> broadcasts along axis 1
     if training:
         m = x.size // c
         if m <= 1:
-            raise ValueError(f"batch_norm needs more than 1 value per channel when training, got input {x.shape}")
+            raise ValueError(
+                f"batch_norm needs more than 1 value per channel when training, got input {x.shape}"
+            )
         xhat, inv_std, mean, var = _standardize(x.data, axes, eps)
-        for buffer, batch_value in ((running_mean, mean), (running_var, var * (m / (m - 1)))):
+        for buffer, batch_value in (
+            (running_mean, mean),
+            (running_var, var * (m / (m - 1))),
+        ):
             if buffer is not None:
                 buffer = _array(buffer)
-                buffer[...] = momentum * batch_value.reshape(c) + (1 - momentum) * buffer  # in place
+                buffer[...] = (
+                    momentum * batch_value.reshape(c) + (1 - momentum) * buffer
+                )  # in place
 
         def backward_xhat(gxhat):
             return _standardize_backward(gxhat, xhat, inv_std, axes)
     else:
         if running_mean is None or running_var is None:
-            raise ValueError("batch_norm in evaluation (training=False) needs running_mean and running_var")
+            raise ValueError(
+                "batch_norm in evaluation (training=False) needs running_mean and running_var"
+            )
         mean = _array(running_mean).reshape(shape).astype(x.dtype, copy=False)
-        inv_std = 1 / np.sqrt(_array(running_var).reshape(shape).astype(x.dtype, copy=False) + eps)
+        inv_std = 1 / np.sqrt(
+            _array(running_var).reshape(shape).astype(x.dtype, copy=False) + eps
+        )
         xhat = (x.data - mean) * inv_std
 
         def backward_xhat(gxhat):
             return gxhat * inv_std
+
     return _affine(x, xhat, backward_xhat, weight, bias, shape, axes, "batch_norm")
 
 
 # ---- layer norm and group norm ------------------------------------------------------------------
-def layer_norm(x: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+def layer_norm(
+    x: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5
+) -> Tensor:
     r"""Layer normalization, as ``torch.nn.functional.layer_norm``: statistics per sample over the
     last ``len(normalized_shape)`` axes, which must equal ``normalized_shape``;
     ``weight`` and ``bias`` have that shape (one $\gamma$ and $\beta$ per element).
     The same in training and in evaluation: no running statistics.
     """
-    normalized_shape = (normalized_shape,) if np.ndim(normalized_shape) == 0 else tuple(normalized_shape)
+    normalized_shape = (
+        (normalized_shape,)
+        if np.ndim(normalized_shape) == 0
+        else tuple(normalized_shape)
+    )
     d = len(normalized_shape)
-    if d == 0 or x.shape[x.ndim - d:] != normalized_shape:
-        raise ValueError(f"layer_norm: the input's last axes {x.shape} must be normalized_shape {normalized_shape}")
+    if d == 0 or x.shape[x.ndim - d :] != normalized_shape:
+        raise ValueError(
+            f"layer_norm: the input's last axes {x.shape} must be normalized_shape {normalized_shape}"
+        )
     axes = tuple(range(x.ndim - d, x.ndim))
     xhat, inv_std, _, _ = _standardize(x.data, axes, eps)
-    return _affine(x, xhat, lambda gxhat: _standardize_backward(gxhat, xhat, inv_std, axes),
-                   weight, bias, normalized_shape, tuple(range(x.ndim - d)), "layer_norm")
+    return _affine(
+        x,
+        xhat,
+        lambda gxhat: _standardize_backward(gxhat, xhat, inv_std, axes),
+        weight,
+        bias,
+        normalized_shape,
+        tuple(range(x.ndim - d)),
+        "layer_norm",
+    )
 
 
-def group_norm(x: Tensor, num_groups: int, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+def group_norm(
+    x: Tensor, num_groups: int, weight=None, bias=None, eps: float = 1e-5
+) -> Tensor:
     """Group normalization, as ``torch.nn.functional.group_norm``: the C channels of (N, C, *)
     are split into ``num_groups`` groups of consecutive channels, and each sample's group
     is standardized on its own (over its channels and all positions); ``weight`` and
@@ -162,12 +220,25 @@ def group_norm(x: Tensor, num_groups: int, weight=None, bias=None, eps: float = 
     instance norm. Independent of the batch, so the same in training and evaluation.
     """
     if x.ndim < 2 or x.shape[1] % num_groups:
-        raise ValueError(f"group_norm: {num_groups} groups must divide the channels of input {x.shape}")
+        raise ValueError(
+            f"group_norm: {num_groups} groups must divide the channels of input {x.shape}"
+        )
     n, c = x.shape[:2]
-    grouped = x.data.reshape(n, num_groups, -1)                               # (N, G, C/G * positions)
+    grouped = x.data.reshape(n, num_groups, -1)  # (N, G, C/G * positions)
     xhat, inv_std, _, _ = _standardize(grouped, (2,), eps)
 
     def backward_xhat(gxhat):
-        return _standardize_backward(gxhat.reshape(grouped.shape), xhat, inv_std, (2,)).reshape(x.shape)
-    return _affine(x, xhat.reshape(x.shape), backward_xhat, weight, bias, (1, c) + (1,) * (x.ndim - 2),
-                   (0, *range(2, x.ndim)), "group_norm")
+        return _standardize_backward(
+            gxhat.reshape(grouped.shape), xhat, inv_std, (2,)
+        ).reshape(x.shape)
+
+    return _affine(
+        x,
+        xhat.reshape(x.shape),
+        backward_xhat,
+        weight,
+        bias,
+        (1, c) + (1,) * (x.ndim - 2),
+        (0, *range(2, x.ndim)),
+        "group_norm",
+    )

@@ -17,6 +17,7 @@ see :meth:`SGD.step`.
 
 Not implemented: ``maximize``, ``foreach``/``fused``, closures, sparse gradients.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,10 @@ class Optimizer:
 
     def __init__(self, params, defaults: dict | None = None):
         if isinstance(params, Tensor):  # iterating a Tensor would yield its rows
-            raise TypeError("params must be an iterable of tensors or of dicts, got one Tensor: "
-                            "wrap it in a list")
+            raise TypeError(
+                "params must be an iterable of tensors or of dicts, got one Tensor: "
+                "wrap it in a list"
+            )
         self.defaults = dict(defaults or {})
         self.param_groups: list[dict] = []
         # parameter index (position across all groups, in order) -> its buffers
@@ -67,17 +70,23 @@ class Optimizer:
             raise ValueError("optimizer got an empty parameter list")
         for p in params:
             if not isinstance(p, Tensor):
-                raise TypeError(f"optimizer can only optimize Tensors, got {type(p).__name__}")
+                raise TypeError(
+                    f"optimizer can only optimize Tensors, got {type(p).__name__}"
+                )
         # A parameter in two places would get two updates (and two states) per step.
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         ids = [id(p) for p in params]
         if len(set(ids)) < len(ids) or seen.intersection(ids):
-            raise ValueError("some parameters appear more than once (in one group or in several)")
+            raise ValueError(
+                "some parameters appear more than once (in one group or in several)"
+            )
         # A typo ("weight_decy") would otherwise be silently ignored.
         unknown = set(group) - set(self.defaults) - {"params"}
         if unknown:
-            raise ValueError(f"unknown option(s) {sorted(unknown)} for {type(self).__name__}; "
-                             f"known: {sorted(self.defaults)}")
+            raise ValueError(
+                f"unknown option(s) {sorted(unknown)} for {type(self).__name__}; "
+                f"known: {sorted(self.defaults)}"
+            )
         group["params"] = params
         for key, value in self.defaults.items():
             group.setdefault(key, value)
@@ -118,11 +127,19 @@ class Optimizer:
         groups, start = [], 0
         for group in self.param_groups:
             n = len(group["params"])
-            groups.append({**{k: v for k, v in group.items() if k != "params"},
-                           "params": list(range(start, start + n))})
+            groups.append(
+                {
+                    **{k: v for k, v in group.items() if k != "params"},
+                    "params": list(range(start, start + n)),
+                }
+            )
             start += n
-        state = {i: {k: np.array(v) if isinstance(v, np.ndarray) else v for k, v in s.items()}
-                 for i, s in self.state.items()}
+        state = {
+            i: {
+                k: np.array(v) if isinstance(v, np.ndarray) else v for k, v in s.items()
+            }
+            for i, s in self.state.items()
+        }
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -135,13 +152,17 @@ class Optimizer:
         """
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups):
-            raise ValueError(f"the state has {len(groups)} parameter groups, "
-                             f"this optimizer {len(self.param_groups)}")
+            raise ValueError(
+                f"the state has {len(groups)} parameter groups, "
+                f"this optimizer {len(self.param_groups)}"
+            )
         where, start = {}, 0  # saved parameter index -> (our index, parameter)
         for saved, ours in zip(groups, self.param_groups):
             if len(saved["params"]) != len(ours["params"]):
-                raise ValueError(f"a saved group has {len(saved['params'])} parameters, "
-                                 f"ours {len(ours['params'])}")
+                raise ValueError(
+                    f"a saved group has {len(saved['params'])} parameters, "
+                    f"ours {len(ours['params'])}"
+                )
             for j, (i, p) in enumerate(zip(saved["params"], ours["params"])):
                 where[int(i)] = (start + j, p)
             start += len(ours["params"])
@@ -155,8 +176,10 @@ class Optimizer:
                     continue
                 value = np.array(value, dtype=p.dtype)  # a copy
                 if value.shape != p.shape:
-                    raise ValueError(f"state {name!r} of parameter {i} has shape {value.shape}, "
-                                     f"the parameter {p.shape}")
+                    raise ValueError(
+                        f"state {name!r} of parameter {i} has shape {value.shape}, "
+                        f"the parameter {p.shape}"
+                    )
                 state[index][name] = value
         for saved, ours in zip(groups, self.param_groups):
             # not re-validated: a scheduler may have set lr = 0 (cosine at T_max)
@@ -167,7 +190,9 @@ class Optimizer:
         lines = [f"{type(self).__name__} ("]
         for i, group in enumerate(self.param_groups):
             lines.append(f"Parameter Group {i}")
-            lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
+            lines += [
+                f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"
+            ]
         return "\n".join(lines + [")"])
 
 
@@ -183,7 +208,10 @@ def _check_lr(group: dict) -> None:
 
 
 def _check_weight_decay(group: dict) -> None:
-    _check(group["weight_decay"] >= 0, f"weight_decay must be >= 0, got {group['weight_decay']}")
+    _check(
+        group["weight_decay"] >= 0,
+        f"weight_decay must be >= 0, got {group['weight_decay']}",
+    )
 
 
 class SGD(Optimizer):
@@ -214,28 +242,59 @@ class SGD(Optimizer):
     $\mu \geq 1$ the sum of past gradients never decays).
     """
 
-    def __init__(self, params, lr: float, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False):
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov))
+    def __init__(
+        self,
+        params,
+        lr: float,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                dampening=dampening,
+                weight_decay=weight_decay,
+                nesterov=nesterov,
+            ),
+        )
 
     def _validate(self, group: dict) -> None:
         _check_lr(group)
-        _check(0 <= group["momentum"] < 1, f"momentum must be in [0, 1), got {group['momentum']}")
-        _check(0 <= group["dampening"] <= 1, f"dampening must be in [0, 1], got {group['dampening']}")
+        _check(
+            0 <= group["momentum"] < 1,
+            f"momentum must be in [0, 1), got {group['momentum']}",
+        )
+        _check(
+            0 <= group["dampening"] <= 1,
+            f"dampening must be in [0, 1], got {group['dampening']}",
+        )
         _check_weight_decay(group)
-        _check(not group["nesterov"] or (group["momentum"] > 0 and group["dampening"] == 0),
-               "Nesterov momentum needs momentum > 0 and dampening = 0")
+        _check(
+            not group["nesterov"]
+            or (group["momentum"] > 0 and group["dampening"] == 0),
+            "Nesterov momentum needs momentum > 0 and dampening = 0",
+        )
 
     def step(self) -> None:
         for group, p, state in self._with_grad():
-            lr, mu, tau, wd = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
+            lr, mu, tau, wd = (
+                group["lr"],
+                group["momentum"],
+                group["dampening"],
+                group["weight_decay"],
+            )
             g = p.grad
             if wd:
                 g = g + wd * p.data
             if mu:
                 b = state.get("momentum_buffer")
-                b = state["momentum_buffer"] = g.copy() if b is None else mu * b + (1 - tau) * g
+                b = state["momentum_buffer"] = (
+                    g.copy() if b is None else mu * b + (1 - tau) * g
+                )
                 g = g + mu * b if group["nesterov"] else b
             # A new array rather than `p.data -= ...`: a graph built before this step
             # keeps the values it was computed with (PyTorch detects that case with
@@ -264,17 +323,36 @@ class Adagrad(Optimizer):
     decays to zero: the flaw RMSprop fixes.
     """
 
-    def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
-                 initial_accumulator_value: float = 0.0, eps: float = 1e-10):
-        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                                      initial_accumulator_value=initial_accumulator_value, eps=eps))
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                lr_decay=lr_decay,
+                weight_decay=weight_decay,
+                initial_accumulator_value=initial_accumulator_value,
+                eps=eps,
+            ),
+        )
 
     def _validate(self, group: dict) -> None:
         _check_lr(group)
-        _check(group["lr_decay"] >= 0, f"lr_decay must be >= 0, got {group['lr_decay']}")
+        _check(
+            group["lr_decay"] >= 0, f"lr_decay must be >= 0, got {group['lr_decay']}"
+        )
         _check_weight_decay(group)
-        _check(group["initial_accumulator_value"] >= 0,
-               f"initial_accumulator_value must be >= 0, got {group['initial_accumulator_value']}")
+        _check(
+            group["initial_accumulator_value"] >= 0,
+            f"initial_accumulator_value must be >= 0, got {group['initial_accumulator_value']}",
+        )
         _check(group["eps"] >= 0, f"eps must be >= 0, got {group['eps']}")
 
     def step(self) -> None:
@@ -289,7 +367,9 @@ class Adagrad(Optimizer):
             clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
             s = state["sum"] = state["sum"] + g * g
             # a new array, not an in-place update: see SGD.step
-            p.data = (p.data - clr * (g / (np.sqrt(s) + group["eps"]))).astype(p.dtype, copy=False)
+            p.data = (p.data - clr * (g / (np.sqrt(s) + group["eps"]))).astype(
+                p.dtype, copy=False
+            )
 
 
 class RMSprop(Optimizer):
@@ -318,17 +398,39 @@ class RMSprop(Optimizer):
     momentum buffer accumulates the *normalised* step.
     """
 
-    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
-        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                                      momentum=momentum, centered=centered))
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                alpha=alpha,
+                eps=eps,
+                weight_decay=weight_decay,
+                momentum=momentum,
+                centered=centered,
+            ),
+        )
 
     def _validate(self, group: dict) -> None:
         _check_lr(group)
-        _check(0 <= group["alpha"] < 1, f"alpha must be in [0, 1), got {group['alpha']}")
+        _check(
+            0 <= group["alpha"] < 1, f"alpha must be in [0, 1), got {group['alpha']}"
+        )
         _check(group["eps"] >= 0, f"eps must be >= 0, got {group['eps']}")
         _check_weight_decay(group)
-        _check(0 <= group["momentum"] < 1, f"momentum must be in [0, 1), got {group['momentum']}")
+        _check(
+            0 <= group["momentum"] < 1,
+            f"momentum must be in [0, 1), got {group['momentum']}",
+        )
 
     def step(self) -> None:
         for group, p, state in self._with_grad():
@@ -385,10 +487,25 @@ class Adam(Optimizer):
     ($\epsilon$ is added after the bias correction, as in the paper and torch.)
     """
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
-                                      weight_decay=weight_decay, amsgrad=amsgrad))
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                betas=tuple(betas),
+                eps=eps,
+                weight_decay=weight_decay,
+                amsgrad=amsgrad,
+            ),
+        )
 
     _decoupled = False  # AdamW: decay the weights instead of adding an L2 gradient
 
@@ -403,7 +520,12 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         for group, p, state in self._with_grad():
-            lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            lr, (beta1, beta2), eps, wd = (
+                group["lr"],
+                group["betas"],
+                group["eps"],
+                group["weight_decay"],
+            )
             if not state:
                 state["step"] = 0
                 state["exp_avg"] = np.zeros_like(p.data)
@@ -420,9 +542,11 @@ class Adam(Optimizer):
             v = state["exp_avg_sq"] = beta2 * state["exp_avg_sq"] + (1 - beta2) * g * g
             if group["amsgrad"]:
                 v = state["max_exp_avg_sq"] = np.maximum(state["max_exp_avg_sq"], v)
-            denom = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + eps
+            denom = np.sqrt(v) / math.sqrt(1 - beta2**t) + eps
             # a new array, not an in-place update: see SGD.step
-            p.data = (theta - lr / (1 - beta1 ** t) * (m / denom)).astype(p.dtype, copy=False)
+            p.data = (theta - lr / (1 - beta1**t) * (m / denom)).astype(
+                p.dtype, copy=False
+            )
 
 
 class AdamW(Adam):
@@ -450,6 +574,20 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+        )

@@ -8,6 +8,7 @@ node's gradient is complete before it is passed on. That is all of reverse-mode
 automatic differentiation; :mod:`scratch.engine.tensor` does the same over
 NumPy arrays.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,7 +28,9 @@ class Value:
         self.grad = 0.0
         self._parents = tuple(_parents)  # the inputs of the op that made this value
         self._op = _op  # the op's name, for printing and drawing
-        self._backward = lambda: None  # pushes self.grad to the parents; leaves have nothing to push
+        self._backward = lambda: (
+            None
+        )  # pushes self.grad to the parents; leaves have nothing to push
         self.label = label
 
     # ---- binary ops: y = a (op) b --------------------------------------------------
@@ -38,6 +41,7 @@ class Value:
         def _backward():  # dy/da = dy/db = 1
             self.grad += out.grad
             other.grad += out.grad
+
         out._backward = _backward
         return out
 
@@ -48,6 +52,7 @@ class Value:
         def _backward():  # dy/da = 1, dy/db = -1
             self.grad += out.grad
             other.grad -= out.grad
+
         out._backward = _backward
         return out
 
@@ -58,6 +63,7 @@ class Value:
         def _backward():  # dy/da = b, dy/db = a
             self.grad += other.data * out.grad
             other.grad += self.data * out.grad
+
         out._backward = _backward
         return out
 
@@ -67,16 +73,18 @@ class Value:
 
         def _backward():  # dy/da = 1/b, dy/db = -a/b^2
             self.grad += out.grad / other.data
-            other.grad -= self.data / other.data ** 2 * out.grad
+            other.grad -= self.data / other.data**2 * out.grad
+
         out._backward = _backward
         return out
 
     def __pow__(self, k):
         assert isinstance(k, (int, float)), "only constant exponents: x ** k"
-        out = Value(self.data ** k, (self,), f"**{k:g}")
+        out = Value(self.data**k, (self,), f"**{k:g}")
 
         def _backward():  # d(x^k)/dx = k x^(k-1)
             self.grad += k * self.data ** (k - 1) * out.grad
+
         out._backward = _backward
         return out
 
@@ -86,6 +94,7 @@ class Value:
 
         def _backward():  # (e^x)' = e^x: reuse the output instead of recomputing it
             self.grad += out.data * out.grad
+
         out._backward = _backward
         return out
 
@@ -94,6 +103,7 @@ class Value:
 
         def _backward():  # (log x)' = 1/x
             self.grad += out.grad / self.data
+
         out._backward = _backward
         return out
 
@@ -101,7 +111,8 @@ class Value:
         out = Value(math.tanh(self.data), (self,), "tanh")
 
         def _backward():  # tanh' = 1 - tanh^2
-            self.grad += (1.0 - out.data ** 2) * out.grad
+            self.grad += (1.0 - out.data**2) * out.grad
+
         out._backward = _backward
         return out
 
@@ -110,6 +121,7 @@ class Value:
 
         def _backward():  # 1 where x > 0; at the kink x = 0 we pick 0, as PyTorch does
             self.grad += (self.data > 0) * out.grad
+
         out._backward = _backward
         return out
 
@@ -119,6 +131,7 @@ class Value:
 
         def _backward():  # sigma' = sigma (1 - sigma)
             self.grad += out.data * (1.0 - out.data) * out.grad
+
         out._backward = _backward
         return out
 
@@ -136,6 +149,7 @@ class Value:
                 for parent in v._parents:
                     visit(parent)
                 order.append(v)
+
         visit(self)
 
         # Leaves accumulate over backward calls (until zeroed, as in PyTorch); the

@@ -26,6 +26,7 @@ number, a 0-d array or an integer array combined with a floating tensor takes
 the tensor's dtype (NumPy alone would turn ``x32 * np.float64(2)`` into
 float64); two floating arrays of different dtypes promote as in NumPy.
 """
+
 from __future__ import annotations
 
 import functools
@@ -56,6 +57,7 @@ class no_grad:
         def wrapper(*args, **kwargs):
             with no_grad():
                 return fn(*args, **kwargs)
+
         return wrapper
 
 
@@ -78,8 +80,12 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
     # Axes of size 1 that were stretched: (3, 1, 4) -> (3, 2, 4) stretches axis 1.
-    if grad.ndim == len(shape):  # (otherwise the op's backward is wrong: Tensor.backward says so)
-        stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if grad.ndim == len(
+        shape
+    ):  # (otherwise the op's backward is wrong: Tensor.backward says so)
+        stretched = tuple(
+            i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1
+        )
         if stretched:
             grad = grad.sum(axis=stretched, keepdims=True)
     return grad
@@ -140,8 +146,13 @@ def _axis_keepdims(axis, keepdims, dim, keepdim):
 def _is_basic_index(index) -> bool:
     """True for an index that cannot select an element twice (ints, slices, None, ``...``, masks)."""
     items = index if isinstance(index, tuple) else (index,)
-    return all(i is None or i is Ellipsis or isinstance(i, (int, np.integer, slice))
-               or (isinstance(i, np.ndarray) and i.dtype == bool) for i in items)
+    return all(
+        i is None
+        or i is Ellipsis
+        or isinstance(i, (int, np.integer, slice))
+        or (isinstance(i, np.ndarray) and i.dtype == bool)
+        for i in items
+    )
 
 
 class Tensor:
@@ -160,7 +171,9 @@ class Tensor:
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         data = np.asarray(data.data if isinstance(data, Tensor) else data, dtype=dtype)
         if requires_grad and not np.issubdtype(data.dtype, np.floating):
-            raise TypeError(f"only floating-point tensors can require gradients, got {data.dtype}")
+            raise TypeError(
+                f"only floating-point tensors can require gradients, got {data.dtype}"
+            )
         self.data = data
         self.requires_grad = requires_grad
         self.grad = None  # dL/dself, same shape as data, after backward()
@@ -173,7 +186,9 @@ class Tensor:
     shape = property(lambda self: self.data.shape)
     dtype = property(lambda self: self.data.dtype)
     ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)  # NumPy's meaning: the number of elements
+    size = property(
+        lambda self: self.data.size
+    )  # NumPy's meaning: the number of elements
     is_leaf = property(lambda self: self._backward is None)
 
     def numel(self) -> int:
@@ -186,7 +201,9 @@ class Tensor:
     def __repr__(self):
         extra = "" if self.dtype == np.float64 else f", dtype={self.dtype}"
         extra += ", requires_grad=True" if self.requires_grad else ""
-        return f"Tensor({np.array2string(self.data, precision=4, separator=', ')}{extra})"
+        return (
+            f"Tensor({np.array2string(self.data, precision=4, separator=', ')}{extra})"
+        )
 
     def numpy(self) -> np.ndarray:
         return self.data
@@ -209,8 +226,11 @@ class Tensor:
         if isinstance(other, Tensor):
             return other
         other = np.asarray(other)
-        if (other.dtype != self.dtype and np.issubdtype(self.dtype, np.floating)
-                and (other.ndim == 0 or not np.issubdtype(other.dtype, np.floating))):
+        if (
+            other.dtype != self.dtype
+            and np.issubdtype(self.dtype, np.floating)
+            and (other.ndim == 0 or not np.issubdtype(other.dtype, np.floating))
+        ):
             other = other.astype(self.dtype)
         return Tensor(other)
 
@@ -227,9 +247,14 @@ class Tensor:
         other = self._lift(other)
         a, b = self.data, other.data
 
-        def backward(g):  # (a constant factor, e.g. a dropout mask, needs no gradient: skip it)
-            return (g * b if self.requires_grad else None,
-                    g * a if other.requires_grad else None)
+        def backward(
+            g,
+        ):  # (a constant factor, e.g. a dropout mask, needs no gradient: skip it)
+            return (
+                g * b if self.requires_grad else None,
+                g * a if other.requires_grad else None,
+            )
+
         return _make(a * b, (self, other), backward, "*")
 
     def __truediv__(self, other):
@@ -237,23 +262,29 @@ class Tensor:
         a, b = self.data, other.data
 
         def backward(g):
-            return (g / b if self.requires_grad else None,
-                    -g * a / (b * b) if other.requires_grad else None)
+            return (
+                g / b if self.requires_grad else None,
+                -g * a / (b * b) if other.requires_grad else None,
+            )
+
         return _make(a / b, (self, other), backward, "/")
 
     def __pow__(self, other):
         other = self._lift(other)
         a, b = self.data, other.data
-        out = a ** b
+        out = a**b
 
         def backward(g):
             # d(a^b)/da = b a^(b-1);  d(a^b)/db = a^b log a, needed only for a tensor exponent
             # (and only defined for a > 0, so we do not compute it for constant exponents).
             if other.requires_grad:
                 return g * b * a ** (b - 1), g * out * np.log(a)
-            if b.ndim == 0 and b == 0:  # x ** 0 is constant: 0, not 0 * 0^(-1) = nan at x = 0
+            if (
+                b.ndim == 0 and b == 0
+            ):  # x ** 0 is constant: 0, not 0 * 0^(-1) = nan at x = 0
                 return np.zeros_like(a), None
             return g * b * a ** (b - 1), None
+
         return _make(out, (self, other), backward, "**")
 
     def __neg__(self):
@@ -286,7 +317,9 @@ class Tensor:
             b2 = b[:, None] if b.ndim == 1 else b
             g2 = g[..., None] if b.ndim == 1 else g  # (..., n) -> (..., n, 1)
             g2 = g2[..., None, :] if a.ndim == 1 else g2  # (..., m) -> (..., 1, m)
-            ga = gb = None  # a product is the costliest op: skip the input that needs no gradient
+            ga = gb = (
+                None  # a product is the costliest op: skip the input that needs no gradient
+            )
             if self.requires_grad:
                 ga = g2 @ np.swapaxes(b2, -1, -2)
                 ga = ga[..., 0, :] if a.ndim == 1 else ga
@@ -294,6 +327,7 @@ class Tensor:
                 gb = np.swapaxes(a2, -1, -2) @ g2
                 gb = gb[..., :, 0] if b.ndim == 1 else gb
             return ga, gb
+
         return _make(a @ b, (self, other), backward, "@")
 
     def __rmatmul__(self, other):
@@ -316,7 +350,9 @@ class Tensor:
     # ---- elementwise functions: x.grad = g * f'(x) -----------------------------------------
     def exp(self):
         out = np.exp(self.data)
-        return _make(out, (self,), lambda g: (g * out,), "exp")  # (e^x)' = e^x: reuse it
+        return _make(
+            out, (self,), lambda g: (g * out,), "exp"
+        )  # (e^x)' = e^x: reuse it
 
     def log(self):
         x = self.data
@@ -329,7 +365,9 @@ class Tensor:
 
     def sqrt(self):
         out = np.sqrt(self.data)
-        return _make(out, (self,), lambda g: (g / (2 * out),), "sqrt")  # (sqrt x)' = 1 / (2 sqrt x)
+        return _make(
+            out, (self,), lambda g: (g / (2 * out),), "sqrt"
+        )  # (sqrt x)' = 1 / (2 sqrt x)
 
     def tanh(self):
         out = np.tanh(self.data)
@@ -347,7 +385,9 @@ class Tensor:
 
     def abs(self):
         x = self.data
-        return _make(np.abs(x), (self,), lambda g: (g * np.sign(x),), "abs")  # sign(0) = 0, as PyTorch
+        return _make(
+            np.abs(x), (self,), lambda g: (g * np.sign(x),), "abs"
+        )  # sign(0) = 0, as PyTorch
 
     def clip(self, min=None, max=None):
         r"""Values limited to [min, max] (either may be None), PyTorch's ``clamp``.
@@ -358,7 +398,9 @@ class Tensor:
         if min is None and max is None:
             raise ValueError("clip needs min or max (or both)")
         x = self.data
-        lo = None if min is None else np.asarray(min, dtype=x.dtype)  # bounds take our dtype
+        lo = (
+            None if min is None else np.asarray(min, dtype=x.dtype)
+        )  # bounds take our dtype
         hi = None if max is None else np.asarray(max, dtype=x.dtype)
 
         def backward(g):
@@ -368,6 +410,7 @@ class Tensor:
             if hi is not None:
                 inside &= x < hi
             return (g * inside,)
+
         return _make(np.clip(x, lo, hi), (self,), backward, "clip")
 
     clamp = clip
@@ -379,11 +422,16 @@ class Tensor:
         axis, keepdims = _axis_keepdims(axis, keepdims, dim, keepdim)
         axes = _reduced_axes(axis, self.ndim)
         shape = self.shape
-        kept = tuple(1 if i in axes else n for i, n in enumerate(shape))  # the reduced axes as size 1
+        kept = tuple(
+            1 if i in axes else n for i, n in enumerate(shape)
+        )  # the reduced axes as size 1
 
         def backward(g):
             return (np.broadcast_to(g.reshape(kept), shape),)
-        return _make(self.data.sum(axis=axes, keepdims=keepdims), (self,), backward, "sum")
+
+        return _make(
+            self.data.sum(axis=axes, keepdims=keepdims), (self,), backward, "sum"
+        )
 
     def mean(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
         r"""$\frac1n \sum_i x_i$ over the reduced axes: the gradient is $\bar y / n$, copied back."""
@@ -391,11 +439,16 @@ class Tensor:
         axes = _reduced_axes(axis, self.ndim)
         shape = self.shape
         kept = tuple(1 if i in axes else n for i, n in enumerate(shape))
-        n = int(np.prod([shape[i] for i in axes]))  # elements per output entry (a Python int keeps float32)
+        n = int(
+            np.prod([shape[i] for i in axes])
+        )  # elements per output entry (a Python int keeps float32)
 
         def backward(g):
             return (np.broadcast_to(g.reshape(kept) / n, shape),)
-        return _make(self.data.mean(axis=axes, keepdims=keepdims), (self,), backward, "mean")
+
+        return _make(
+            self.data.mean(axis=axes, keepdims=keepdims), (self,), backward, "mean"
+        )
 
     def max(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
         r"""The largest entry over ``axis``: values only, with ``torch.amax``'s gradient.
@@ -415,27 +468,42 @@ class Tensor:
         axis, keepdims = _axis_keepdims(axis, keepdims, dim, keepdim)
         axes = _reduced_axes(axis, self.ndim)
         x = self.data
-        best = reduce(x, axis=axes, keepdims=True)  # reduced axes kept as size 1, to compare with x
+        best = reduce(
+            x, axis=axes, keepdims=True
+        )  # reduced axes kept as size 1, to compare with x
 
         def backward(g):
-            hit = x == best  # every entry equal to the extremum: ties share the gradient
+            hit = (
+                x == best
+            )  # every entry equal to the extremum: ties share the gradient
             count = hit.sum(axis=axes, keepdims=True).astype(x.dtype)
             return (hit * (g.reshape(best.shape) / count),)
-        out = best if keepdims else best.reshape([n for i, n in enumerate(x.shape) if i not in axes])
+
+        out = (
+            best
+            if keepdims
+            else best.reshape([n for i, n in enumerate(x.shape) if i not in axes])
+        )
         return _make(out, (self,), backward, op)
 
     # ---- shape ops: move gradients back where the values came from --------------------
     def reshape(self, *shape):
-        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        shape = (
+            shape[0]
+            if len(shape) == 1 and isinstance(shape[0], (tuple, list))
+            else shape
+        )
         old = self.shape
-        return _make(self.data.reshape(shape), (self,), lambda g: (g.reshape(old),), "reshape")
+        return _make(
+            self.data.reshape(shape), (self,), lambda g: (g.reshape(old),), "reshape"
+        )
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
         """Merge axes ``start_dim..end_dim`` (inclusive) into one, as ``torch.flatten``."""
         if self.ndim == 0:
             return self.reshape(1)
         start, end = start_dim % self.ndim, end_dim % self.ndim
-        return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1:])
+        return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1 :])
 
     def unsqueeze(self, dim: int):
         """A new axis of size 1 at ``dim`` (negative counts from the end of the result)."""
@@ -443,9 +511,16 @@ class Tensor:
 
     def permute(self, *dims):
         """Reorder the axes; the gradient goes through the inverse permutation."""
-        dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        dims = (
+            dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        )
         inverse = np.argsort(dims)
-        return _make(self.data.transpose(dims), (self,), lambda g: (g.transpose(inverse),), "permute")
+        return _make(
+            self.data.transpose(dims),
+            (self,),
+            lambda g: (g.transpose(inverse),),
+            "permute",
+        )
 
     def transpose(self, dim0: int = -2, dim1: int = -1):
         """Swap two axes (PyTorch's ``transpose(dim0, dim1)``; default: the last two)."""
@@ -483,6 +558,7 @@ class Tensor:
             else:
                 np.add.at(grad, index, g)
             return (grad,)
+
         return _make(self.data[index], (self,), backward, "getitem")
 
     # ---- the backward pass ----------------------------------------------------------
@@ -495,14 +571,23 @@ class Tensor:
         calls, as in PyTorch, until ``zero_grad()`` (or ``x.grad = None``).
         """
         if not self.requires_grad:
-            raise RuntimeError("this tensor does not require grad and has no graph to go back through")
+            raise RuntimeError(
+                "this tensor does not require grad and has no graph to go back through"
+            )
         if gradient is None:
             if self.size != 1:
-                raise RuntimeError(f"backward() without a gradient needs one number, got shape {self.shape}")
+                raise RuntimeError(
+                    f"backward() without a gradient needs one number, got shape {self.shape}"
+                )
             gradient = np.ones_like(self.data)
-        gradient = np.asarray(gradient.data if isinstance(gradient, Tensor) else gradient, dtype=self.dtype)
+        gradient = np.asarray(
+            gradient.data if isinstance(gradient, Tensor) else gradient,
+            dtype=self.dtype,
+        )
         if gradient.shape != self.shape:
-            raise ValueError(f"gradient has shape {gradient.shape}, the tensor has {self.shape}")
+            raise ValueError(
+                f"gradient has shape {gradient.shape}, the tensor has {self.shape}"
+            )
 
         # Outputs before inputs: a node's gradient is complete (every use of it has
         # added its share) before we pass it on. `grads` holds the pending sums.
@@ -513,24 +598,41 @@ class Tensor:
                 continue
             if node.is_leaf or node._retains_grad:
                 # Copy: g may be a read-only broadcast view or shared with another node.
-                node.grad = np.array(g, dtype=node.dtype) if node.grad is None else node.grad + g
+                node.grad = (
+                    np.array(g, dtype=node.dtype)
+                    if node.grad is None
+                    else node.grad + g
+                )
             if node.is_leaf:
                 continue
             for parent, pg in zip(node._parents, node._backward(g)):
                 if pg is None or not parent.requires_grad:
                     continue
-                pg = unbroadcast(np.asarray(pg), parent.shape).astype(parent.dtype, copy=False)
+                pg = unbroadcast(np.asarray(pg), parent.shape).astype(
+                    parent.dtype, copy=False
+                )
                 if pg.shape != parent.shape:  # a bug in the op's backward: say which op
-                    raise RuntimeError(f"backward of {node._op!r} gave a gradient of shape {pg.shape} "
-                                       f"for an input of shape {parent.shape}")
-                grads[id(parent)] = grads[id(parent)] + pg if id(parent) in grads else pg
+                    raise RuntimeError(
+                        f"backward of {node._op!r} gave a gradient of shape {pg.shape} "
+                        f"for an input of shape {parent.shape}"
+                    )
+                grads[id(parent)] = (
+                    grads[id(parent)] + pg if id(parent) in grads else pg
+                )
 
 
 # ---- ops on several tensors ---------------------------------------------------------------
 def _lift_all(tensors) -> list:
     """Tensors as they are; arrays and numbers as constants, in the first tensor's floating dtype."""
     first = next((t for t in tensors if isinstance(t, Tensor)), None)
-    return [t if isinstance(t, Tensor) else first._lift(t) if first is not None else Tensor(t) for t in tensors]
+    return [
+        t
+        if isinstance(t, Tensor)
+        else first._lift(t)
+        if first is not None
+        else Tensor(t)
+        for t in tensors
+    ]
 
 
 def concatenate(tensors, axis: int = 0) -> Tensor:
@@ -541,8 +643,12 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
     """
     tensors = _lift_all(tensors)
     out = np.concatenate([t.data for t in tensors], axis=axis)
-    bounds = np.cumsum([t.shape[axis] for t in tensors])[:-1]  # where each input's slab ends
-    return _make(out, tuple(tensors), lambda g: tuple(np.split(g, bounds, axis=axis)), "cat")
+    bounds = np.cumsum([t.shape[axis] for t in tensors])[
+        :-1
+    ]  # where each input's slab ends
+    return _make(
+        out, tuple(tensors), lambda g: tuple(np.split(g, bounds, axis=axis)), "cat"
+    )
 
 
 def cat(tensors, dim: int = 0) -> Tensor:
@@ -558,6 +664,7 @@ def stack(tensors, axis: int = 0) -> Tensor:
 
     def backward(g):
         return tuple(g[lead + (k,)] for k in range(len(tensors)))
+
     return _make(out, tuple(tensors), backward, "stack")
 
 
@@ -567,10 +674,15 @@ def where(condition, input, other) -> Tensor:
     Each entry of the result is a copy of one input's entry, so each input gets
     $\bar Y$ where it was chosen and 0 elsewhere (summed over its broadcast axes).
     """
-    cond = np.asarray(condition.data if isinstance(condition, Tensor) else condition, dtype=bool)
+    cond = np.asarray(
+        condition.data if isinstance(condition, Tensor) else condition, dtype=bool
+    )
     a, b = _lift_all([input, other])
 
     def backward(g):
-        return (np.where(cond, g, 0) if a.requires_grad else None,
-                np.where(cond, 0, g) if b.requires_grad else None)
+        return (
+            np.where(cond, g, 0) if a.requires_grad else None,
+            np.where(cond, 0, g) if b.requires_grad else None,
+        )
+
     return _make(np.where(cond, a.data, b.data), (a, b), backward, "where")

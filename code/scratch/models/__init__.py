@@ -8,6 +8,7 @@ in ``references.bib``), ``TORCHVISION_<QUANTITY>`` for what torchvision's versio
 of the model gives, ``TABLE_<QUANTITY>`` for a chapter's own design table.
 Counting tools (parameters, multiply-adds) live in :mod:`scratch.models.inspection`.
 """
+
 from .lenet import LeNet5
 
 __all__ = ["LeNet5"]

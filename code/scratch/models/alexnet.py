@@ -15,6 +15,7 @@ One class, :class:`AlexNet`, in two layouts:
 standardises its input itself (:class:`~scratch.models.layers.Normalize` first),
 so it takes images in [0, 1].
 """
+
 from __future__ import annotations
 
 import math
@@ -35,10 +36,22 @@ LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
 # 16 -> 8 -> 4 with overlapping (3/2) and non-overlapping (2/2) pooling alike, so
 # the two variants have the same shapes and parameters and can be compared.
 LAYOUTS = {
-    "imagenet": dict(input_size=227, conv1=(11, 4, 0), conv2_kernel=5,
-                     widths=(96, 256, 384, 384, 256), hidden=4096, pool_padding=0),
-    "cifar": dict(input_size=32, conv1=(5, 1, 2), conv2_kernel=5,
-                  widths=(32, 64, 96, 96, 64), hidden=512, pool_padding=1),
+    "imagenet": dict(
+        input_size=227,
+        conv1=(11, 4, 0),
+        conv2_kernel=5,
+        widths=(96, 256, 384, 384, 256),
+        hidden=4096,
+        pool_padding=0,
+    ),
+    "cifar": dict(
+        input_size=32,
+        conv1=(5, 1, 2),
+        conv2_kernel=5,
+        widths=(32, 64, 96, 96, 64),
+        hidden=512,
+        pool_padding=1,
+    ),
 }
 
 # The paper's parameter count, derived layer by layer for 1,000 classes
@@ -46,14 +59,14 @@ LAYOUTS = {
 # conv2, conv4 and conv5 see only the maps on their own GPU (half the channels);
 # conv3 and the fully connected layers see both GPUs' maps.
 PAPER_PARAMETERS = {
-    "conv1": 96 * (11 * 11 * 3 + 1),          # 34,944
-    "conv2": 256 * (5 * 5 * 48 + 1),          # 307,456
-    "conv3": 384 * (3 * 3 * 256 + 1),         # 885,120
-    "conv4": 384 * (3 * 3 * 192 + 1),         # 663,936
-    "conv5": 256 * (3 * 3 * 192 + 1),         # 442,624
-    "fc6": 4096 * (256 * 6 * 6 + 1),          # 37,752,832
-    "fc7": 4096 * (4096 + 1),                 # 16,781,312
-    "fc8": 1000 * (4096 + 1),                 # 4,097,000
+    "conv1": 96 * (11 * 11 * 3 + 1),  # 34,944
+    "conv2": 256 * (5 * 5 * 48 + 1),  # 307,456
+    "conv3": 384 * (3 * 3 * 256 + 1),  # 885,120
+    "conv4": 384 * (3 * 3 * 192 + 1),  # 663,936
+    "conv5": 256 * (3 * 3 * 192 + 1),  # 442,624
+    "fc6": 4096 * (256 * 6 * 6 + 1),  # 37,752,832
+    "fc7": 4096 * (4096 + 1),  # 16,781,312
+    "fc8": 1000 * (4096 + 1),  # 4,097,000
 }
 
 
@@ -67,8 +80,13 @@ class LocalResponseNorm(nn.Module):
     ``alpha * n``.
     """
 
-    def __init__(self, size: int = LRN_SIZE, alpha: float = LRN_ALPHA,
-                 beta: float = LRN_BETA, k: float = LRN_K):
+    def __init__(
+        self,
+        size: int = LRN_SIZE,
+        alpha: float = LRN_ALPHA,
+        beta: float = LRN_BETA,
+        k: float = LRN_K,
+    ):
         super().__init__()
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
@@ -80,7 +98,7 @@ class LocalResponseNorm(nn.Module):
         # Zero channels before the first and after the last one: the sum is then
         # the paper's clipped sum. F.pad's last pair of numbers pads dimension 1.
         sq = F.pad(x.square(), (0, 0, 0, 0, self.size // 2, (self.size - 1) // 2))
-        window = sum(sq[:, j:j + c] for j in range(self.size))  # (B, C, H, W)
+        window = sum(sq[:, j : j + c] for j in range(self.size))  # (B, C, H, W)
         return (x / (self.k + self.alpha * window).pow(self.beta)).to(a.dtype)
 
     def extra_repr(self) -> str:
@@ -98,10 +116,20 @@ class AlexNet(nn.Module):
     conv5, fc6 and fc7).
     """
 
-    def __init__(self, num_classes: int = 1000, layout: str = "imagenet", *,
-                 two_towers: bool = True, lrn: bool = True, overlap: bool = True,
-                 dropout: float = 0.5, act: str = "relu", init: str = "he",
-                 mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)):
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        layout: str = "imagenet",
+        *,
+        two_towers: bool = True,
+        lrn: bool = True,
+        overlap: bool = True,
+        dropout: float = 0.5,
+        act: str = "relu",
+        init: str = "he",
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+    ):
         super().__init__()
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {sorted(LAYOUTS)}, not {layout!r}")
@@ -118,12 +146,14 @@ class AlexNet(nn.Module):
         self.lrn1 = LocalResponseNorm() if lrn else nn.Identity()
         self.conv2 = nn.Conv2d(c1, c2, k2, padding=k2 // 2, groups=g)
         self.lrn2 = LocalResponseNorm() if lrn else nn.Identity()
-        self.conv3 = nn.Conv2d(c2, c3, 3, padding=1)          # sees both towers
+        self.conv3 = nn.Conv2d(c2, c3, 3, padding=1)  # sees both towers
         self.conv4 = nn.Conv2d(c3, c4, 3, padding=1, groups=g)
         self.conv5 = nn.Conv2d(c4, c5, 3, padding=1, groups=g)
         window, stride = (3, 2) if overlap else (2, 2)
         pad = spec["pool_padding"] if overlap else 0
-        self.pool = nn.MaxPool2d(window, stride, padding=pad)  # no parameters: one is enough
+        self.pool = nn.MaxPool2d(
+            window, stride, padding=pad
+        )  # no parameters: one is enough
         side = self._side(self.input_size)
         self.fc6 = nn.Linear(c5 * side * side, spec["hidden"])
         self.fc7 = nn.Linear(spec["hidden"], spec["hidden"])
@@ -134,11 +164,17 @@ class AlexNet(nn.Module):
 
     def _side(self, size: int) -> int:
         """Height of conv5's pooled maps for a square input of ``size`` pixels."""
+
         def out(n, k, s, p):
             return (n + 2 * p - k) // s + 1
-        n = out(size, self.conv1.kernel_size[0], self.conv1.stride[0], self.conv1.padding[0])
+
+        n = out(
+            size, self.conv1.kernel_size[0], self.conv1.stride[0], self.conv1.padding[0]
+        )
         k, s, p = self.pool.kernel_size, self.pool.stride, self.pool.padding
-        for _ in range(3):  # after conv1, conv2 and conv5 (the convs in between keep the size)
+        for _ in range(
+            3
+        ):  # after conv1, conv2 and conv5 (the convs in between keep the size)
             n = out(n, k, s, p)
         return n
 
@@ -169,24 +205,30 @@ class AlexNet(nn.Module):
         """Every stage's output, for shapes and pictures (eval mode: no dropout noise)."""
         out = {}
         x = self.norm(x)
-        out["conv1"] = x = self.act(self.conv1(x))    # imagenet: (B, 96, 55, 55)
-        out["pool1"] = x = self.pool(self.lrn1(x))    # (B, 96, 27, 27)
-        out["conv2"] = x = self.act(self.conv2(x))    # (B, 256, 27, 27)
-        out["pool2"] = x = self.pool(self.lrn2(x))    # (B, 256, 13, 13)
-        out["conv3"] = x = self.act(self.conv3(x))    # (B, 384, 13, 13)
-        out["conv4"] = x = self.act(self.conv4(x))    # (B, 384, 13, 13)
-        out["conv5"] = x = self.act(self.conv5(x))    # (B, 256, 13, 13)
-        out["pool5"] = x = self.pool(x)               # (B, 256, 6, 6)
+        out["conv1"] = x = self.act(self.conv1(x))  # imagenet: (B, 96, 55, 55)
+        out["pool1"] = x = self.pool(self.lrn1(x))  # (B, 96, 27, 27)
+        out["conv2"] = x = self.act(self.conv2(x))  # (B, 256, 27, 27)
+        out["pool2"] = x = self.pool(self.lrn2(x))  # (B, 256, 13, 13)
+        out["conv3"] = x = self.act(self.conv3(x))  # (B, 384, 13, 13)
+        out["conv4"] = x = self.act(self.conv4(x))  # (B, 384, 13, 13)
+        out["conv5"] = x = self.act(self.conv5(x))  # (B, 256, 13, 13)
+        out["pool5"] = x = self.pool(x)  # (B, 256, 6, 6)
         out["fc6"] = x = self.act(self.fc6(x.flatten(1)))  # (B, 4096)
         out["fc7"] = x = self.act(self.fc7(self.drop(x)))  # (B, 4096)
-        out["fc8"] = self.fc8(self.drop(x))                # (B, classes) logits
+        out["fc8"] = self.fc8(self.drop(x))  # (B, classes) logits
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
-            raise ValueError(f"this {self.layout} AlexNet takes {self.input_size}x"
-                             f"{self.input_size} images, got {tuple(x.shape[-2:])}"
-                             + (" (crop 227, not 224: see the chapter)" if x.shape[-1] == 224 else ""))
+            raise ValueError(
+                f"this {self.layout} AlexNet takes {self.input_size}x"
+                f"{self.input_size} images, got {tuple(x.shape[-2:])}"
+                + (
+                    " (crop 227, not 224: see the chapter)"
+                    if x.shape[-1] == 224
+                    else ""
+                )
+            )
         return self.features(x)["fc8"]
 
 
@@ -202,8 +244,12 @@ def rgb_pca(images: torch.Tensor, max_pixels: int = 1_000_000, seed: int = 0):
     return eigenvalues.float(), eigenvectors.float()
 
 
-def pca_lighting(x: torch.Tensor, eigenvalues: torch.Tensor, eigenvectors: torch.Tensor,
-                 sigma: float = 0.1) -> torch.Tensor:
+def pca_lighting(
+    x: torch.Tensor,
+    eigenvalues: torch.Tensor,
+    eigenvectors: torch.Tensor,
+    sigma: float = 0.1,
+) -> torch.Tensor:
     """The paper's colour augmentation (Section 4.1): add to every pixel of an image
     ``sum_i alpha_i * sqrt(lambda_i) * p_i`` with ``alpha_i ~ N(0, sigma^2)`` drawn once
     per image, ``lambda_i``, ``p_i`` the RGB covariance's eigenvalues and eigenvectors.
@@ -211,9 +257,9 @@ def pca_lighting(x: torch.Tensor, eigenvalues: torch.Tensor, eigenvectors: torch
     The paper writes ``lambda_i``; its square root, the standard deviation along
     ``p_i``, has the pixels' units, so the shift does not depend on whether pixels
     run to 1 or to 255 (re-implementations use it the same way)."""
-    scale = eigenvalues.clamp_min(0).sqrt().to(x.device)                # (3,)
-    alpha = torch.randn(x.shape[0], 3, device=x.device) * sigma          # (B, 3)
-    shift = (alpha * scale) @ eigenvectors.to(x.device).T               # (B, 3) RGB
+    scale = eigenvalues.clamp_min(0).sqrt().to(x.device)  # (3,)
+    alpha = torch.randn(x.shape[0], 3, device=x.device) * sigma  # (B, 3)
+    shift = (alpha * scale) @ eigenvectors.to(x.device).T  # (B, 3) RGB
     return (x + shift[:, :, None, None]).clamp(0, 1)
 
 
@@ -222,26 +268,60 @@ class AlexNetSpec(ModelSpec):
     """AlexNet's choices, each one of the paper's ideas that a chapter switches
     on and off: ``AlexNetSpec(layout="cifar").build(mean, std)``."""
 
-    layout: str = field(default="imagenet", metadata=choice(
-        *LAYOUTS, help="imagenet: the paper's 224-pixel network; cifar: the "
-        "same design scaled to 32x32 images"))
+    layout: str = field(
+        default="imagenet",
+        metadata=choice(
+            *LAYOUTS,
+            help="imagenet: the paper's 224-pixel network; cifar: the "
+            "same design scaled to 32x32 images",
+        ),
+    )
     num_classes: int = field(default=1000, metadata=positive("output classes"))
-    two_towers: bool = field(default=True, metadata=describe(
-        "conv2, conv4, conv5 in two groups, as on the paper's two GPUs"))
-    lrn: bool = field(default=True, metadata=describe(
-        "local response normalisation after conv1 and conv2"))
-    overlap: bool = field(default=True, metadata=describe(
-        "overlapping 3x3 max-pooling with stride 2 (false: 2x2, stride 2)"))
-    dropout: float = field(default=0.5, metadata=in_range(
-        0, 1, "dropout probability in fc6 and fc7: the paper's 0.5",
-        high_open=True))
-    act: str = field(default="relu", metadata=choice(
-        "relu", "tanh", help="the non-linearity (the paper's Figure 1 compares)"))
-    init: str = field(default="he", metadata=choice(
-        "he", "paper", help="he: N(0, 2/fan_in); paper: N(0, 0.01^2), some "
-        "biases 1"))
+    two_towers: bool = field(
+        default=True,
+        metadata=describe(
+            "conv2, conv4, conv5 in two groups, as on the paper's two GPUs"
+        ),
+    )
+    lrn: bool = field(
+        default=True,
+        metadata=describe("local response normalisation after conv1 and conv2"),
+    )
+    overlap: bool = field(
+        default=True,
+        metadata=describe(
+            "overlapping 3x3 max-pooling with stride 2 (false: 2x2, stride 2)"
+        ),
+    )
+    dropout: float = field(
+        default=0.5,
+        metadata=in_range(
+            0, 1, "dropout probability in fc6 and fc7: the paper's 0.5", high_open=True
+        ),
+    )
+    act: str = field(
+        default="relu",
+        metadata=choice(
+            "relu", "tanh", help="the non-linearity (the paper's Figure 1 compares)"
+        ),
+    )
+    init: str = field(
+        default="he",
+        metadata=choice(
+            "he", "paper", help="he: N(0, 2/fan_in); paper: N(0, 0.01^2), some biases 1"
+        ),
+    )
 
     def build(self, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)) -> AlexNet:
-        return AlexNet(self.num_classes, self.layout, two_towers=self.two_towers,
-                       lrn=self.lrn, overlap=self.overlap, dropout=self.dropout,
-                       act=self.act, init=self.init, mean=mean, std=std)
+        return AlexNet(
+            self.num_classes,
+            self.layout,
+            two_towers=self.two_towers,
+            lrn=self.lrn,
+            overlap=self.overlap,
+            dropout=self.dropout,
+            act=self.act,
+            init=self.init,
+            mean=mean,
+            std=std,
+        )

@@ -7,6 +7,7 @@ Table 1, U-Net and the later Transformer chapters their totals. Introduced in th
 chapter "LeNet-5" (book/vision/lenet.md); `multiply_adds` in "AlexNet".
 In practice `torchinfo.summary` and `fvcore`'s FLOP counter do the same.
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,7 +16,9 @@ from torch import nn
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters: what papers report as a model's size."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+    return sum(
+        p.numel() for p in model.parameters() if p.requires_grad or not trainable_only
+    )
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:
@@ -24,7 +27,9 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
     return {name: n for name, n in counts.items() if n}
 
 
-def multiply_adds(model: nn.Module, input_size: int | tuple[int, ...] | None = None) -> dict[str, int]:
+def multiply_adds(
+    model: nn.Module, input_size: int | tuple[int, ...] | None = None
+) -> dict[str, int]:
     """Multiply-adds of one forward pass of one image, per convolution and linear layer.
 
     ``input_size``: the shape of the one-image batch, ``(1, C, H, W)``; an int ``s``
@@ -45,12 +50,22 @@ def multiply_adds(model: nn.Module, input_size: int | tuple[int, ...] | None = N
 
     def hook(name):
         def record(module, inputs, output):
-            per_output = module.weight[0].numel() if isinstance(module, nn.Conv2d) else module.in_features
-            counts[name] = counts.get(name, 0) + per_output * output[0].numel()  # output[0]: one image
+            per_output = (
+                module.weight[0].numel()
+                if isinstance(module, nn.Conv2d)
+                else module.in_features
+            )
+            counts[name] = (
+                counts.get(name, 0) + per_output * output[0].numel()
+            )  # output[0]: one image
+
         return record
 
-    handles = [m.register_forward_hook(hook(name)) for name, m in model.named_modules()
-               if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles = [
+        m.register_forward_hook(hook(name))
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
     was_training = model.training
     model.eval()
     try:

@@ -1,4 +1,5 @@
 """Small layers shared by the vision models."""
+
 from __future__ import annotations
 
 import torch
@@ -15,8 +16,12 @@ class Normalize(nn.Module):
 
     def __init__(self, mean, std):
         super().__init__()
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer(
+            "mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        )
+        self.register_buffer(
+            "std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
@@ -32,4 +37,4 @@ def center_crop(x: torch.Tensor, height: int, width: int | None = None) -> torch
     width = height if width is None else width
     top = (x.shape[-2] - height) // 2
     left = (x.shape[-1] - width) // 2
-    return x[..., top:top + height, left:left + width]
+    return x[..., top : top + height, left : left + width]

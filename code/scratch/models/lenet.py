@@ -21,6 +21,7 @@ as nearly every re-implementation does.
 scaled tanh, max-pooling instead of trainable subsampling, and a fully
 connected C3.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,14 @@ from ..config import describe, field, positive
 from .spec import ModelSpec
 
 # The paper's trainable parameters per layer (Section II.B): 60,000 in all.
-PAPER_PARAMETERS = {"c1": 156, "s2": 12, "c3": 1_516, "s4": 32,
-                    "c5": 48_120, "f6": 10_164}
+PAPER_PARAMETERS = {
+    "c1": 156,
+    "s2": 12,
+    "c3": 1_516,
+    "s4": 32,
+    "c5": 48_120,
+    "f6": 10_164,
+}
 
 # Table I of the paper: which S2 maps (rows, 0-5) each C3 map (columns, 0-15)
 # takes as input. Maps 0-5 see 3 neighbouring S2 maps, maps 6-11 see 4
@@ -95,10 +102,10 @@ class Subsampling(nn.Module):
         super().__init__()
         self.kernel_size = kernel_size
         self.weight = nn.Parameter(torch.ones(channels))  # (C,) coefficients
-        self.bias = nn.Parameter(torch.zeros(channels))   # (C,) biases
+        self.bias = nn.Parameter(torch.zeros(channels))  # (C,) biases
 
     def forward(self, x):
-        x = F.avg_pool2d(x, self.kernel_size)                # (B, C, H/2, W/2)
+        x = F.avg_pool2d(x, self.kernel_size)  # (B, C, H/2, W/2)
         return x * self.weight[:, None, None] + self.bias[:, None, None]
 
     def extra_repr(self):
@@ -122,30 +129,30 @@ class PartialConv2d(nn.Module):
 
     def __init__(self, table: torch.Tensor, kernel_size: int):
         super().__init__()
-        table = torch.as_tensor(table, dtype=torch.bool)     # (in, out)
+        table = torch.as_tensor(table, dtype=torch.bool)  # (in, out)
         self.in_channels, self.out_channels = table.shape
         self.kernel_size = k = kernel_size
         self.register_buffer("table", table.clone(), persistent=False)
         # Where each connection sits in the flattened (out, in) kernel grid.
-        index = table.t().reshape(-1).nonzero().flatten()    # (connections,)
+        index = table.t().reshape(-1).nonzero().flatten()  # (connections,)
         self.register_buffer("index", index, persistent=False)
         # placement[s, c] = 1 if connection c goes to kernel slot s.
         placement = torch.zeros(table.numel(), len(index))  # (out*in, conn)
         placement[index, torch.arange(len(index))] = 1.0
         self.register_buffer("placement", placement, persistent=False)
         self.weight = nn.Parameter(torch.empty(len(index), k, k))  # (n, k, k)
-        self.bias = nn.Parameter(torch.zeros(self.out_channels))   # (out,)
+        self.bias = nn.Parameter(torch.zeros(self.out_channels))  # (out,)
         self.reset_parameters()
 
     def fan_in(self) -> torch.Tensor:
         """Inputs of one unit of each connection's output map, (connections,):
         k * k times the number of input maps that map sees."""
-        maps_seen = self.table.sum(0)                        # (out,)
+        maps_seen = self.table.sum(0)  # (out,)
         return maps_seen[self.index // self.in_channels] * self.kernel_size**2
 
     def reset_parameters(self):
         """PyTorch's Conv2d default, U(+-1/sqrt(fan_in)), per map's fan-in."""
-        bound = self.fan_in().float().rsqrt()                # (connections,)
+        bound = self.fan_in().float().rsqrt()  # (connections,)
         map_fan_in = self.table.sum(0) * self.kernel_size**2  # (out,)
         with torch.no_grad():
             self.weight.uniform_(-1, 1).mul_(bound[:, None, None])
@@ -154,16 +161,18 @@ class PartialConv2d(nn.Module):
     def full_weight(self) -> torch.Tensor:
         """The equivalent dense kernel (out, in, k, k), zero off the table."""
         c_out, c_in, k = self.out_channels, self.in_channels, self.kernel_size
-        dense = self.placement @ self.weight.flatten(1)     # (out*in, k*k)
+        dense = self.placement @ self.weight.flatten(1)  # (out*in, k*k)
         return dense.view(c_out, c_in, k, k)
 
     def forward(self, x):  # (B, in, H, W) -> (B, out, H - k + 1, W - k + 1)
         return F.conv2d(x, self.full_weight(), self.bias)
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, "
-                f"kernel_size={self.kernel_size}, "
-                f"connections={len(self.index)}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, "
+            f"kernel_size={self.kernel_size}, "
+            f"connections={len(self.index)}"
+        )
 
 
 class LeNet5(nn.Module):
@@ -185,12 +194,15 @@ class LeNet5(nn.Module):
         self.modern = modern
         self.c1 = nn.Conv2d(1, 6, kernel_size=5)
         self.s2 = nn.MaxPool2d(2) if modern else Subsampling(6)
-        self.c3 = (nn.Conv2d(6, 16, kernel_size=5) if modern
-                   else PartialConv2d(c3_table(), kernel_size=5))
+        self.c3 = (
+            nn.Conv2d(6, 16, kernel_size=5)
+            if modern
+            else PartialConv2d(c3_table(), kernel_size=5)
+        )
         self.s4 = nn.MaxPool2d(2) if modern else Subsampling(16)
         self.c5 = nn.Conv2d(16, 120, kernel_size=5)  # 5x5 on 5x5: dense
         self.f6 = nn.Linear(120, 84)
-        self.output = nn.Linear(84, num_classes)     # paper: fixed RBF units
+        self.output = nn.Linear(84, num_classes)  # paper: fixed RBF units
         self.act = nn.ReLU() if modern else ScaledTanh()
         self.apply(partial(_init, gain=math.sqrt(2) if modern else 1.0))
 
@@ -199,18 +211,19 @@ class LeNet5(nn.Module):
         if x.shape[-2:] != (32, 32):
             raise ValueError(
                 f"LeNet5 expects 32x32 images, got {tuple(x.shape[-2:])}: "
-                "pad 28x28 MNIST digits by 2 pixels (see pad_and_normalize)")
+                "pad 28x28 MNIST digits by 2 pixels (see pad_and_normalize)"
+            )
         out = {}
-        out["C1"] = x = self.act(self.c1(x))             # (B, 6, 28, 28)
-        out["S2"] = x = self.act(self.s2(x))             # (B, 6, 14, 14)
-        out["C3"] = x = self.act(self.c3(x))             # (B, 16, 10, 10)
-        out["S4"] = x = self.act(self.s4(x))             # (B, 16, 5, 5)
+        out["C1"] = x = self.act(self.c1(x))  # (B, 6, 28, 28)
+        out["S2"] = x = self.act(self.s2(x))  # (B, 6, 14, 14)
+        out["C3"] = x = self.act(self.c3(x))  # (B, 16, 10, 10)
+        out["S4"] = x = self.act(self.s4(x))  # (B, 16, 5, 5)
         out["C5"] = x = self.act(self.c5(x)).flatten(1)  # (B, 120)
-        out["F6"] = self.act(self.f6(x))                 # (B, 84)
+        out["F6"] = self.act(self.f6(x))  # (B, 84)
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output(self.features(x)["F6"])       # (B, 10) logits
+        return self.output(self.features(x)["F6"])  # (B, 10) logits
 
 
 def _init(module: nn.Module, gain: float = 1.0) -> None:
@@ -222,7 +235,7 @@ def _init(module: nn.Module, gain: float = 1.0) -> None:
             module.weight.normal_(0.0, gain / math.sqrt(fan_in))
             module.bias.zero_()
         elif isinstance(module, PartialConv2d):
-            std = gain * module.fan_in().float().rsqrt()     # (connections,)
+            std = gain * module.fan_in().float().rsqrt()  # (connections,)
             module.weight.normal_().mul_(std[:, None, None])
             module.bias.zero_()
 
@@ -234,8 +247,9 @@ def pixel_stats(images: np.ndarray) -> tuple[float, float]:
     return float(x.mean()), float(x.std())
 
 
-def pad_and_normalize(images: np.ndarray, mean: float, std: float,
-                      pad: int = 2) -> torch.Tensor:
+def pad_and_normalize(
+    images: np.ndarray, mean: float, std: float, pad: int = 2
+) -> torch.Tensor:
     """uint8 (N, 28, 28) -> float32 (N, 1, 32, 32): pad, then standardise.
 
     Padding comes first, so the border gets the background's value
@@ -243,12 +257,13 @@ def pad_and_normalize(images: np.ndarray, mean: float, std: float,
     and variance 1 (Section II.A).
     """
     x = torch.as_tensor(np.asarray(images), dtype=torch.float32) / 255.0
-    x = F.pad(x, (pad, pad, pad, pad))           # (N, 28, 28) -> (N, 32, 32)
-    return ((x - mean) / std).unsqueeze(1)       # (N, 1, 32, 32)
+    x = F.pad(x, (pad, pad, pad, pad))  # (N, 28, 28) -> (N, 32, 32)
+    return ((x - mean) / std).unsqueeze(1)  # (N, 1, 32, 32)
 
 
-def random_shift(x: torch.Tensor, max_shift: int,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+def random_shift(
+    x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Translate each image of a batch (B, C, H, W) by its own random whole
     number of pixels in [-max_shift, max_shift] along each axis. Pixels
     shifted in copy the nearest border pixel: for a digit, background."""
@@ -258,20 +273,24 @@ def random_shift(x: torch.Tensor, max_shift: int,
     s = max_shift
     padded = F.pad(x, (s, s, s, s), mode="replicate")  # (B, C, H+2s, W+2s)
     dy, dx = torch.randint(0, 2 * s + 1, (2, b, 1), generator=generator)
-    rows = (torch.arange(h) + dy)[:, :, None]          # (B, H, 1)
-    cols = (torch.arange(w) + dx)[:, None, :]          # (B, 1, W)
-    batch = torch.arange(b)[:, None, None]             # (B, 1, 1)
+    rows = (torch.arange(h) + dy)[:, :, None]  # (B, H, 1)
+    cols = (torch.arange(w) + dx)[:, None, :]  # (B, 1, W)
+    batch = torch.arange(b)[:, None, None]  # (B, 1, 1)
     crops = padded.permute(0, 2, 3, 1)[batch, rows, cols]  # (B, H, W, C)
-    return crops.permute(0, 3, 1, 2)                   # (B, C, H, W)
+    return crops.permute(0, 3, 1, 2)  # (B, C, H, W)
 
 
 @dataclass
 class LeNetSpec(ModelSpec):
     """LeNet-5's choices: the 1998 network, or its modern variant."""
 
-    modern: bool = field(default=False, metadata=describe(
-        "ReLU, max-pooling, a full C3 and He initialisation instead of the "
-        "paper's scaled tanh, trainable subsampling and partial C3"))
+    modern: bool = field(
+        default=False,
+        metadata=describe(
+            "ReLU, max-pooling, a full C3 and He initialisation instead of the "
+            "paper's scaled tanh, trainable subsampling and partial C3"
+        ),
+    )
     num_classes: int = field(default=10, metadata=positive("output classes"))
 
     def build(self) -> LeNet5:

@@ -21,12 +21,12 @@ Every block can drop its skip connection (``residual=False``: the paper's
 convolutions (``preact=True``: He et al., *Identity Mappings in Deep Residual
 Networks*, 2016).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Sequence
 
-import torch
 from torch import nn
 from torch.nn import functional as F
 
@@ -35,8 +35,11 @@ from .layers import Normalize
 from .spec import ModelSpec
 
 # Parameter counts of torchvision.models.resnetXX(weights=None), 1000 classes.
-TORCHVISION_PARAMETERS = {"resnet18": 11_689_512, "resnet34": 21_797_672,
-                       "resnet50": 25_557_032}
+TORCHVISION_PARAMETERS = {
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+}
 # Table 1 of the paper: multiply-adds ("FLOPs") for one 224x224 image.
 PAPER_GFLOPS = {"resnet18": 1.8, "resnet34": 3.6, "resnet50": 3.8}
 # Table 6 of the paper: CIFAR-10 ResNet-(6n+2), parameters in millions.
@@ -64,7 +67,7 @@ class PadShortcut(nn.Module):
         self.extra, self.stride = c_out - c_in, stride
 
     def forward(self, x):
-        x = x[:, :, ::self.stride, ::self.stride]
+        x = x[:, :, :: self.stride, :: self.stride]
         # Zero channels at the end: F.pad pads the last dims first, (W, H, C).
         return F.pad(x, (0, 0, 0, 0, 0, self.extra))
 
@@ -72,8 +75,9 @@ class PadShortcut(nn.Module):
         return f"extra_channels={self.extra}, stride={self.stride}"
 
 
-def make_shortcut(c_in: int, c_out: int, stride: int, kind: str,
-                  preact: bool = False) -> nn.Module:
+def make_shortcut(
+    c_in: int, c_out: int, stride: int, kind: str, preact: bool = False
+) -> nn.Module:
     """The shortcut branch of a block: identity where the shapes agree (options
     A and B), else zero-padding (A) or a 1x1 projection (B); option C projects
     in every block. A pre-activation block's projection needs no BN of its own:
@@ -102,11 +106,18 @@ class BasicBlock(nn.Module):
     ``residual=False`` drops :math:`s(x)`: a block of the "plain" network.
     (B, C_in, H, W) -> (B, C_out, H / stride, W / stride).
     """
+
     expansion = 1
 
-    def __init__(self, c_in: int, planes: int, stride: int = 1,
-                 shortcut: str = "B", residual: bool = True,
-                 preact: bool = False):
+    def __init__(
+        self,
+        c_in: int,
+        planes: int,
+        stride: int = 1,
+        shortcut: str = "B",
+        residual: bool = True,
+        preact: bool = False,
+    ):
         super().__init__()
         c_out = planes * self.expansion
         self.residual, self.preact = residual, preact
@@ -116,8 +127,9 @@ class BasicBlock(nn.Module):
         self.conv1 = conv3x3(c_in, planes, stride)
         self.bn2 = nn.BatchNorm2d(planes if preact else c_out)
         self.conv2 = conv3x3(planes, c_out)
-        self.shortcut = (make_shortcut(c_in, c_out, stride, shortcut, preact)
-                         if residual else None)
+        self.shortcut = (
+            make_shortcut(c_in, c_out, stride, shortcut, preact) if residual else None
+        )
 
     def forward(self, x):
         if self.preact:
@@ -147,11 +159,19 @@ class Bottleneck(nn.Module):
     the paper did (3.8 GFLOPs for ResNet-50); torchvision's "v1.5" puts it in
     the 3x3 one (same parameters, 4.1 GFLOPs, slightly more accurate).
     """
+
     expansion = 4
 
-    def __init__(self, c_in: int, planes: int, stride: int = 1,
-                 shortcut: str = "B", residual: bool = True,
-                 preact: bool = False, stride_in_1x1: bool = True):
+    def __init__(
+        self,
+        c_in: int,
+        planes: int,
+        stride: int = 1,
+        shortcut: str = "B",
+        residual: bool = True,
+        preact: bool = False,
+        stride_in_1x1: bool = True,
+    ):
         super().__init__()
         c_out = planes * self.expansion
         s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
@@ -162,8 +182,9 @@ class Bottleneck(nn.Module):
         self.conv2 = conv3x3(planes, planes, s3)
         self.bn3 = nn.BatchNorm2d(planes if preact else c_out)
         self.conv3 = conv1x1(planes, c_out)
-        self.shortcut = (make_shortcut(c_in, c_out, stride, shortcut, preact)
-                         if residual else None)
+        self.shortcut = (
+            make_shortcut(c_in, c_out, stride, shortcut, preact) if residual else None
+        )
 
     def forward(self, x):
         if self.preact:
@@ -198,21 +219,31 @@ class ResNet(nn.Module):
     layer is :class:`Normalize`, so the model takes images in [0, 1].
     """
 
-    def __init__(self, blocks: Sequence[int], widths: Sequence[int],
-                 block: str = "basic", stem: str = "imagenet",
-                 num_classes: int = 1000, shortcut: str = "B",
-                 residual: bool = True, preact: bool = False,
-                 mean=None, std=None, zero_init_residual: bool = False,
-                 **block_kwargs):
+    def __init__(
+        self,
+        blocks: Sequence[int],
+        widths: Sequence[int],
+        block: str = "basic",
+        stem: str = "imagenet",
+        num_classes: int = 1000,
+        shortcut: str = "B",
+        residual: bool = True,
+        preact: bool = False,
+        mean=None,
+        std=None,
+        zero_init_residual: bool = False,
+        **block_kwargs,
+    ):
         super().__init__()
         if len(blocks) != len(widths):
-            raise ValueError(f"blocks {tuple(blocks)} and widths "
-                             f"{tuple(widths)} need one entry per stage")
+            raise ValueError(
+                f"blocks {tuple(blocks)} and widths "
+                f"{tuple(widths)} need one entry per stage"
+            )
         if block not in BLOCKS:
             raise ValueError(f"block must be one of {sorted(BLOCKS)}, got {block!r}")
         Block = BLOCKS[block]
-        self.normalize = (Normalize(mean, std) if mean is not None
-                          else nn.Identity())
+        self.normalize = Normalize(mean, std) if mean is not None else nn.Identity()
         stem_width = widths[0]
         # A pre-activation network's stem ends at the convolution: the first
         # block starts with BN-ReLU. A post-activation stem normalises itself.
@@ -220,8 +251,10 @@ class ResNet(nn.Module):
         if stem == "imagenet":
             self.stem = nn.Sequential(
                 nn.Conv2d(3, stem_width, 7, stride=2, padding=3, bias=False),
-                nn.BatchNorm2d(stem_width), nn.ReLU(inplace=True),
-                nn.MaxPool2d(3, stride=2, padding=1))
+                nn.BatchNorm2d(stem_width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, stride=2, padding=1),
+            )
         elif stem == "cifar":
             self.stem = nn.Sequential(conv3x3(3, stem_width), *post)
         else:
@@ -231,15 +264,26 @@ class ResNet(nn.Module):
             layers = []
             for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1
-                layers.append(Block(c_in, width, stride, shortcut=shortcut,
-                                    residual=residual, preact=preact,
-                                    **block_kwargs))
+                layers.append(
+                    Block(
+                        c_in,
+                        width,
+                        stride,
+                        shortcut=shortcut,
+                        residual=residual,
+                        preact=preact,
+                        **block_kwargs,
+                    )
+                )
                 c_in = width * Block.expansion
             stages.append(nn.Sequential(*layers))
         self.stages = nn.Sequential(*stages)
         # Pre-activation: the last block's sum is not normalised yet.
-        self.final = (nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU(inplace=True))
-                      if preact else nn.Identity())
+        self.final = (
+            nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU(inplace=True))
+            if preact
+            else nn.Identity()
+        )
         self.pool = nn.AdaptiveAvgPool2d(1)  # global average pooling
         self.fc = nn.Linear(c_in, num_classes)
         self.features_dim = c_in
@@ -267,30 +311,46 @@ class ResNet(nn.Module):
 
     def forward(self, x):
         x = self.pool(self.forward_features(x)).flatten(1)  # (B, C)
-        return self.fc(x)                                   # (B, classes)
+        return self.fc(x)  # (B, classes)
 
 
 # ---- the paper's ImageNet models ------------------------------------------------
 def resnet18(num_classes: int = 1000, **kwargs) -> ResNet:
-    return ResNet([2, 2, 2, 2], [64, 128, 256, 512], "basic", "imagenet", num_classes, **kwargs)
+    return ResNet(
+        [2, 2, 2, 2], [64, 128, 256, 512], "basic", "imagenet", num_classes, **kwargs
+    )
 
 
 def resnet34(num_classes: int = 1000, **kwargs) -> ResNet:
-    return ResNet([3, 4, 6, 3], [64, 128, 256, 512], "basic", "imagenet", num_classes, **kwargs)
+    return ResNet(
+        [3, 4, 6, 3], [64, 128, 256, 512], "basic", "imagenet", num_classes, **kwargs
+    )
 
 
 def resnet50(num_classes: int = 1000, **kwargs) -> ResNet:
-    return ResNet([3, 4, 6, 3], [64, 128, 256, 512], "bottleneck", "imagenet", num_classes, **kwargs)
+    return ResNet(
+        [3, 4, 6, 3],
+        [64, 128, 256, 512],
+        "bottleneck",
+        "imagenet",
+        num_classes,
+        **kwargs,
+    )
 
 
 # ---- CIFAR models -------------------------------------------------------------------
-def cifar_resnet(blocks: Sequence[int] = (3, 3, 3),
-                 widths: Sequence[int] = (16, 32, 64), block: str = "basic",
-                 shortcut: str = "A", residual: bool = True,
-                 preact: bool = False, num_classes: int = 10,
-                 mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None,
-                 zero_init_residual: bool = False) -> ResNet:
+def cifar_resnet(
+    blocks: Sequence[int] = (3, 3, 3),
+    widths: Sequence[int] = (16, 32, 64),
+    block: str = "basic",
+    shortcut: str = "A",
+    residual: bool = True,
+    preact: bool = False,
+    num_classes: int = 10,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    zero_init_residual: bool = False,
+) -> ResNet:
     """A ResNet for 32x32 images: 3x3 stem, no max-pool, ``len(widths)``
     stages. The defaults are the paper's ResNet-20 (Section 4.2). Give
     ``mean``/``std`` (per channel, [0, 1] units) to put :class:`Normalize`
@@ -302,16 +362,28 @@ def cifar_resnet(blocks: Sequence[int] = (3, 3, 3),
     """
     mean = None if mean is None else [float(v) for v in mean]
     std = None if std is None else [float(v) for v in std]
-    return ResNet(list(blocks), list(widths), block, "cifar", num_classes,
-                  shortcut=shortcut, residual=residual, preact=preact,
-                  mean=mean, std=std, zero_init_residual=zero_init_residual)
+    return ResNet(
+        list(blocks),
+        list(widths),
+        block,
+        "cifar",
+        num_classes,
+        shortcut=shortcut,
+        residual=residual,
+        preact=preact,
+        mean=mean,
+        std=std,
+        zero_init_residual=zero_init_residual,
+    )
 
 
 def cifar_depth_kwargs(depth: int) -> dict:
     """``cifar_resnet`` arguments of the paper's ResNet-(6n+2): n basic blocks
     in each of 3 stages of 16, 32, 64 channels, option A shortcuts."""
     if (depth - 2) % 6:
-        raise ValueError(f"CIFAR ResNet depth must be 6n + 2 (20, 32, 44, ...), got {depth}")
+        raise ValueError(
+            f"CIFAR ResNet depth must be 6n + 2 (20, 32, 44, ...), got {depth}"
+        )
     n = (depth - 2) // 6
     return dict(blocks=(n, n, n), widths=(16, 32, 64), shortcut="A")
 
@@ -329,27 +401,58 @@ class ResNetSpec(ModelSpec):
     ``state_dict``).
     """
 
-    blocks: tuple[int, ...] = field(default=(3, 3, 3), metadata=positive(
-        "blocks per stage: (3, 3, 3) is ResNet-20, (2, 2, 2, 2) ResNet-18"))
-    widths: tuple[int, ...] = field(default=(16, 32, 64), metadata=positive(
-        "channels per stage; the first is also the stem's width"))
-    block: str = field(default="basic", metadata=choice(
-        "basic", "bottleneck", help="two 3x3 convolutions, or 1x1-3x3-1x1"))
-    shortcut: str = field(default="A", metadata=choice(
-        "A", "B", "C", help="A: zero-padding identity, B: projection where "
-        "shapes change, C: projection everywhere (the paper's options)"))
-    residual: bool = field(default=True, metadata=describe(
-        "add the shortcut; false: the same network without it (a plain net)"))
-    preact: bool = field(default=False, metadata=describe(
-        "pre-activation blocks (BN-ReLU-conv) instead of the original ones"))
+    blocks: tuple[int, ...] = field(
+        default=(3, 3, 3),
+        metadata=positive(
+            "blocks per stage: (3, 3, 3) is ResNet-20, (2, 2, 2, 2) ResNet-18"
+        ),
+    )
+    widths: tuple[int, ...] = field(
+        default=(16, 32, 64),
+        metadata=positive("channels per stage; the first is also the stem's width"),
+    )
+    block: str = field(
+        default="basic",
+        metadata=choice(
+            "basic", "bottleneck", help="two 3x3 convolutions, or 1x1-3x3-1x1"
+        ),
+    )
+    shortcut: str = field(
+        default="A",
+        metadata=choice(
+            "A",
+            "B",
+            "C",
+            help="A: zero-padding identity, B: projection where "
+            "shapes change, C: projection everywhere (the paper's options)",
+        ),
+    )
+    residual: bool = field(
+        default=True,
+        metadata=describe(
+            "add the shortcut; false: the same network without it (a plain net)"
+        ),
+    )
+    preact: bool = field(
+        default=False,
+        metadata=describe(
+            "pre-activation blocks (BN-ReLU-conv) instead of the original ones"
+        ),
+    )
     num_classes: int = field(default=10, metadata=positive("output classes"))
-    normalize: bool = field(default=True, metadata=describe(
-        "standardise images inside the model (it then takes [0, 1] pixels)"))
+    normalize: bool = field(
+        default=True,
+        metadata=describe(
+            "standardise images inside the model (it then takes [0, 1] pixels)"
+        ),
+    )
 
     def validate(self):
         if len(self.blocks) != len(self.widths):
-            raise ConfigError(f"blocks={_csv(self.blocks)} and "
-                              f"widths={_csv(self.widths)} need one entry per stage")
+            raise ConfigError(
+                f"blocks={_csv(self.blocks)} and "
+                f"widths={_csv(self.widths)} need one entry per stage"
+            )
 
     @classmethod
     def depth(cls, depth: int, **fields) -> "ResNetSpec":
@@ -363,9 +466,18 @@ class ResNetSpec(ModelSpec):
             std = [0.25] * 3 if std is None else [float(v) for v in std]
         else:
             mean = std = None
-        return ResNet(list(self.blocks), list(self.widths), self.block, "cifar",
-                      self.num_classes, shortcut=self.shortcut,
-                      residual=self.residual, preact=self.preact, mean=mean, std=std)
+        return ResNet(
+            list(self.blocks),
+            list(self.widths),
+            self.block,
+            "cifar",
+            self.num_classes,
+            shortcut=self.shortcut,
+            residual=self.residual,
+            preact=self.preact,
+            mean=mean,
+            std=std,
+        )
 
 
 def _csv(values) -> str:

@@ -17,6 +17,7 @@ conv1 has as many 5x5 kernels (16) as the chapter's Gabor filter bank has
 filters, so the learned and the engineered first layers can be compared side
 by side.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,8 +30,11 @@ from .layers import Normalize
 from .spec import ModelSpec
 
 # Parameters per layer for the default widths, from the table above.
-TABLE_PARAMETERS = {"conv1": 16 * (25 + 1), "conv2": 32 * (16 * 9 + 1),
-              "fc": 10 * (32 * 3 * 3 + 1)}
+TABLE_PARAMETERS = {
+    "conv1": 16 * (25 + 1),
+    "conv2": 32 * (16 * 9 + 1),
+    "fc": 10 * (32 * 3 * 3 + 1),
+}
 
 
 class SmallCNN(nn.Module):
@@ -41,8 +45,14 @@ class SmallCNN(nn.Module):
     model reads raw digits at training and at test time.
     """
 
-    def __init__(self, mean: float = 0.0, std: float = 1.0, channels=(16, 32),
-                 size: int = 14, num_classes: int = 10):
+    def __init__(
+        self,
+        mean: float = 0.0,
+        std: float = 1.0,
+        channels=(16, 32),
+        size: int = 14,
+        num_classes: int = 10,
+    ):
         super().__init__()
         c1, c2 = channels
         self.norm = Normalize([mean], [std])
@@ -75,8 +85,10 @@ class SmallCNN(nn.Module):
 class SmallCNNSpec(ModelSpec):
     """The small CNN's sizes: ``SmallCNNSpec().build(mean, std)``."""
 
-    channels: tuple[int, int] = field(default=(16, 32), metadata=positive(
-        "maps of conv1 and conv2: 16 = the Gabor bank's filters"))
+    channels: tuple[int, int] = field(
+        default=(16, 32),
+        metadata=positive("maps of conv1 and conv2: 16 = the Gabor bank's filters"),
+    )
     size: int = field(default=14, metadata=positive("input side in pixels"))
     num_classes: int = field(default=10, metadata=positive("output classes"))
 

@@ -16,6 +16,7 @@ arguments of ``build`` and buffers of the model, so they travel in the
 Chapter: "ResNet" (book/vision/resnet.md) saves one; "Adversarial examples"
 (book/vision/adversarial.md) loads it.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -62,8 +63,9 @@ def spec_from_record(record: dict) -> ModelSpec:
     name = record["spec"]["class"]
     module, _, cls = name.rpartition(".")
     if not module.startswith("scratch.models."):
-        raise ConfigError(f"model file names spec class {name!r}, not one of "
-                          "scratch.models")
+        raise ConfigError(
+            f"model file names spec class {name!r}, not one of scratch.models"
+        )
     kind = getattr(importlib.import_module(module), cls)
     if not (isinstance(kind, type) and issubclass(kind, ModelSpec)):
         raise ConfigError(f"{name} is not a ModelSpec")
@@ -75,8 +77,10 @@ def load_model(path, map_location="cpu") -> tuple[nn.Module, ModelSpec]:
     ``(model in eval mode, spec)``."""
     record = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(record, dict) or "spec" not in record:
-        raise ConfigError(f"{path} holds no model spec: not written by save_model, or "
-                          "by fit for a config without a `model` spec")
+        raise ConfigError(
+            f"{path} holds no model spec: not written by save_model, or "
+            "by fit for a config without a `model` spec"
+        )
     spec = spec_from_record(record)
     model = spec.build()
     model.load_state_dict(record["model"])

@@ -21,6 +21,7 @@ Losses and metrics take logits ``(B, 1, H, W)`` and float masks of the same
 shape with 1 = foreground: soft Dice and soft IoU (Jaccard) losses, binary
 cross-entropy, their sum, and the hard Dice and IoU of thresholded predictions.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -71,14 +72,20 @@ class UNet2015(nn.Module):
         widths = tuple(widths)
         self.widths = widths
         ins = (in_channels,) + widths[:-2]
-        self.down = nn.ModuleList(conv_block(c, w, 0, False) for c, w in zip(ins, widths[:-1]))
+        self.down = nn.ModuleList(
+            conv_block(c, w, 0, False) for c, w in zip(ins, widths[:-1])
+        )
         self.pool = nn.MaxPool2d(2)
         self.bottom = conv_block(widths[-2], widths[-1], 0, False)
         # Going up: a 2x2 up-convolution halves the channels and doubles the size,
         # then the cropped skip (as many channels again) is concatenated.
         pairs = list(zip(widths[:0:-1], widths[-2::-1]))  # (1024, 512), ..., (128, 64)
-        self.up = nn.ModuleList(nn.ConvTranspose2d(big, small, 2, stride=2) for big, small in pairs)
-        self.dec = nn.ModuleList(conv_block(2 * small, small, 0, False) for _, small in pairs)
+        self.up = nn.ModuleList(
+            nn.ConvTranspose2d(big, small, 2, stride=2) for big, small in pairs
+        )
+        self.dec = nn.ModuleList(
+            conv_block(2 * small, small, 0, False) for _, small in pairs
+        )
         self.head = nn.Conv2d(widths[0], num_classes, 1)  # 1x1: a classifier per pixel
 
     @staticmethod
@@ -90,29 +97,33 @@ class UNet2015(nn.Module):
         """
         size = input_size
         for level in range(depth):
-            size -= 4                      # two valid 3x3 convolutions
+            size -= 4  # two valid 3x3 convolutions
             if size <= 0 or size % 2:
-                raise ValueError(f"input size {input_size}: level {level + 1} gives a {size}-pixel map; "
-                                 "2x2 max-pooling needs an even size > 0")
+                raise ValueError(
+                    f"input size {input_size}: level {level + 1} gives a {size}-pixel map; "
+                    "2x2 max-pooling needs an even size > 0"
+                )
             size //= 2
-        size -= 4                          # the bottom level
+        size -= 4  # the bottom level
         if size <= 0:
             raise ValueError(f"input size {input_size} is too small for depth {depth}")
         for _ in range(depth):
-            size = 2 * size - 4            # up-convolution, then two convolutions
+            size = 2 * size - 4  # up-convolution, then two convolutions
             if size <= 0:
-                raise ValueError(f"input size {input_size} is too small: the decoder runs out of pixels")
+                raise ValueError(
+                    f"input size {input_size} is too small: the decoder runs out of pixels"
+                )
         return size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
         for block in self.down:
-            x = block(x)                   # (B, w, H - 4, W - 4)
+            x = block(x)  # (B, w, H - 4, W - 4)
             skips.append(x)
             x = self.pool(x)
         x = self.bottom(x)
         for up, block, skip in zip(self.up, self.dec, reversed(skips)):
-            x = up(x)                      # (B, w, 2h, 2w): fewer channels, twice the size
+            x = up(x)  # (B, w, 2h, 2w): fewer channels, twice the size
             skip = center_crop(skip, x.shape[-2], x.shape[-1])
             x = block(torch.cat([skip, x], dim=1))
         return self.head(x)
@@ -134,8 +145,10 @@ class Upsample(nn.Module):
         if mode == "transpose":
             self.layers = nn.ConvTranspose2d(c_in, c_out, 2, stride=2)
         elif mode == "bilinear":
-            self.layers = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                                        nn.Conv2d(c_in, c_out, 1))
+            self.layers = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(c_in, c_out, 1),
+            )
         else:
             raise ValueError(f"up={mode!r}: choose 'transpose' or 'bilinear'")
         self.mode = mode
@@ -155,32 +168,49 @@ class UNet(nn.Module):
     then sees only what came up through the bottleneck.
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 1, width: int = 32, depth: int = 4,
-                 batch_norm: bool = True, up: str = "transpose", skips: bool = True,
-                 mean=None, std=None):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 1,
+        width: int = 32,
+        depth: int = 4,
+        batch_norm: bool = True,
+        up: str = "transpose",
+        skips: bool = True,
+        mean=None,
+        std=None,
+    ):
         super().__init__()
         self.depth, self.skips = depth, skips
-        widths = [width * 2 ** i for i in range(depth + 1)]
-        self.normalize = Normalize([0.5] * in_channels if mean is None else mean,
-                                   [0.25] * in_channels if std is None else std)
+        widths = [width * 2**i for i in range(depth + 1)]
+        self.normalize = Normalize(
+            [0.5] * in_channels if mean is None else mean,
+            [0.25] * in_channels if std is None else std,
+        )
         ins = [in_channels] + widths[:-2]
-        self.down = nn.ModuleList(conv_block(c, w, 1, batch_norm) for c, w in zip(ins, widths[:-1]))
+        self.down = nn.ModuleList(
+            conv_block(c, w, 1, batch_norm) for c, w in zip(ins, widths[:-1])
+        )
         self.pool = nn.MaxPool2d(2)
         self.bottom = conv_block(widths[-2], widths[-1], 1, batch_norm)
         pairs = list(zip(widths[:0:-1], widths[-2::-1]))
         self.up = nn.ModuleList(Upsample(big, small, up) for big, small in pairs)
-        self.dec = nn.ModuleList(conv_block((2 if skips else 1) * small, small, 1, batch_norm)
-                                 for _, small in pairs)
+        self.dec = nn.ModuleList(
+            conv_block((2 if skips else 1) * small, small, 1, batch_norm)
+            for _, small in pairs
+        )
         self.head = nn.Conv2d(width, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-2] % 2 ** self.depth or x.shape[-1] % 2 ** self.depth:
-            raise ValueError(f"UNet of depth {self.depth}: height and width must be divisible by "
-                             f"{2 ** self.depth}, got {tuple(x.shape[-2:])}")
+        if x.shape[-2] % 2**self.depth or x.shape[-1] % 2**self.depth:
+            raise ValueError(
+                f"UNet of depth {self.depth}: height and width must be divisible by "
+                f"{2**self.depth}, got {tuple(x.shape[-2:])}"
+            )
         x = self.normalize(x)
         skips = []
         for block in self.down:
-            x = block(x)                   # (B, w, H, W): same padding keeps the size
+            x = block(x)  # (B, w, H, W): same padding keeps the size
             skips.append(x)
             x = self.pool(x)
         x = self.bottom(x)
@@ -190,9 +220,16 @@ class UNet(nn.Module):
         return self.head(x)
 
 
-def unet_parameters(in_channels: int = 3, num_classes: int = 1, width: int = 32, depth: int = 4,
-                    batch_norm: bool = True, up: str = "transpose", skips: bool = True,
-                    valid: bool = False) -> int:
+def unet_parameters(
+    in_channels: int = 3,
+    num_classes: int = 1,
+    width: int = 32,
+    depth: int = 4,
+    batch_norm: bool = True,
+    up: str = "transpose",
+    skips: bool = True,
+    valid: bool = False,
+) -> int:
     """The parameter count of a U-Net from the formulas, layer by layer (no model built).
 
     A k x k convolution from c to c' channels has ``c' (c k^2 + 1)`` parameters
@@ -200,20 +237,23 @@ def unet_parameters(in_channels: int = 3, num_classes: int = 1, width: int = 32,
     ``c' (4 c + 1)``; bilinear upsampling with a 1x1 convolution ``c' (c + 1)``.
     ``valid=True`` counts :class:`UNet2015` (no BatchNorm, transposed convolutions).
     """
+
     def conv(c, c2, k=3):
-        return c2 * (c * k * k + (0 if batch_norm else 1)) + (2 * c2 if batch_norm else 0)
+        return c2 * (c * k * k + (0 if batch_norm else 1)) + (
+            2 * c2 if batch_norm else 0
+        )
 
     if valid:
         batch_norm, up, skips = False, "transpose", True
-    widths = [width * 2 ** i for i in range(depth + 1)]
+    widths = [width * 2**i for i in range(depth + 1)]
     total, c = 0, in_channels
-    for w in widths:                                    # encoder and bottom
+    for w in widths:  # encoder and bottom
         total += conv(c, w) + conv(w, w)
         c = w
     for big, small in zip(widths[:0:-1], widths[-2::-1]):  # decoder
         total += small * (4 * big + 1) if up == "transpose" else small * (big + 1)
         total += conv((2 if skips else 1) * small, small) + conv(small, small)
-    return total + num_classes * (widths[0] + 1)        # the 1x1 head
+    return total + num_classes * (widths[0] + 1)  # the 1x1 head
 
 
 # ---- losses and metrics ------------------------------------------------------------------
@@ -223,7 +263,9 @@ def _sums(probs: torch.Tensor, target: torch.Tensor):
     return (probs * target).sum(dims), probs.sum(dims), target.sum(dims)
 
 
-def soft_dice(probs: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+def soft_dice(
+    probs: torch.Tensor, target: torch.Tensor, eps: float = 1.0
+) -> torch.Tensor:
     r"""Soft Dice of each image, (B,): :math:`(2\sum p t + \epsilon) / (\sum p + \sum t + \epsilon)`.
 
     ``eps`` keeps it defined (and equal to 1) when prediction and mask are both empty.
@@ -232,7 +274,9 @@ def soft_dice(probs: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> to
     return (2 * inter + eps) / (p + t + eps)
 
 
-def soft_iou(probs: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+def soft_iou(
+    probs: torch.Tensor, target: torch.Tensor, eps: float = 1.0
+) -> torch.Tensor:
     r"""Soft IoU (Jaccard) of each image, (B,): :math:`(\sum p t + \epsilon) / (\sum p + \sum t - \sum p t + \epsilon)`."""
     inter, p, t = _sums(probs, target)
     return (inter + eps) / (p + t - inter + eps)
@@ -258,7 +302,12 @@ def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return bce_loss(logits, target) + dice_loss(logits, target)
 
 
-LOSSES = {"bce": bce_loss, "dice": dice_loss, "bce+dice": bce_dice_loss, "iou": iou_loss}
+LOSSES = {
+    "bce": bce_loss,
+    "dice": dice_loss,
+    "bce+dice": bce_dice_loss,
+    "iou": iou_loss,
+}
 
 
 def scores(logits: torch.Tensor, target: torch.Tensor):
@@ -285,8 +334,15 @@ def iou_score(logits: torch.Tensor, target: torch.Tensor) -> float:
 
 
 # ---- a segmentation task built from MNIST and CIFAR-10 --------------------------------------
-def paste_digits(backgrounds, digits, seed: int = 0, max_digits: int = 2, scale=(0.5, 0.9),
-                 max_angle: float = 25.0, threshold: float = 0.5):
+def paste_digits(
+    backgrounds,
+    digits,
+    seed: int = 0,
+    max_digits: int = 2,
+    scale=(0.5, 0.9),
+    max_angle: float = 25.0,
+    threshold: float = 0.5,
+):
     """Paste 1 to ``max_digits`` coloured MNIST digits onto each background image.
 
     ``backgrounds``: uint8 (N, 3, S, S); ``digits``: uint8 (M, 28, 28), drawn at
@@ -301,28 +357,45 @@ def paste_digits(backgrounds, digits, seed: int = 0, max_digits: int = 2, scale=
     digit's ink (its grey level, resampled) exceeds ``threshold``.
     """
     g = torch.Generator().manual_seed(seed)
-    bg = torch.as_tensor(backgrounds).float() / 255                  # (N, 3, S, S)
-    ink = torch.as_tensor(digits).float()[:, None] / 255             # (M, 1, 28, 28)
+    bg = torch.as_tensor(backgrounds).float() / 255  # (N, 3, S, S)
+    ink = torch.as_tensor(digits).float()[:, None] / 255  # (M, 1, 28, 28)
     n, size = len(bg), bg.shape[-1]
     images, alpha = bg.clone(), torch.zeros(n, 1, size, size)
-    luminance = (bg * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(1).mean((1, 2))  # (N,)
+    luminance = (
+        (bg * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(1).mean((1, 2))
+    )  # (N,)
     for k in range(max_digits):
-        present = torch.ones(n, dtype=torch.bool) if k == 0 else torch.rand(n, generator=g) < 0.5
-        s = scale[0] + (scale[1] - scale[0]) * torch.rand(n, generator=g)   # box side / image side
+        present = (
+            torch.ones(n, dtype=torch.bool)
+            if k == 0
+            else torch.rand(n, generator=g) < 0.5
+        )
+        s = scale[0] + (scale[1] - scale[0]) * torch.rand(
+            n, generator=g
+        )  # box side / image side
         angle = (2 * torch.rand(n, generator=g) - 1) * max_angle * torch.pi / 180
-        centre = (2 * torch.rand(n, 2, generator=g) - 1) * (1 - s)[:, None]  # box stays inside
+        centre = (2 * torch.rand(n, 2, generator=g) - 1) * (1 - s)[
+            :, None
+        ]  # box stays inside
         # affine_grid maps output (image) coordinates u in [-1, 1] to input (digit)
         # coordinates v = A (u - t), with A = R(-angle) / s: the inverse of placing the
         # digit scaled by s, rotated by angle and moved to t.
         cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
-        a = torch.stack([torch.stack([cos, sin], 1), torch.stack([-sin, cos], 1)], 1)  # (N, 2, 2)
-        theta = torch.cat([a, -(a @ centre[:, :, None])], dim=2)      # (N, 2, 3)
+        a = torch.stack(
+            [torch.stack([cos, sin], 1), torch.stack([-sin, cos], 1)], 1
+        )  # (N, 2, 2)
+        theta = torch.cat([a, -(a @ centre[:, :, None])], dim=2)  # (N, 2, 3)
         grid = F.affine_grid(theta, (n, 1, size, size), align_corners=False)
         pick = torch.randint(len(ink), (n,), generator=g)
-        a_k = F.grid_sample(ink[pick], grid, align_corners=False) * present[:, None, None, None]
+        a_k = (
+            F.grid_sample(ink[pick], grid, align_corners=False)
+            * present[:, None, None, None]
+        )
         colour = torch.rand(n, 3, generator=g)
-        colour = torch.where(luminance[:, None] > 0.5, 0.45 * colour, 0.55 + 0.45 * colour)
-        images = images * (1 - a_k) + colour[:, :, None, None] * a_k   # paint over
+        colour = torch.where(
+            luminance[:, None] > 0.5, 0.45 * colour, 0.55 + 0.45 * colour
+        )
+        images = images * (1 - a_k) + colour[:, :, None, None] * a_k  # paint over
         alpha = torch.maximum(alpha, a_k)
     images = (images * 255).round().clamp(0, 255).to(torch.uint8)
     masks = (alpha[:, 0] > threshold).to(torch.uint8)
@@ -334,24 +407,55 @@ class UNetSpec(ModelSpec):
     """The padded U-Net's choices: ``UNetSpec(width=16, depth=3).build(mean, std)``."""
 
     in_channels: int = field(default=3, metadata=positive("image channels"))
-    num_classes: int = field(default=1, metadata=positive(
-        "output maps: 1 for a binary mask"))
-    width: int = field(default=64, metadata=positive(
-        "channels of the top level, doubled at each level down: 64 is the "
-        "paper's (64 ... 1024)"))
-    depth: int = field(default=4, metadata=positive(
-        "number of 2x2 poolings: the paper's 4. Each one doubles the "
-        "receptive field's reach and divides the map's side by 2"))
-    batch_norm: bool = field(default=True, metadata=describe(
-        "BatchNorm after every convolution: not in the 2015 paper, but it "
-        "makes a U-Net train fast at a high learning rate"))
-    up: str = field(default="transpose", metadata=choice(
-        "transpose", "bilinear", help="upsampling: the paper's learned 2x2 "
-        "up-convolution, or bilinear + 1x1 convolution"))
-    skips: bool = field(default=True, metadata=describe(
-        "skip connections; false: the decoder sees only the bottleneck"))
+    num_classes: int = field(
+        default=1, metadata=positive("output maps: 1 for a binary mask")
+    )
+    width: int = field(
+        default=64,
+        metadata=positive(
+            "channels of the top level, doubled at each level down: 64 is the "
+            "paper's (64 ... 1024)"
+        ),
+    )
+    depth: int = field(
+        default=4,
+        metadata=positive(
+            "number of 2x2 poolings: the paper's 4. Each one doubles the "
+            "receptive field's reach and divides the map's side by 2"
+        ),
+    )
+    batch_norm: bool = field(
+        default=True,
+        metadata=describe(
+            "BatchNorm after every convolution: not in the 2015 paper, but it "
+            "makes a U-Net train fast at a high learning rate"
+        ),
+    )
+    up: str = field(
+        default="transpose",
+        metadata=choice(
+            "transpose",
+            "bilinear",
+            help="upsampling: the paper's learned 2x2 "
+            "up-convolution, or bilinear + 1x1 convolution",
+        ),
+    )
+    skips: bool = field(
+        default=True,
+        metadata=describe(
+            "skip connections; false: the decoder sees only the bottleneck"
+        ),
+    )
 
     def build(self, mean=None, std=None) -> UNet:
-        return UNet(self.in_channels, self.num_classes, self.width, self.depth,
-                    batch_norm=self.batch_norm, up=self.up, skips=self.skips,
-                    mean=mean, std=std)
+        return UNet(
+            self.in_channels,
+            self.num_classes,
+            self.width,
+            self.depth,
+            batch_norm=self.batch_norm,
+            up=self.up,
+            skips=self.skips,
+            mean=mean,
+            std=std,
+        )
