@@ -445,8 +445,9 @@ class Config(Spec):
     def check_run_dir(self) -> None:
         """Raise ConfigError if ``run_dir`` holds a run this config must not touch.
 
-        Nothing to check for a run that is not resumable; :class:`scratch.train.TrainConfig`
-        compares the config stored in its checkpoints with this one.
+        Nothing to check for a run that is not resumable;
+        :class:`scratch.train.TrainConfig` compares the config stored in its checkpoints
+        with this one.
         """
 
     # ---- construction -------------------------------------------------------

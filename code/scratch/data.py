@@ -561,10 +561,11 @@ def cifar10_classes(root=None, download=True):
     return classes
 
 
-# ----------------------------------------------------------------------------- photographs
-# Imagenette and Oxford-IIIT Pet are folders of JPEGs of many sizes. They are used by
-# the `full` profiles only (on a GPU), so they are decoded once, resized to one square
-# size and cached as a .npy file next to the images: later runs load them in seconds.
+# -----------------------------------------------------------------------------
+# photographs Imagenette and Oxford-IIIT Pet are folders of JPEGs of many sizes. They
+# are used by the `full` profiles only (on a GPU), so they are decoded once, resized to
+# one square size and cached as a .npy file next to the images: later runs load them in
+# seconds.
 
 IMAGENETTE_CLASSES = {  # WordNet id -> name, in the (sorted-id) label order
     "n01440764": "tench",
@@ -791,7 +792,8 @@ def oxford_pets(split="train", size=128, root=None, download=True):
         try:
             photo, trimap = pets[i]
             photo = np.asarray(_square(photo.convert("RGB"), size, Image.BILINEAR))
-            # Trimap: 1 pet, 2 background, 3 the border between them (part of the outline).
+            # Trimap: 1 pet, 2 background, 3 the border between them (part of the
+            # outline).
             t = np.asarray(_square(trimap, size, Image.NEAREST))
         except (
             OSError,

@@ -78,7 +78,8 @@ def shard(loader, shuffle: bool | None = None):
     from torch.utils.data.distributed import DistributedSampler
 
     if isinstance(loader.sampler, RandomSampler) and loader.sampler.replacement:
-        # Batches drawn at random (scratch.train.sampled_loader): each process draws its own.
+        # Batches drawn at random (scratch.train.sampled_loader): each process draws its
+        # own.
         sampler = RankRandomSampler(
             loader.dataset, -(-loader.sampler.num_samples // world_size())
         )

@@ -1,7 +1,7 @@
 """What a training run records, and the callback protocol: shared by both training loops.
 
-:func:`scratch.train.fit` (PyTorch) and :func:`scratch.engine.loop.fit_arrays` (the NumPy
-engine) fill the same :class:`History` and call the same :class:`Callback` hooks,
+:func:`scratch.train.fit` (PyTorch) and :func:`scratch.engine.loop.fit_arrays` (the
+NumPy engine) fill the same :class:`History` and call the same :class:`Callback` hooks,
 so plots, early stopping and any callback work with either. No PyTorch import here.
 """
 

@@ -131,7 +131,8 @@ def show(fig: go.Figure, path: str | os.PathLike | None = None) -> None:
     elif path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # "directory": plotly.min.js is written once beside the figures, not into each one.
+        # "directory": plotly.min.js is written once beside the figures, not into each
+        # one.
         fig.write_html(
             path, include_plotlyjs="directory", config=CONFIG, auto_play=False
         )
@@ -525,7 +526,8 @@ def decision_boundary(
     """How a 2-D classifier's boundary evolves, with a slider and a play button.
 
     ``snapshots``: list of ``(name, probs)`` with ``probs`` of shape (len(ys), len(xs)),
-    the predicted probability of class 1 on the grid; ``points``: (N, 2); ``labels``: (N,).
+    the predicted probability of class 1 on the grid; ``points``: (N, 2); ``labels``:
+    (N,).
     """
     points, labels = _to_numpy(points), _to_numpy(labels)
     symbols = ["circle", "diamond", "square", "x"]

@@ -621,7 +621,8 @@ class _Trainer:
                 f"note: {self.device.type} has no native bf16: autocast emulates it, several "
                 "times slower than fp32 (--precision=auto picks fp32 here)"
             )
-        # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs
+        # none.
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=config.precision == "fp16"
         )
@@ -745,7 +746,8 @@ class _Trainer:
                         self.steps[name](self.train_model, batch),
                         f"step {name!r}" if name else "step",
                     )
-                    # Average over the micro-batches so the step matches one large batch.
+                    # Average over the micro-batches so the step matches one large
+                    # batch.
                     self.scaler.scale(losses["loss"] / len(micro)).backward()
                 if not torch.isfinite(losses["loss"]):
                     err = FloatingPointError(
@@ -1066,10 +1068,10 @@ class EMA(Callback):
     r"""An exponential moving average of the weights, updated after every optimizer step.
 
     ``ema.module`` is the averaged copy of the model: evaluate or sample with it
-    (diffusion models, BYOL's target network). Its state goes into the checkpoint.
-    Built on PyTorch's :class:`torch.optim.swa_utils.AveragedModel`:
-    $\theta_{\text{ema}} \leftarrow d\,\theta_{\text{ema}} + (1 - d)\,\theta$, starting from
-    the weights at the first step; buffers (BatchNorm statistics) are averaged too.
+    (diffusion models, BYOL's target network). Its state goes into the checkpoint. Built
+    on PyTorch's :class:`torch.optim.swa_utils.AveragedModel`: $\theta_{\text{ema}}
+    \leftarrow d\,\theta_{\text{ema}} + (1 - d)\,\theta$, starting from the weights at
+    the first step; buffers (BatchNorm statistics) are averaged too.
     """
 
     def __init__(self, decay: float = 0.999, every: int = 1):

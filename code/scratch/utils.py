@@ -124,8 +124,8 @@ def git_dirty() -> bool | None:
 def save_run(path, cfg, metrics: dict, seconds: float, **extra) -> dict:
     """Write a run's final metrics with its config, profile, time and machine as JSON.
 
-    ``config`` is the config that produced the metrics: a chapter whose checkpoint
-    was made by another config stops before training (see ``TrainConfig.check_run_dir``).
+    ``config`` is the config that produced the metrics: a chapter whose checkpoint was
+    made by another config stops before training (see ``TrainConfig.check_run_dir``).
     ``commit`` and ``dirty`` say which code ran: a dirty tree ran uncommitted changes.
     """
     record = {

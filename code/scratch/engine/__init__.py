@@ -30,10 +30,10 @@ from .gradcheck import compare_with_torch, gradcheck
 from .scalar import Value
 from .tensor import Tensor, cat, concatenate, is_grad_enabled, no_grad, stack, where
 
-# torch.optim.lr_scheduler's place. Set here, by the package, because lr_scheduler imports optim
-# (for Optimizer) and optim must not import it back. Any import of scratch.engine.optim runs
-# this file first, so `optim.lr_scheduler` and `from scratch.engine.optim import lr_scheduler`
-# always work.
+# torch.optim.lr_scheduler's place. Set here, by the package, because lr_scheduler
+# imports optim (for Optimizer) and optim must not import it back. Any import of
+# scratch.engine.optim runs this file first, so `optim.lr_scheduler` and `from
+# scratch.engine.optim import lr_scheduler` always work.
 optim.lr_scheduler = lr_scheduler
 
 __all__ = [

@@ -22,8 +22,9 @@ $$Y_2 = W_2\, \mathrm{cols} + b \qquad (O,\; OH\,OW\,N).$$
 
 Its backward is the backward of a matrix product,
 
-$$\bar W_2 = \bar Y_2\, \mathrm{cols}^\top, \qquad \bar b = \textstyle\sum_{\text{columns}} \bar Y_2,
-\qquad \overline{\mathrm{cols}} = W_2^\top \bar Y_2,$$
+$$\bar W_2 = \bar Y_2\, \mathrm{cols}^\top, \qquad \bar b =
+\textstyle\sum_{\text{columns}} \bar Y_2, \qquad \overline{\mathrm{cols}} = W_2^\top
+\bar Y_2,$$
 
 followed by "columns to image" (col2im): each entry of $\overline{\mathrm{cols}}$
 goes back to the pixel it was copied from, and a pixel that sat in several
@@ -72,7 +73,7 @@ def _recycle_large_blocks() -> None:
 _recycle_large_blocks()
 
 
-# ---- geometry ----------------------------------------------------------------------------
+# ---- geometry ------------------------------------------------------------------------
 def _pair(value, name: str = "value") -> tuple:
     """``3`` -> ``(3, 3)``; ``(3, 2)`` stays (height, width): PyTorch accepts either."""
     pair = (value, value) if np.ndim(value) == 0 else tuple(value)
@@ -113,7 +114,8 @@ def _geometry(x: Tensor, kernel, stride, padding, op: str):
 
 def _batch_last(x: np.ndarray, padding: tuple, value: float = 0.0) -> np.ndarray:
     """(N, C, H, W) -> (C, H + 2 p_h, W + 2 p_w, N), padded with ``value``: the layout every op
-    of this module works in (see the module's docstring). A view, free when ``x`` is batch-last
+    of this module works in (see the module's docstring). A view, free when ``x`` is
+    batch-last
     in memory already, unless there is padding to add."""
     xt = x.transpose(1, 2, 3, 0)  # (C, H, W, N), a view
     (ph, pw), (c, h, w, n) = padding, xt.shape
@@ -144,7 +146,7 @@ def _unpad(gxt: np.ndarray, padding: tuple, shape: tuple) -> np.ndarray:
     return gxt[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2)
 
 
-# ---- convolution -------------------------------------------------------------------------
+# ---- convolution ---------------------------------------------------------------------
 def conv2d(
     x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0
 ) -> Tensor:
@@ -167,8 +169,9 @@ def conv2d(
     n, c = x.shape[:2]
     o, kk = weight.shape[0], kernel[0] * kernel[1]
 
-    # im2col. Row (c, p, q) of `cols` is input channel c shifted by the kernel offset (p, q),
-    # read at every output position: one strided copy per offset fills C rows at once.
+    # im2col. Row (c, p, q) of `cols` is input channel c shifted by the kernel offset
+    # (p, q), read at every output position: one strided copy per offset fills C rows at
+    # once.
     xt = _batch_last(x.data, padding)  # (C, Hp, Wp, N)
     cols = np.empty((c, kk, oh, ow, n), dtype=xt.dtype)
     for k, (rows, columns) in _offsets(kernel, stride, (oh, ow)):
@@ -181,18 +184,21 @@ def conv2d(
     y = y2.reshape(o, oh, ow, n).transpose(3, 0, 1, 2)  # (N, O, OH, OW), a view
 
     def backward(g):  # g: (N, O, OH, OW)
-        # Free when g is batch-last in memory (it is when it comes from our pooling or a ReLU).
+        # Free when g is batch-last in memory (it is when it comes from our pooling or a
+        # ReLU).
         g2 = g.transpose(1, 2, 3, 0).reshape(o, oh * ow * n)  # (O, OH*OW*N)
-        # W2bar = Y2bar cols^T, computed as (cols Y2bar^T)^T: the same numbers, a faster BLAS call here.
+        # W2bar = Y2bar cols^T, computed as (cols Y2bar^T)^T: the same numbers, a faster
+        # BLAS call here.
         gw = (cols @ g2.T).T.reshape(weight.shape) if weight.requires_grad else None
         gb = g2.sum(axis=1) if bias is not None and bias.requires_grad else None
         gx = None
         if (
             x.requires_grad
         ):  # (not for a network's first layer: it would be thrown away)
-            # col2im, one kernel offset at a time: the C rows of the gradient of `cols` that belong
-            # to offset (p, q), W_pq^T Y2bar (a GEMM), go straight back to the pixels they were
-            # copied from. The whole gradient of `cols` (kh*kw times the input) is never held.
+            # col2im, one kernel offset at a time: the C rows of the gradient of `cols`
+            # that belong to offset (p, q), W_pq^T Y2bar (a GEMM), go straight back to
+            # the pixels they were copied from. The whole gradient of `cols` (kh*kw
+            # times the input) is never held.
             w_offsets = np.ascontiguousarray(
                 w2.reshape(o, c, kk).transpose(2, 1, 0)
             )  # (kh*kw, C, O)
@@ -210,7 +216,7 @@ def conv2d(
     return _make(y, parents, backward, "conv2d")
 
 
-# ---- pooling -----------------------------------------------------------------------------
+# ---- pooling -------------------------------------------------------------------------
 def _pool_geometry(x, kernel_size, stride, padding, op):
     """:func:`_geometry` with PyTorch's pooling defaults (stride = kernel) and padding rule."""
     kernel, stride, padding, out = _geometry(
@@ -247,8 +253,9 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
         np.maximum(yt, xt[:, rows, columns], out=yt)
 
     def backward(g):  # g: (N, C, OH, OW)
-        # Visit the offsets in row-major window order: the first input equal to its window's
-        # maximum takes the whole gradient, and later ties get nothing (`pending` is zeroed).
+        # Visit the offsets in row-major window order: the first input equal to its
+        # window's maximum takes the whole gradient, and later ties get nothing
+        # (`pending` is zeroed).
         pending = g.transpose(1, 2, 3, 0).copy()  # (C, OH, OW, N)
         gxt = np.zeros(xt.shape, dtype=g.dtype)  # (C, Hp, Wp, N)
         wins = np.empty(yt.shape, dtype=bool)  # (C, OH, OW, N)
@@ -268,8 +275,8 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
 def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     r"""The mean of each window, as ``torch.nn.functional.avg_pool2d``.
 
-    $Y_{i,j} = \frac{1}{k_h k_w} \sum_{p,q} X_{s_h i + p,\; s_w j + q}$, so each input of a window
-    gets $\bar Y / (k_h k_w)$ from it. Zero padding counts in the mean
+    $Y_{i,j} = \frac{1}{k_h k_w} \sum_{p,q} X_{s_h i + p,\; s_w j + q}$, so each input
+    of a window gets $\bar Y / (k_h k_w)$ from it. Zero padding counts in the mean
     (PyTorch's default ``count_include_pad=True``).
     """
     kernel, stride, padding, out = _pool_geometry(

@@ -60,7 +60,7 @@ def _array(x, dtype=None) -> np.ndarray:
     return np.asarray(x.data if isinstance(x, Tensor) else x, dtype=dtype)
 
 
-# ---- activations ----------------------------------------------------------------------------
+# ---- activations ---------------------------------------------------------------------
 def relu(input: Tensor) -> Tensor:
     r"""$\max(x, 0)$; gradient 0 at $x = 0$, as PyTorch."""
     return input.relu()
@@ -102,7 +102,8 @@ def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
     return _elu(input, alpha, 1.0, "elu")
 
 
-# SELU's constants (Klambauer et al., 2017): the fixed point of mean 0, variance 1 under lecun_normal_ init.
+# SELU's constants (Klambauer et al., 2017): the fixed point of mean 0, variance 1 under
+# lecun_normal_ init.
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
@@ -190,7 +191,7 @@ def softmax(input: Tensor, dim: int = -1) -> Tensor:
     )
 
 
-# ---- layers ------------------------------------------------------------------------------
+# ---- layers --------------------------------------------------------------------------
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     r"""$y = x W^\top + b$ with ``weight`` of shape (out_features, in_features), as in PyTorch.
 
@@ -241,7 +242,8 @@ def dropout(
     if p == 1:
         return input * 0.0
     rng = np.random if generator is None else generator
-    # keep with probability 1 - p, and scale in the input's dtype (a float64 mask would upcast float32)
+    # keep with probability 1 - p, and scale in the input's dtype (a float64 mask would
+    # upcast float32)
     mask = np.multiply(rng.random(input.shape) >= p, 1 / (1 - p), dtype=input.dtype)
     return _make(input.data * mask, (input,), lambda g: (g * mask,), "dropout")
 
@@ -276,11 +278,12 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     return _make(weight.data[index], (weight,), backward, "embedding")
 
 
-# ---- losses --------------------------------------------------------------------------------
+# ---- losses --------------------------------------------------------------------------
 def _classes_last(x: np.ndarray) -> np.ndarray:
     """(N, C, d1, ..., dk) -> (N d1 ... dk, C), and (C,) -> (1, C): one row per prediction.
 
-    PyTorch puts the classes on axis 1 (images: (N, C, H, W)); a view for the common (N, C).
+    PyTorch puts the classes on axis 1 (images: (N, C, H, W)); a view for the common (N,
+    C).
     """
     if x.ndim <= 2:
         return x[None] if x.ndim == 1 else x
@@ -298,7 +301,8 @@ def _classes_back(grad: np.ndarray, shape: tuple) -> np.ndarray:
 def _class_targets(target, input_shape: tuple, weight, ignore_index: int, dtype):
     """Integer targets -> flat (safe indices, valid (1.0, or 0.0 where ignored), per-row weight $w_{y_i}$).
 
-    All floats in the input's ``dtype``: a bool or float64 mask would turn float32 gradients float64.
+    All floats in the input's ``dtype``: a bool or float64 mask would turn float32
+    gradients float64.
     """
     y = _array(target)
     if not np.issubdtype(y.dtype, np.integer):
@@ -461,8 +465,8 @@ def nll_loss(
 ) -> Tensor:
     r"""$-w_{y_i}\,x_{i, y_i}$ for log-probabilities ``input`` (e.g. from :func:`log_softmax`).
 
-    Shapes, ``weight``, ``ignore_index`` and ``"mean"`` (divided by $\sum_i w_{y_i}$)
-    as in :func:`cross_entropy`, which is ``nll_loss(log_softmax(x, 1), y)`` in one node.
+    Shapes, ``weight``, ``ignore_index`` and ``"mean"`` (divided by $\sum_i w_{y_i}$) as
+    in :func:`cross_entropy`, which is ``nll_loss(log_softmax(x, 1), y)`` in one node.
     """
     x = input.data
     logp = _classes_last(x)
@@ -490,13 +494,13 @@ def binary_cross_entropy_with_logits(
 ) -> Tensor:
     r"""$-w\,[\,q\, y \log \sigma(x) + (1-y) \log(1-\sigma(x))\,]$, with $q$ = ``pos_weight`` (default 1).
 
-    Equal to $(1-y)\,x + (1 + (q-1)y)\,\mathrm{softplus}(-x)$, computed as
-    $\max(x, 0) - xy + (1 + (q-1)y) \log(1 + e^{-|x|}) + (q-1)\,y \max(-x, 0)$:
-    it never exponentiates a positive number, so it neither overflows nor takes
-    ``log(0)`` for large $|x|$, no two large terms cancel, and ``log1p`` keeps
-    the digits of a tiny $e^{-|x|}$ that ``log(1 + e)`` would round away. One fused node, with
-    $\bar x = w\,[(1-y) - (1 + (q-1)y)\,\sigma(-x)]$ ($= \sigma(x) - y$ for $q = w = 1$);
-    ``target`` may be a tensor that requires grad (soft targets).
+    Equal to $(1-y)\,x + (1 + (q-1)y)\,\mathrm{softplus}(-x)$, computed as $\max(x, 0) -
+    xy + (1 + (q-1)y) \log(1 + e^{-|x|}) + (q-1)\,y \max(-x, 0)$: it never exponentiates
+    a positive number, so it neither overflows nor takes ``log(0)`` for large $|x|$, no
+    two large terms cancel, and ``log1p`` keeps the digits of a tiny $e^{-|x|}$ that
+    ``log(1 + e)`` would round away. One fused node, with $\bar x = w\,[(1-y) - (1 +
+    (q-1)y)\,\sigma(-x)]$ ($= \sigma(x) - y$ for $q = w = 1$); ``target`` may be a
+    tensor that requires grad (soft targets).
     """
     x = input.data
     y = _array(target, x.dtype)
@@ -505,7 +509,8 @@ def binary_cross_entropy_with_logits(
     e = np.exp(-np.abs(x))  # in (0, 1]: never overflows
     log1p_e = np.log1p(e)
     coef = 1 if q is None else 1 + (q - 1) * y  # the weight of the positive term
-    # (1-y) x + coef softplus(-x), rearranged so that no large terms cancel (x = -30, y = 0 would)
+    # (1-y) x + coef softplus(-x), rearranged so that no large terms cancel (x = -30, y
+    # = 0 would)
     loss = np.maximum(x, 0) - x * y + coef * log1p_e
     if q is not None:
         loss += (q - 1) * y * np.maximum(-x, 0)
@@ -516,8 +521,9 @@ def binary_cross_entropy_with_logits(
 
     def backward(g):
         s = share(g) if w is None else share(g) * w
-        # sigma(x) and sigma(-x) from e = e^-|x|, each without cancellation (1 - sigma(-x) loses
-        # digits where sigma(x) is tiny); then (1-y) - coef sigma(-x) = (1-y) sigma(x) - q y sigma(-x).
+        # sigma(x) and sigma(-x) from e = e^-|x|, each without cancellation (1 -
+        # sigma(-x) loses digits where sigma(x) is tiny); then (1-y) - coef sigma(-x) =
+        # (1-y) sigma(x) - q y sigma(-x).
         positive = x >= 0
         sig, sig_neg = (
             np.where(positive, 1, e) / (1 + e),

@@ -25,7 +25,8 @@ def gradcheck(
     random $v$, so that a wrong vector-Jacobian product cannot hide behind a sum
     of ones (the backward of ``transpose`` returning ``g`` unpermuted, say). Then
 
-    $$\frac{\partial f}{\partial x_k} \approx \frac{f(x + \epsilon e_k) - f(x - \epsilon e_k)}{2\epsilon},$$
+    $$\frac{\partial f}{\partial x_k} \approx \frac{f(x + \epsilon e_k) - f(x - \epsilon
+    e_k)}{2\epsilon},$$
 
     with error $O(\epsilon^2)$ from truncation plus about $10^{-16}/\epsilon$ from
     rounding in float64: both near $10^{-10}$ at $\epsilon = 10^{-6}$.

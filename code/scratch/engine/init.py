@@ -99,7 +99,7 @@ def _calculate_correct_fan(tensor, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
-# ---- plain fills ---------------------------------------------------------------------------
+# ---- plain fills ---------------------------------------------------------------------
 def uniform_(tensor, a: float = 0.0, b: float = 1.0, generator=None):
     """Fill with $U(a, b)$."""
     return _fill(tensor, _rng(generator).uniform(a, b, _data(tensor).shape))
@@ -144,7 +144,7 @@ def ones_(tensor):
     return _fill(tensor, 1)
 
 
-# ---- variance-preserving schemes -------------------------------------------------------------
+# ---- variance-preserving schemes -----------------------------------------------------
 def xavier_uniform_(tensor, gain: float = 1.0, generator=None):
     r"""Glorot & Bengio (2010): $U(-b, b)$, $b = \text{gain} \sqrt{6 / (n_{\text{in}} + n_{\text{out}})}$."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
@@ -170,9 +170,9 @@ def kaiming_uniform_(
     r"""He et al. (2015): $U(-b, b)$, $b = \sqrt3\,\text{gain}/\sqrt{\text{fan}}$.
 
     ``a`` is the negative slope of the leaky ReLU that follows (``nonlinearity``
-    ``"leaky_relu"``; ``a=0`` is a ReLU). ``mode="fan_in"`` preserves the
-    forward signal's variance, ``"fan_out"`` the gradients'.
-    ``torch.nn.Linear`` uses ``a=math.sqrt(5)``: gain $\sqrt{1/3}$, so $b = 1/\sqrt{n_{\text{in}}}$.
+    ``"leaky_relu"``; ``a=0`` is a ReLU). ``mode="fan_in"`` preserves the forward
+    signal's variance, ``"fan_out"`` the gradients'. ``torch.nn.Linear`` uses
+    ``a=math.sqrt(5)``: gain $\sqrt{1/3}$, so $b = 1/\sqrt{n_{\text{in}}}$.
     """
     std = calculate_gain(nonlinearity, a) / math.sqrt(
         _calculate_correct_fan(tensor, mode)
@@ -209,8 +209,9 @@ def lecun_uniform_(tensor, generator=None):
 def lecun_normal_(tensor, generator=None):
     r"""LeCun et al. (1998): $\mathcal N(0, 1/n_{\text{in}})$, untruncated; the init SELU networks assume.
 
-    Not in ``torch.nn.init``; it equals ``kaiming_normal_(t, nonlinearity="linear")``, what
-    PyTorch recommends for SELU. (JAX's ``lecun_normal`` truncates at two standard deviations.)
+    Not in ``torch.nn.init``; it equals ``kaiming_normal_(t, nonlinearity="linear")``,
+    what PyTorch recommends for SELU. (JAX's ``lecun_normal`` truncates at two standard
+    deviations.)
     """
     return kaiming_normal_(
         tensor, mode="fan_in", nonlinearity="linear", generator=generator

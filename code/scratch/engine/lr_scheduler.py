@@ -375,7 +375,8 @@ class OneCycleLR(LRScheduler):
     $$
 
     with phase ends $s_1 = \text{pct\_start}\cdot T - 1$ and $T - 1$ (three phases:
-    $\text{pct\_start}\cdot T - 1$, $2\,\text{pct\_start}\cdot T - 2$, $T - 1$), as torch.
+    $\text{pct\_start}\cdot T - 1$, $2\,\text{pct\_start}\cdot T - 2$, $T - 1$), as
+    torch.
 
     Why: a warm-up to a large lr acts as a regulariser and lets training cross the
     loss surface fast; the long anneal to a tiny lr then converges. Smith & Topin reach

@@ -74,7 +74,7 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
-    # ---- the tree of modules -----------------------------------------------------------
+    # ---- the tree of modules ---------------------------------------------------------
     def named_children(self):
         for name, value in vars(self).items():
             if isinstance(value, Module):
@@ -157,7 +157,8 @@ class Module:
             tensor = tensor.data
         elif tensor is not None:
             tensor = np.asarray(tensor)
-        # The names, in a dict created on first use (subclasses need not call super().__init__()).
+        # The names, in a dict created on first use (subclasses need not call
+        # super().__init__()).
         self.__dict__.setdefault("_buffer_persistence", {})[name] = (
             persistent  # name -> persistent
         )
@@ -179,7 +180,7 @@ class Module:
     def buffers(self, recurse: bool = True) -> list:
         return [b for _, b in self.named_buffers(recurse=recurse)]
 
-    # ---- state: save, load ----------------------------------------------------------------
+    # ---- state: save, load -----------------------------------------------------------
     def _state_entries(self):
         """(key, module, attribute) of every state_dict entry, in PyTorch's order: each module's
         parameters, then its persistent buffers, parents before children."""
@@ -261,13 +262,14 @@ class Module:
     def load(self, path, strict: bool = True):
         """Read an archive written by :meth:`save` into this model (see :meth:`load_state_dict`).
 
-        ``allow_pickle=False``: an ``.npz`` holds arrays only, and a pickle could run code.
+        ``allow_pickle=False``: an ``.npz`` holds arrays only, and a pickle could run
+        code.
         """
         with np.load(path, allow_pickle=False) as archive:
             state = OrderedDict((key, archive[key]) for key in archive.files)
         return self.load_state_dict(state, strict=strict)
 
-    # ---- modes, printing ------------------------------------------------------------------
+    # ---- modes, printing -------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
         """Training mode (dropout, batch norm statistics: layers that differ read ``self.training``)."""
         self.training = mode
@@ -289,7 +291,7 @@ class Module:
         return ""
 
 
-# ---- layers ---------------------------------------------------------------------------------
+# ---- layers --------------------------------------------------------------------------
 class Linear(Module):
     r"""$y = x W^\top + b$, ``weight`` (out_features, in_features), ``bias`` (out_features,).
 
@@ -307,8 +309,9 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # kaiming_uniform_ with a = sqrt(5) has gain sqrt(1/3): the bound sqrt(3) * gain / sqrt(in)
-        # is 1/sqrt(in). PyTorch's choice, kept for compatibility rather than derived from a theory.
+        # kaiming_uniform_ with a = sqrt(5) has gain sqrt(1/3): the bound sqrt(3) * gain
+        # / sqrt(in) is 1/sqrt(in). PyTorch's choice, kept for compatibility rather than
+        # derived from a theory.
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
@@ -392,7 +395,7 @@ class Identity(Module):
         return x
 
 
-# ---- activations: modules around the functions of `functional` ------------------------------
+# ---- activations: modules around the functions of `functional` -----------------------
 class ReLU(Module):
     def forward(self, x):
         return x.relu()
@@ -473,7 +476,7 @@ class LogSoftmax(Module):
         return f"dim={self.dim}"
 
 
-# ---- containers -------------------------------------------------------------------------------
+# ---- containers ----------------------------------------------------------------------
 class Sequential(Module):
     """Modules applied in order. They are stored as attributes ``"0"``, ``"1"``, ...
     so parameter names match PyTorch's (``"0.weight"``)."""
@@ -500,7 +503,8 @@ class Sequential(Module):
 class ModuleList(Module):
     """A list of modules whose parameters the parent finds (a plain Python list would hide them).
 
-    Stored as attributes ``"0"``, ``"1"``, ... like :class:`Sequential`, so the names match PyTorch's.
+    Stored as attributes ``"0"``, ``"1"``, ... like :class:`Sequential`, so the names
+    match PyTorch's.
     """
 
     def __init__(self, modules=()):
@@ -521,14 +525,14 @@ class ModuleList(Module):
         return iter(self.children())
 
 
-# ---- convolution and pooling: layers around the functions of conv.py ---------------------------
+# ---- convolution and pooling: layers around the functions of conv.py -----------------
 class Conv2d(Module):
     r"""A learned 2-d convolution, ``weight`` (out, in, kh, kw) and ``bias`` (out,), as ``torch.nn.Conv2d``.
 
     Initialised as PyTorch does: ``kaiming_uniform_(a=sqrt(5))``, whose bound
-    $\text{gain} \sqrt{3 / \text{fan\_in}}$ with $\text{gain} = \sqrt{2 / (1 + a^2)} = \sqrt{1/3}$
-    is just $1/\sqrt{\text{fan\_in}}$, $\text{fan\_in} = \text{in} \cdot k_h k_w$ (the same
-    rule as :class:`Linear`); the bias draws from the same
+    $\text{gain} \sqrt{3 / \text{fan\_in}}$ with $\text{gain} = \sqrt{2 / (1 + a^2)} =
+    \sqrt{1/3}$ is just $1/\sqrt{\text{fan\_in}}$, $\text{fan\_in} = \text{in} \cdot k_h
+    k_w$ (the same rule as :class:`Linear`); the bias draws from the same
     $U(-1/\sqrt{\text{fan\_in}}, 1/\sqrt{\text{fan\_in}})$.
     """
 
@@ -591,7 +595,7 @@ class AvgPool2d(MaxPool2d):
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
 
 
-# ---- normalization: layers around the functions of normalization.py -----------------------------
+# ---- normalization: layers around the functions of normalization.py ------------------
 class _BatchNorm(Module):
     r"""Shared by :class:`BatchNorm1d` and :class:`BatchNorm2d` (they differ in the input's rank only).
 
@@ -651,7 +655,8 @@ class _BatchNorm(Module):
             self.num_batches_tracked += 1
             if self.momentum is None:  # a cumulative average: batch t gets weight 1/t
                 momentum = 1.0 / float(self.num_batches_tracked)
-        # Batch statistics in training, and also in evaluation when there are no running ones.
+        # Batch statistics in training, and also in evaluation when there are no running
+        # ones.
         use_batch_stats = self.training or self.running_mean is None
         return F.batch_norm(
             x,

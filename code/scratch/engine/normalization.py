@@ -1,13 +1,15 @@
 r"""Batch, layer and group normalization for the NumPy engine: the functions (``F.batch_norm``, ...).
 
 Their layers (:class:`~scratch.engine.nn.BatchNorm1d`, ``BatchNorm2d``, ``LayerNorm``,
-``GroupNorm``) are in :mod:`scratch.engine.nn`, one layer up: this module imports no ``Module``.
+``GroupNorm``) are in :mod:`scratch.engine.nn`, one layer up: this module imports no
+``Module``.
 
 All three standardize $x$ over some set of $m$ numbers that share statistics,
 then apply a learned per-feature scale $\gamma$ and shift $\beta$:
 
 $$\mu = \frac1m \sum_{j} x_j, \qquad \sigma^2 = \frac1m \sum_{j} (x_j - \mu)^2, \qquad
-\hat x_i = \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}}, \qquad y_i = \gamma\, \hat x_i + \beta.$$
+\hat x_i = \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}}, \qquad y_i = \gamma\, \hat x_i
++ \beta.$$
 
 They differ only in which numbers share a $\mu$ and $\sigma$: batch norm, one
 channel across the batch and the positions (``axes (0, 2, 3)`` of an image
@@ -47,7 +49,7 @@ import numpy as np
 from .tensor import Tensor, _make
 
 
-# ---- the shared core ----------------------------------------------------------------------------
+# ---- the shared core -----------------------------------------------------------------
 def _standardize(x: np.ndarray, axes: tuple, eps: float):
     r"""$\hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}$ with statistics over ``axes``; also
     $1/s$ and the (biased) variance, both with ``axes`` kept as size 1."""
@@ -110,7 +112,7 @@ def _affine(
     return _make(y, parents, backward, op)
 
 
-# ---- batch norm -------------------------------------------------------------------------------
+# ---- batch norm ----------------------------------------------------------------------
 def batch_norm(
     x: Tensor,
     running_mean,
@@ -123,8 +125,8 @@ def batch_norm(
 ) -> Tensor:
     r"""Batch normalization, as ``torch.nn.functional.batch_norm``: statistics per channel (axis 1).
 
-    ``x`` is (N, C) or (N, C, *) (e.g. (N, C, H, W)); ``weight`` $\gamma$, ``bias`` $\beta$
-    and the running statistics have shape (C,).
+    ``x`` is (N, C) or (N, C, *) (e.g. (N, C, H, W)); ``weight`` $\gamma$, ``bias``
+    $\beta$ and the running statistics have shape (C,).
 
     - ``training=True``: normalize with the batch's own $\mu$ and (biased)
       $\sigma^2$ over the $m = N \cdot H \cdot W$ numbers of each channel, and update
@@ -177,7 +179,7 @@ def batch_norm(
     return _affine(x, xhat, backward_xhat, weight, bias, shape, axes, "batch_norm")
 
 
-# ---- layer norm and group norm ------------------------------------------------------------------
+# ---- layer norm and group norm -------------------------------------------------------
 def layer_norm(
     x: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5
 ) -> Tensor:
@@ -214,9 +216,9 @@ def group_norm(
     x: Tensor, num_groups: int, weight=None, bias=None, eps: float = 1e-5
 ) -> Tensor:
     """Group normalization, as ``torch.nn.functional.group_norm``: the C channels of (N, C, *)
-    are split into ``num_groups`` groups of consecutive channels, and each sample's group
-    is standardized on its own (over its channels and all positions); ``weight`` and
-    ``bias`` are per channel, (C,). One group is layer norm over (C, *); C groups is
+    are split into ``num_groups`` groups of consecutive channels, and each sample's
+    group is standardized on its own (over its channels and all positions); ``weight``
+    and ``bias`` are per channel, (C,). One group is layer norm over (C, *); C groups is
     instance norm. Independent of the batch, so the same in training and evaluation.
     """
     if x.ndim < 2 or x.shape[1] % num_groups:

@@ -220,23 +220,20 @@ class SGD(Optimizer):
     With gradient $g_t$, learning rate $\eta$, weight decay $\lambda$, momentum $\mu$,
     dampening $\tau$:
 
-    $$
-    \begin{aligned}
-    g_t &\leftarrow g_t + \lambda\,\theta_{t-1} \\
-    b_t &= \mu\, b_{t-1} + (1-\tau)\, g_t \qquad (b_1 = g_1) \\
-    g_t &\leftarrow \begin{cases} g_t + \mu\, b_t & \text{Nesterov} \\ b_t & \text{otherwise} \end{cases} \\
-    \theta_t &= \theta_{t-1} - \eta\, g_t
-    \end{aligned}
-    $$
+    $$ \begin{aligned} g_t &\leftarrow g_t + \lambda\,\theta_{t-1} \\ b_t &= \mu\,
+    b_{t-1} + (1-\tau)\, g_t \qquad (b_1 = g_1) \\ g_t &\leftarrow \begin{cases} g_t +
+    \mu\, b_t & \text{Nesterov} \\ b_t & \text{otherwise} \end{cases} \\ \theta_t &=
+    \theta_{t-1} - \eta\, g_t \end{aligned} $$
 
     Why: momentum (Polyak, 1964) averages the gradients of about $1/(1-\mu)$ steps, so
     the components that flip sign across a narrow valley cancel while the consistent
     ones add up. Nesterov's variant (in the form of Sutskever et al., 2013) steps with
     the gradient plus the momentum it is about to apply: a look-ahead that damps
-    overshooting. The weight decay is an L2 penalty $\frac{\lambda}{2}\lVert\theta\rVert^2$
-    added to the loss; for plain SGD this *is* decoupled decay, not so for adaptive
-    methods (see :class:`AdamW`). As in torch, the first step sets $b_1 = g_1$, without
-    dampening, and $\eta\,b$ is PyTorch's convention ($\mu b - \eta g$ in Sutskever's).
+    overshooting. The weight decay is an L2 penalty
+    $\frac{\lambda}{2}\lVert\theta\rVert^2$ added to the loss; for plain SGD this *is*
+    decoupled decay, not so for adaptive methods (see :class:`AdamW`). As in torch, the
+    first step sets $b_1 = g_1$, without dampening, and $\eta\,b$ is PyTorch's
+    convention ($\mu b - \eta g$ in Sutskever's).
 
     Stricter than torch: ``lr`` must be > 0 and ``momentum`` in [0, 1) (at
     $\mu \geq 1$ the sum of past gradients never decays).
@@ -391,11 +388,11 @@ class RMSprop(Optimizer):
     with $v_0 = \bar g_0 = b_0 = 0$.
 
     Why: Adagrad's *sum* of squared gradients becomes an exponential moving *average*
-    over about $1/(1-\alpha)$ steps, so the step size adapts to the recent gradient scale
-    instead of decaying forever. ``centered`` (Graves, 2013) divides by an estimate of
-    the gradient's standard deviation rather than its root mean square. Note that
-    torch adds $\epsilon$ outside the square root (TensorFlow/Keras inside), and that the
-    momentum buffer accumulates the *normalised* step.
+    over about $1/(1-\alpha)$ steps, so the step size adapts to the recent gradient
+    scale instead of decaying forever. ``centered`` (Graves, 2013) divides by an
+    estimate of the gradient's standard deviation rather than its root mean square. Note
+    that torch adds $\epsilon$ outside the square root (TensorFlow/Keras inside), and
+    that the momentum buffer accumulates the *normalised* step.
     """
 
     def __init__(
@@ -567,9 +564,9 @@ class AdamW(Adam):
     like any gradient, so the weights with large gradients are barely decayed and the
     regularisation differs from weight decay. Decoupling it restores "every weight
     shrinks by the same factor each step", which Loshchilov & Hutter show generalises
-    better and makes the best $\lambda$ nearly independent of $\eta$. As torch, the factor
-    is $\eta\lambda$ (the paper scales $\lambda$ by the schedule multiplier only), and the
-    default $\lambda$ is ``1e-2``.
+    better and makes the best $\lambda$ nearly independent of $\eta$. As torch, the
+    factor is $\eta\lambda$ (the paper scales $\lambda$ by the schedule multiplier
+    only), and the default $\lambda$ is ``1e-2``.
     """
 
     _decoupled = True

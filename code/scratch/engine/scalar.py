@@ -88,7 +88,7 @@ class Value:
         out._backward = _backward
         return out
 
-    # ---- unary ops: y = f(x), x.grad += f'(x) * y.grad ----------------------------------
+    # ---- unary ops: y = f(x), x.grad += f'(x) * y.grad -------------------------------
     def exp(self):
         out = Value(math.exp(self.data), (self,), "exp")
 
@@ -164,7 +164,7 @@ class Value:
         for v in reversed(order):
             v._backward()
 
-    # ---- the rest is sugar, expressed through the ops above -------------------------------
+    # ---- the rest is sugar, expressed through the ops above --------------------------
     def __neg__(self):  # -x
         return self * -1
 

@@ -33,7 +33,7 @@ import functools
 
 import numpy as np
 
-# ---- graph recording on / off ---------------------------------------------------------
+# ---- graph recording on / off --------------------------------------------------------
 _grad_enabled = True
 
 
@@ -65,7 +65,7 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-# ---- the two helpers every op relies on ------------------------------------------------
+# ---- the two helpers every op relies on ----------------------------------------------
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     r"""Sum ``grad`` down to ``shape``: the backward of NumPy broadcasting.
 
@@ -234,7 +234,7 @@ class Tensor:
             other = other.astype(self.dtype)
         return Tensor(other)
 
-    # ---- arithmetic: elementwise, with NumPy broadcasting ------------------------------
+    # ---- arithmetic: elementwise, with NumPy broadcasting ----------------------------
     def __add__(self, other):
         other = self._lift(other)
         return _make(self.data + other.data, (self, other), lambda g: (g, g), "+")
@@ -311,8 +311,9 @@ class Tensor:
         a, b = self.data, other.data
 
         def backward(g):
-            # 1-D operands are vectors: make them (1, n) and (n, 1) matrices, as np.matmul does,
-            # so one formula covers every case; the leading batch axes are summed by unbroadcast.
+            # 1-D operands are vectors: make them (1, n) and (n, 1) matrices, as
+            # np.matmul does, so one formula covers every case; the leading batch axes
+            # are summed by unbroadcast.
             a2 = a[None, :] if a.ndim == 1 else a
             b2 = b[:, None] if b.ndim == 1 else b
             g2 = g[..., None] if b.ndim == 1 else g  # (..., n) -> (..., n, 1)
@@ -347,7 +348,7 @@ class Tensor:
     def __ge__(self, other):
         return Tensor(self.data >= self._lift(other).data)
 
-    # ---- elementwise functions: x.grad = g * f'(x) -----------------------------------------
+    # ---- elementwise functions: x.grad = g * f'(x) -----------------------------------
     def exp(self):
         out = np.exp(self.data)
         return _make(
@@ -415,7 +416,7 @@ class Tensor:
 
     clamp = clip
 
-    # ---- reductions ---------------------------------------------------------------------
+    # ---- reductions ------------------------------------------------------------------
     # `axis, keepdims` (NumPy) or `dim, keepdim` (PyTorch), the same thing.
     def sum(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
         r"""$y = \sum_i x_i$ has $\bar x_i = \bar y$: the gradient is copied back (broadcast)."""
@@ -486,7 +487,7 @@ class Tensor:
         )
         return _make(out, (self,), backward, op)
 
-    # ---- shape ops: move gradients back where the values came from --------------------
+    # ---- shape ops: move gradients back where the values came from -------------------
     def reshape(self, *shape):
         shape = (
             shape[0]
@@ -621,7 +622,7 @@ class Tensor:
                 )
 
 
-# ---- ops on several tensors ---------------------------------------------------------------
+# ---- ops on several tensors ----------------------------------------------------------
 def _lift_all(tensors) -> list:
     """Tensors as they are; arrays and numbers as constants, in the first tensor's floating dtype."""
     first = next((t for t in tensors if isinstance(t, Tensor)), None)

@@ -192,7 +192,8 @@ class AlexNet(nn.Module):
                     m.bias.fill_(1.0 if name in ones else 0.0)
                 elif name == "fc8":
                     # Small logits: the first predictions are near uniform (loss log K),
-                    # whatever the scale of the features below, so the first steps are tame.
+                    # whatever the scale of the features below, so the first steps are
+                    # tame.
                     m.weight.normal_(0.0, 0.01)
                     m.bias.zero_()
                 else:

@@ -97,11 +97,11 @@ def make_shortcut(
 class BasicBlock(nn.Module):
     r"""Two 3x3 convolutions and a shortcut (the paper's Fig. 2, left).
 
-    post-activation (``preact=False``, the 2015 paper):
-    :math:`y = \mathrm{ReLU}(\mathrm{BN}(W_2\, \mathrm{ReLU}(\mathrm{BN}(W_1 x))) + s(x))`
+    post-activation (``preact=False``, the 2015 paper): :math:`y =
+    \mathrm{ReLU}(\mathrm{BN}(W_2\, \mathrm{ReLU}(\mathrm{BN}(W_1 x))) + s(x))`
 
-    pre-activation (``preact=True``, the identity-mappings paper):
-    :math:`y = x + W_2\, \mathrm{ReLU}(\mathrm{BN}(W_1\, \mathrm{ReLU}(\mathrm{BN}(x))))`
+    pre-activation (``preact=True``, the identity-mappings paper): :math:`y = x + W_2\,
+    \mathrm{ReLU}(\mathrm{BN}(W_1\, \mathrm{ReLU}(\mathrm{BN}(x))))`
 
     ``residual=False`` drops :math:`s(x)`: a block of the "plain" network.
     (B, C_in, H, W) -> (B, C_out, H / stride, W / stride).
@@ -484,7 +484,7 @@ def _csv(values) -> str:
     return ",".join(map(str, values))
 
 
-# ---- counting -------------------------------------------------------------------------
+# ---- counting ------------------------------------------------------------------------
 def weighted_layers(model: nn.Module) -> int:
     """Convolutions and linear layers on the longest path: the "depth" in a
     network's name (ResNet-20 has 19 convolutions and one linear layer).

@@ -256,7 +256,7 @@ def unet_parameters(
     return total + num_classes * (widths[0] + 1)  # the 1x1 head
 
 
-# ---- losses and metrics ------------------------------------------------------------------
+# ---- losses and metrics --------------------------------------------------------------
 def _sums(probs: torch.Tensor, target: torch.Tensor):
     """Per image: sum of p*t, sum of p, sum of t (over channels and pixels)."""
     dims = tuple(range(1, probs.dim()))
@@ -333,7 +333,7 @@ def iou_score(logits: torch.Tensor, target: torch.Tensor) -> float:
     return scores(logits, target)[1].mean().item()
 
 
-# ---- a segmentation task built from MNIST and CIFAR-10 --------------------------------------
+# ---- a segmentation task built from MNIST and CIFAR-10 -------------------------------
 def paste_digits(
     backgrounds,
     digits,
