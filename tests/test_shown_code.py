@@ -65,3 +65,41 @@ def test_shown_object_exists_and_has_no_doubled_backslashes(page, path, name):
         assert "\\\\" not in text or "r" in prefix.lower(), (
             f"{path.name}:{doc.lineno}, shown in {page.name}: a docstring with doubled backslashes; "
             "make it a raw string (r\"\"\"...\"\"\") and write single ones")
+
+
+def _book_extension():
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(ROOT / "_ext"))
+    try:
+        return importlib.import_module("scratch_book")
+    finally:
+        sys.path.pop(0)
+
+
+@pytest.mark.parametrize("page,path,name", SHOWN,
+                         ids=[f"{p.relative_to(ROOT / 'book')}:{n}" for p, _, n in SHOWN])
+def test_caption_names_the_file_and_the_lines_shown(page, path, name):
+    """The build captions every shown object with its file and lines and links them;
+    the lines are those of the object (first decorator to last line), found here
+    independently with ast."""
+    ext = _book_extension()
+    text, link = ext.source_caption(path, name, ROOT, "https://example.org/r", "main")
+    node = find(ast.parse(path.read_text(encoding="utf-8")), name)
+    first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+    rel = path.relative_to(ROOT).as_posix()
+    assert text == f"{rel.removeprefix('code/')}, lines {first}\u2013{node.end_lineno}"
+    assert link == f"https://example.org/r/blob/main/{rel}#L{first}-L{node.end_lineno}"
+
+
+def test_shown_lines_fit_the_column():
+    """The library code the book prints is at most 88 columns wide (ruff.toml)."""
+    wide = []
+    for page, path, name in SHOWN:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        node = find(ast.parse("\n".join(lines)), name)
+        first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+        wide += [f"{path.name}:{i}" for i in range(first, node.end_lineno + 1)
+                 if len(lines[i - 1]) > 88]
+    assert not wide, f"{len(wide)} shown lines over 88 columns: {', '.join(sorted(set(wide))[:20])}"
