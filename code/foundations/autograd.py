@@ -396,6 +396,7 @@ plots.show(
     draw_graph(loss, title="L = (tanh(w1 x1 + w2 x2 + b) - t)^2 after loss.backward()"),
     cfg.run_dir / "graph.html",
 )
+
 # %% [markdown]
 # By hand, $\partial L / \partial w_1 = 2 (y - t)(1 - y^2)\, x_1$: the local
 # derivatives along the path from $w_1$ to $L$, multiplied (those of the two
@@ -500,7 +501,6 @@ assert np.abs(a.grad - b.data.sum(axis=0)).max() <= 1e-12, (
 assert np.abs(b.grad - a.data.sum(axis=(0, 1))).max() <= 1e-12, (
     "the gradient of a broadcast input is not a sum"
 )
-
 
 # %% [markdown]
 # `backward` is the scalar version with three additions: it accepts a gradient
@@ -773,6 +773,7 @@ fig = plots.decision_boundary(
     title="Decision boundary during training (training points)",
 )
 plots.show(fig, cfg.run_dir / "decision_boundary.html")
+
 # %%
 fig = plots.lines(
     {"train": history["train"], "test": history["test"]},
@@ -783,6 +784,7 @@ fig = plots.lines(
     ylabel="loss",
 )
 plots.show(fig, cfg.run_dir / "loss.html")
+
 # %% [markdown]
 # ## Results
 #

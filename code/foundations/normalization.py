@@ -1346,7 +1346,6 @@ print(f"{'learning rate':>14}" + "".join(f"{m:>20}" for m in methods))
 for lr in cfg.lrs:
     print(f"{lr:>14g}" + "".join(f"{run_summary(runs[m, lr]):>20}" for m in methods))
 
-
 # %% [markdown]
 # The training loss of the three networks on one plot, for each learning rate
 # (drag the slider; the curves are smoothed over `eval_every` steps, and end where

@@ -81,7 +81,8 @@ def fgsm(
     eps: float,
     loss_fn: Callable = F.cross_entropy,
 ) -> torch.Tensor:
-    """Fast gradient sign method: one step of ``eps`` along ``sign(grad_x loss)``, clipped to [0, 1]."""
+    """Fast gradient sign method: one step of ``eps`` along ``sign(grad_x loss)``,
+    clipped to [0, 1]."""
     _, grad = input_gradient(model, x, y, loss_fn)
     return (x + eps * grad.sign()).clamp(0.0, 1.0).detach()
 
@@ -130,7 +131,8 @@ def accuracy_under_attack(
     precision: str = "fp32",
     **kwargs,
 ) -> float:
-    """Accuracy of ``model`` (in eval mode) on ``attack(model, x, y, **kwargs)``, batch by batch.
+    """Accuracy of ``model`` (in eval mode) on ``attack(model, x, y, **kwargs)``, batch
+    by batch.
 
     ``attack=None`` gives the clean accuracy. ``precision`` ("fp32", "bf16",
     "fp16") is the autocast dtype the attack runs under; the predictions that

@@ -97,7 +97,8 @@ def _is_union(kind) -> bool:
 
 
 def _optional_inner(kind):
-    """``X`` for ``X | None``; a union of two real types is not supported in a config."""
+    """``X`` for ``X | None``; a union of two real types is not supported in a
+    config."""
     args = [a for a in typing.get_args(kind) if a is not type(None)]
     if len(args) != 1:
         raise TypeError(f"config fields may be X or X | None, not {kind}")
@@ -421,15 +422,18 @@ class Config(Spec):
     out_dir: str = field(
         default_factory=lambda: os.environ.get("SCRATCH_RUNS", "runs"),
         metadata=describe(
-            "runs go to OUT_DIR/<chapter>/: checkpoints, metrics JSON, figures (default $SCRATCH_RUNS or ./runs)"
+            "runs go to OUT_DIR/<chapter>/: checkpoints, metrics JSON, figures "
+            "(default $SCRATCH_RUNS or ./runs)"
         ),
     )
 
     threads: int = field(
         default=0,
         metadata=non_negative(
-            "CPU threads for NumPy's BLAS and PyTorch (0 = their default, one per core); small "
-            "matrices gain nothing from threads, and on a busy CPU threads stall each other"
+            "CPU threads for NumPy's BLAS and PyTorch (0 = their default, one per "
+            "core); small "
+            "matrices gain nothing from threads, and on a busy CPU threads stall each "
+            "other"
         ),
     )
 
@@ -583,7 +587,8 @@ class Config(Spec):
         lines = [
             f"usage: python {os.path.basename(sys.argv[0] or 'chapter.py')} "
             "[--profile tiny|small|full] [--key=value ...]",
-            f"  (the profile may also come from SCRATCH_PROFILE; default {DEFAULT_PROFILE})",
+            "  (the profile may also come from SCRATCH_PROFILE; default "
+            f"{DEFAULT_PROFILE})",
             "",
             "fields:",
         ]
@@ -632,7 +637,8 @@ def _show(value) -> str:
 
 
 def set_threads(n: int) -> None:
-    """Use ``n`` CPU threads in NumPy's BLAS (process-wide) and in PyTorch, if imported."""
+    """Use ``n`` CPU threads in NumPy's BLAS (process-wide) and in PyTorch, if
+    imported."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(n)

@@ -89,12 +89,12 @@ CHECKSUMS = {
     "t10k-images-idx3-ubyte.gz": "md5:9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "md5:ec29112dd5afa0611ce80d1b7f02629c",
     "cifar-10-binary.tar.gz": "md5:c32a1d4ab5d03f1284b67883e8d87530",
-    "input.txt": "sha256:86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+    "input.txt": "sha256:86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",  # noqa: E501
     # fast.ai's Imagenette (the md5s torchvision.datasets.Imagenette checks too)
     "imagenette2.tgz": "md5:fe2fc210e6bb7c5664d602c3cd71e612",
     "imagenette2-320.tgz": "md5:3df6f0d01a2c9592104656642f5e78a3",
     "imagenette2-160.tgz": "md5:e793b78cc4c9e9a4ccc0c1155377a412",
-    "names.txt": "sha256:0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d",
+    "names.txt": "sha256:0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d",  # noqa: E501
 }
 
 TIMEOUT = 60  # seconds without data before a download counts as failed
@@ -105,11 +105,13 @@ class DatasetNotFoundError(RuntimeError):
 
 
 class DatasetDamagedError(ValueError):
-    """A data set file is there but damaged: truncated, corrupted or not the file it should be."""
+    """A data set file is there but damaged: truncated, corrupted or not the file it
+    should be."""
 
 
 class DataFolderNotWritableError(DatasetNotFoundError):
-    """The data folder cannot be created or written (read-only, under a file, disk full)."""
+    """The data folder cannot be created or written (read-only, under a file, disk
+    full)."""
 
 
 def data_root():
@@ -129,7 +131,8 @@ def data_root():
 
 
 def download(url, path, md5=None, sha256=None):
-    """Download ``url`` (a URL or a list of mirror URLs) to ``path`` and return ``path``.
+    """Download ``url`` (a URL or a list of mirror URLs) to ``path`` and return
+    ``path``.
 
     A file already at ``path`` whose checksum matches is kept (no network). Otherwise
     each mirror is tried in order; a copy that arrives truncated (fewer bytes than its
@@ -230,7 +233,8 @@ def _replace_advice(path, url, download_allowed):
 
 
 def _unwritable(folder, error):
-    """The one-line :class:`DataFolderNotWritableError` for ``folder`` (an OSError's cause)."""
+    """The one-line :class:`DataFolderNotWritableError` for ``folder`` (an OSError's
+    cause)."""
     why = getattr(error, "strerror", None) or _one_line(error)
     parent = os.path.abspath(folder)
     while parent != os.path.dirname(
@@ -242,7 +246,8 @@ def _unwritable(folder, error):
         parent = os.path.dirname(parent)
     return DataFolderNotWritableError(
         " ".join(
-            f"cannot write to {folder} ({why}); set SCRATCH_DATA to a writable folder with room "
+            f"cannot write to {folder} ({why}); set SCRATCH_DATA to a writable folder "
+            "with room "
             f"for the data sets (or pass root=)".split()
         )
     )
@@ -267,7 +272,8 @@ def _remove(path):
 def _missing_message(path, url, why):
     # One line, so it reads well at the bottom of a notebook traceback.
     return (
-        f"{os.path.basename(path)}: {why}; download {url} yourself and save it as {path}"
+        f"{os.path.basename(path)}: {why}; download {url} yourself and save it as "
+        f"{path}"
         f" (or set SCRATCH_DATA to a folder that already holds the data sets)"
     )
 
@@ -284,7 +290,8 @@ def _checksum(filename):
 
 
 def _get(dataset, filename, path, download_allowed):
-    """Fetch an official file of ``dataset`` to ``path`` (or explain where to put it)."""
+    """Fetch an official file of ``dataset`` to ``path`` (or explain where to put
+    it)."""
     urls = _urls(dataset, filename)
     if not download_allowed:
         raise DatasetNotFoundError(
@@ -345,7 +352,8 @@ def read_idx(path, magic=None):
 
 
 def _read_bytes(path):
-    """The bytes of ``path``, gunzipped if it ends in ``.gz``; a bytearray, so writable."""
+    """The bytes of ``path``, gunzipped if it ends in ``.gz``; a bytearray, so
+    writable."""
     try:
         with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
             return bytearray(f.read())
@@ -582,7 +590,8 @@ IMAGENETTE_CLASSES = {  # WordNet id -> name, in the (sorted-id) label order
 
 
 def _square(image, size, resample):
-    """Resize the shorter side to ``size`` and crop the centre: a ``size`` x ``size`` image."""
+    """Resize the shorter side to ``size`` and crop the centre: a ``size`` x ``size``
+    image."""
 
     w, h = image.size
     scale = size / min(w, h)
@@ -621,7 +630,8 @@ def _load_cache(*paths):
 
 
 def _save_cache(path, array):
-    """Save ``array`` atomically to ``path``; a folder that cannot be written only costs speed."""
+    """Save ``array`` atomically to ``path``; a folder that cannot be written only
+    costs speed."""
     tmp = path + ".part.npy"
     try:
         np.save(tmp, array)
@@ -630,7 +640,8 @@ def _save_cache(path, array):
         if os.path.isfile(tmp):
             os.remove(tmp)
         print(
-            f"cannot cache {path} ({e.strerror or _one_line(e)}); later runs decode the images "
+            f"cannot cache {path} ({e.strerror or _one_line(e)}); later runs decode "
+            "the images "
             f"again (set SCRATCH_DATA to a writable folder to keep the cache)",
             file=sys.stderr,
         )
@@ -649,7 +660,8 @@ def _check_size(size):
 
 
 def _decode(path, size, resample, advice):
-    """``path`` as a ``size`` x ``size`` RGB array; one clear line if it cannot be decoded."""
+    """``path`` as a ``size`` x ``size`` RGB array; one clear line if it cannot be
+    decoded."""
     from PIL import Image
 
     try:
@@ -697,7 +709,8 @@ def imagenette(split="train", size=160, root=None, download=True, variant="320")
             url = _urls("imagenette", top + ".tgz")[0]
             raise _damaged(
                 os.path.join(folder, missing[0]),
-                "class folder missing, so the unpacked Imagenette archive looks incomplete",
+                "class folder missing, so the unpacked Imagenette archive looks "
+                "incomplete",
                 f"delete {base} and re-run with download=True to download and unpack "
                 f"it again, or save the official {url} as {archive} to unpack it again",
             )
@@ -720,7 +733,10 @@ def imagenette(split="train", size=160, root=None, download=True, variant="320")
         if not f.startswith(".")
     ]
     images = np.empty((len(files), 3, size, size), np.uint8)
-    advice = f"the unpacked archive looks damaged: delete {base} and re-run to unpack it again"
+    advice = (
+        f"the unpacked archive looks damaged: delete {base} and re-run to unpack it "
+        "again"
+    )
     for i, (path, _) in enumerate(files):
         images[i] = _decode(path, size, Image.BILINEAR, advice).transpose(2, 0, 1)
     labels = np.array([label for _, label in files], np.int64)
@@ -816,7 +832,8 @@ def oxford_pets(split="train", size=128, root=None, download=True):
 
 
 def _read_text(path):
-    """``(text, None)``, or ``(None, problem)`` for a file that is empty or not UTF-8."""
+    """``(text, None)``, or ``(None, problem)`` for a file that is empty or not
+    UTF-8."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -845,7 +862,8 @@ def _text(dataset, filename, root, download_allowed):
 
 
 def tiny_shakespeare(root=None, download=True):
-    """The tiny-Shakespeare corpus (``ROOT/tinyshakespeare/input.txt``) as one string."""
+    """The tiny-Shakespeare corpus (``ROOT/tinyshakespeare/input.txt``) as one
+    string."""
     return _text("tinyshakespeare", "input.txt", root, download)
 
 

@@ -55,7 +55,8 @@ def device() -> torch.device:
 
 
 def wrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The model to call in the training step: DDP-wrapped under torchrun, else itself."""
+    """The model to call in the training step: DDP-wrapped under torchrun, else
+    itself."""
     if not is_enabled():
         return model
     init()
@@ -70,7 +71,8 @@ def wrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def shard(loader, shuffle: bool | None = None):
-    """The same DataLoader, but each process iterates over its own part of the dataset."""
+    """The same DataLoader, but each process iterates over its own part of the
+    dataset."""
     if not is_enabled() or loader is None:
         return loader
     init()
@@ -117,7 +119,8 @@ class RankRandomSampler(torch.utils.data.Sampler):
 
 
 def no_sync_unless(model, sync: bool):
-    """Skip DDP's gradient all-reduce on micro-batches that do not end an accumulation."""
+    """Skip DDP's gradient all-reduce on micro-batches that do not end an
+    accumulation."""
     if sync or not hasattr(model, "no_sync"):
         return contextlib.nullcontext()
     return model.no_sync()

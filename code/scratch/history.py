@@ -1,4 +1,5 @@
-"""What a training run records, and the callback protocol: shared by both training loops.
+"""What a training run records, and the callback protocol: shared by both training
+loops.
 
 :func:`scratch.train.fit` (PyTorch) and :func:`scratch.engine.loop.fit_arrays` (the
 NumPy engine) fill the same :class:`History` and call the same :class:`Callback` hooks,
@@ -61,7 +62,8 @@ def _fields(row: dict, skip: tuple) -> list[str]:
 
 
 def epoch_line(row: dict, epochs: int | None) -> str:
-    """The one line a training loop prints per epoch: ``epoch 3/10  loss 0.12  ...  (1.0 s)``.
+    """The one line a training loop prints per epoch: ``epoch 3/10  loss 0.12  ...
+    (1.0 s)``.
 
     ``epochs`` is None in a step-based run, which counts steps instead."""
     head = f"epoch {row['epoch']}/{epochs}" if epochs else f"epoch {row['epoch']}"

@@ -148,7 +148,8 @@ def _to_numpy(x):
 # ---- curves ----------------------------------------------------------------------
 def smooth(values, window: int) -> np.ndarray:
     """Trailing moving average over ``window`` values (fewer at the start): a readable
-    curve from noisy per-step values. A NaN or inf spoils only the windows that hold it."""
+    curve from noisy per-step values. A NaN or inf spoils only the windows that hold
+    it."""
     if window < 1:
         raise ValueError(f"smooth: window must be >= 1, got {window}")
     v = np.asarray(values, dtype=np.float64)
@@ -290,7 +291,8 @@ def image_grid(
                     zmin=-bound if symmetric else None,
                     zmax=bound if symmetric else None,
                     showscale=False,
-                    hovertemplate=f"image {i}<br>row %{{y}}, col %{{x}}: %{{z:.3g}}<extra></extra>",
+                    hovertemplate=f"image {i}<br>row %{{y}}, col %{{x}}: "
+                    "%{z:.3g}<extra></extra>",
                 ),
                 row=r + 1,
                 col=c + 1,
@@ -327,7 +329,8 @@ TEXT_WIDTH_PX = (
 def _fit_captions(
     titles: list[str], ncols: int, font_px: int, smallest: int = 8
 ) -> tuple[list[str], int]:
-    """Captions that fit their grid cell: a smaller font first, then lines broken at spaces.
+    """Captions that fit their grid cell: a smaller font first, then lines broken at
+    spaces.
 
     Plotly neither shrinks nor wraps subplot titles, so long captions over narrow
     cells run into each other. Widths are estimated (0.6 em per character).
@@ -384,7 +387,8 @@ def heatmap(
 def confusion_matrix(
     targets, predictions, labels=None, title: str = "Confusion matrix"
 ) -> go.Figure:
-    """Counts of (true class, predicted class); the diagonal is what the model got right."""
+    """Counts of (true class, predicted class); the diagonal is what the model got
+    right."""
     targets, predictions = _to_numpy(targets), _to_numpy(predictions)
     k = (
         int(max(targets.max(), predictions.max())) + 1

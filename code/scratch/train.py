@@ -135,7 +135,8 @@ class TrainConfig(Config):
             "fp16",
             "auto",
             help="autocast dtype: bf16/fp16 roughly halve GPU time "
-            "and memory; auto = bf16 where the device computes in it natively (GPUs since Ampere, "
+            "and memory; auto = bf16 where the device computes in it natively (GPUs "
+            "since Ampere, "
             "CPUs with AVX512-BF16 or AMX), else fp32",
         ),
     )
@@ -158,7 +159,8 @@ class TrainConfig(Config):
     checkpoint_every: int = field(
         default=0,
         metadata=non_negative(
-            "also write the checkpoint every N optimizer steps (0 = at the end of every epoch only)"
+            "also write the checkpoint every N optimizer steps (0 = at the end of "
+            "every epoch only)"
         ),
     )
     log_every: int = field(
@@ -218,7 +220,8 @@ class TrainConfig(Config):
 def config_changes(
     stored: dict, cfg: TrainConfig, extendable: bool = False
 ) -> list[str]:
-    """The fields in which ``cfg`` differs from a checkpoint's config, as ``name old -> new``.
+    """The fields in which ``cfg`` differs from a checkpoint's config, as ``name old ->
+    new``.
 
     Result-neutral fields are ignored. A longer budget (more ``epochs`` or
     ``max_steps``) continues a run only when its learning-rate schedules do not
@@ -250,12 +253,14 @@ def config_changes(
 
 
 def check_resumable(state: dict, cfg: TrainConfig, path) -> None:
-    """Raise ConfigError (one line) if the checkpoint ``state`` must not be resumed under ``cfg``."""
+    """Raise ConfigError (one line) if the checkpoint ``state`` must not be resumed
+    under ``cfg``."""
     changes = config_changes(state["config"], cfg, state.get("extendable", False))
     if changes:
         raise ConfigError(
             f"{path} holds a run made with another config ({'; '.join(changes)}): "
-            f"add --resume=false to start over in {cfg.run_dir}, or --out_dir=DIR for a separate run"
+            f"add --resume=false to start over in {cfg.run_dir}, or --out_dir=DIR for "
+            "a separate run"
         )
 
 
@@ -298,7 +303,8 @@ def _first_tensor(batch):
 
 
 def _batch_size(batch) -> tuple[int, int]:
-    """(examples, tokens) in a batch: tokens count when the inputs are token ids (B, T)."""
+    """(examples, tokens) in a batch: tokens count when the inputs are token ids (B,
+    T)."""
     x = _first_tensor(batch)
     if x is None or x.ndim == 0:
         return 1, 0
@@ -386,7 +392,8 @@ def evaluate(
 def sampled_loader(
     dataset, batch_size: int, steps_per_epoch: Optional[int] = None, **kwargs
 ):
-    """A DataLoader that draws every batch at random, with replacement (nanoGPT's ``get_batch``).
+    """A DataLoader that draws every batch at random, with replacement (nanoGPT's
+    ``get_batch``).
 
     For step-based training (``max_steps``) on data too large, or too overlapping
     (every window of a text), for epochs to mean much. ``steps_per_epoch`` sets how
@@ -424,7 +431,8 @@ def save_checkpoint(path, **state) -> None:
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
-    """Load a checkpoint without unpickling arbitrary objects (``weights_only=True``)."""
+    """Load a checkpoint without unpickling arbitrary objects
+    (``weights_only=True``)."""
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
@@ -436,7 +444,8 @@ def _spec_of(config) -> dict:
 
 
 def _rng_state(loader=None) -> dict:
-    """Every random-number state a run draws from (and the loader's own generator, if any)."""
+    """Every random-number state a run draws from (and the loader's own generator, if
+    any)."""
     np_state = np.random.get_state()
     generator = getattr(loader, "generator", None)
     return {
@@ -568,7 +577,8 @@ class _Trainer:
     ):
         if scheduler_interval not in ("step", "epoch"):
             raise ValueError(
-                f"scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}"
+                "scheduler_interval must be 'step' or 'epoch', got "
+                f"{scheduler_interval!r}"
             )
         self.several = isinstance(optimizer, dict)
         self.optimizers = dict(optimizer) if self.several else {"": optimizer}
@@ -618,7 +628,8 @@ class _Trainer:
         self.autocast_dtype = AUTOCAST[config.precision]
         if config.precision == "bf16" and self.verbose and not native_bf16(self.device):
             print(
-                f"note: {self.device.type} has no native bf16: autocast emulates it, several "
+                f"note: {self.device.type} has no native bf16: autocast emulates it, "
+                "several "
                 "times slower than fp32 (--precision=auto picks fp32 here)"
             )
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs
@@ -635,7 +646,8 @@ class _Trainer:
         self.history = History()
         self.state = State(model, optimizer, config, self.history)
         self.batch_in_epoch = 0  # micro-batches of the current epoch already trained on
-        self.epoch_totals = {}  # sums over the current epoch: named losses, examples, seconds
+        # Sums over the current epoch: named losses, examples, seconds.
+        self.epoch_totals = {}
         self.epoch_rng = None  # RNG state before the current epoch's loader was started
 
     # ---- the run -----------------------------------------------------------------
@@ -662,7 +674,8 @@ class _Trainer:
             and self.val_loader is not None
             and self.state.step % self.config.eval_every
         ):
-            self.evaluate_now()  # step-based runs end with an evaluation at their last step
+            # Step-based runs end with an evaluation at their last step.
+            self.evaluate_now()
         for cb in self.callbacks:
             cb.on_fit_end(self.state)
         return self.history
@@ -720,7 +733,8 @@ class _Trainer:
 
     # ---- one optimizer step --------------------------------------------------------
     def train_step(self, micro: list) -> None:
-        """One optimizer step per optimizer, on the micro-batches of one accumulation."""
+        """One optimizer step per optimizer, on the micro-batches of one
+        accumulation."""
         state, config = self.state, self.config
         t0 = time.perf_counter()
         micro = [self._prepare(b) for b in micro]
@@ -751,8 +765,10 @@ class _Trainer:
                     self.scaler.scale(losses["loss"] / len(micro)).backward()
                 if not torch.isfinite(losses["loss"]):
                     err = FloatingPointError(
-                        f"{_prefixed(name, 'loss')} became {losses['loss'].item()} at epoch "
-                        f"{state.epoch + 1}, step {state.step + 1}: lower the learning rate or use fp32"
+                        f"{_prefixed(name, 'loss')} became {losses['loss'].item()} at "
+                        "epoch "
+                        f"{state.epoch + 1}, step {state.step + 1}: lower the "
+                        "learning rate or use fp32"
                     )
                     err.history = self.history  # what was recorded up to the divergence
                     raise err
@@ -941,7 +957,8 @@ class _Trainer:
         if "config" not in state:
             raise ConfigError(
                 f"{self.ckpt_path} was written by an older version of the book's code "
-                "and does not say which config made it: add --resume=false to start over"
+                "and does not say which config made it: add --resume=false to start "
+                "over"
             )
         check_resumable(state, self.config, self.ckpt_path)
         self.model.load_state_dict(state["model"])
@@ -961,7 +978,8 @@ class _Trainer:
             _set_rng_state(state["rng"], self.train_loader)
         if self.verbose:
             where = (
-                f"at step {self.state.step}, batch {self.batch_in_epoch} of epoch {self.state.epoch + 1}"
+                f"at step {self.state.step}, batch {self.batch_in_epoch} of epoch "
+                f"{self.state.epoch + 1}"
                 if self.batch_in_epoch
                 else f"after epoch {self.state.epoch}"
             )
@@ -970,7 +988,8 @@ class _Trainer:
 
     def resume_batches(self, checkpoint: dict):
         """The rest of an interrupted epoch: the loader replayed from the epoch's start
-        (same shuffle), its first ``batch_in_epoch`` batches skipped without loading them."""
+        (same shuffle), its first ``batch_in_epoch`` batches skipped without loading
+        them."""
         _set_rng_state(self.epoch_rng, self.train_loader)
         batches = _skip(self.train_loader, self.batch_in_epoch)
         first = next(
@@ -988,7 +1007,8 @@ def _prefixed(name: str, key: str) -> str:
 
 
 def _named(value, optimizers: dict, what: str, required: bool) -> dict:
-    """``value`` as a dict keyed like ``optimizers`` ({"": value} for a single optimizer)."""
+    """``value`` as a dict keyed like ``optimizers`` ({"": value} for a single
+    optimizer)."""
     if value is None:
         return {}
     if list(optimizers) == [""]:
@@ -1008,13 +1028,15 @@ def _named(value, optimizers: dict, what: str, required: bool) -> dict:
     missing = set(optimizers) - set(value)
     if unknown or (required and missing):
         raise TypeError(
-            f"{what} names {sorted(value)} do not match the optimizers {list(optimizers)}"
+            f"{what} names {sorted(value)} do not match the optimizers "
+            f"{list(optimizers)}"
         )
     return dict(value)
 
 
 class _SkipBatches:
-    """A batch sampler without its first ``k`` batches (their indices are drawn, not loaded)."""
+    """A batch sampler without its first ``k`` batches (their indices are drawn, not
+    loaded)."""
 
     def __init__(self, batch_sampler, k: int):
         self.batch_sampler, self.k = batch_sampler, k
@@ -1065,7 +1087,8 @@ def _move_optimizer_state(optimizer, device):
 
 
 class EMA(Callback):
-    r"""An exponential moving average of the weights, updated after every optimizer step.
+    r"""An exponential moving average of the weights, updated after every optimizer
+    step.
 
     ``ema.module`` is the averaged copy of the model: evaluate or sample with it
     (diffusion models, BYOL's target network). Its state goes into the checkpoint. Built
@@ -1077,7 +1100,8 @@ class EMA(Callback):
     def __init__(self, decay: float = 0.999, every: int = 1):
         if not 0 <= decay < 1 or every < 1:
             raise ValueError(
-                f"EMA needs 0 <= decay < 1 and every >= 1, got decay={decay}, every={every}"
+                f"EMA needs 0 <= decay < 1 and every >= 1, got decay={decay}, "
+                f"every={every}"
             )
         self.decay, self.every, self.module = decay, every, None
 

@@ -17,7 +17,8 @@ import numpy as np
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and (if imported) PyTorch, so a run repeats exactly on one machine.
+    """Seed Python, NumPy and (if imported) PyTorch, so a run repeats exactly on one
+    machine.
 
     PyTorch is seeded only when the caller already imported it: importing it here
     would cost the NumPy-only chapters two seconds. Seed after your imports.
@@ -116,7 +117,8 @@ def git_commit() -> str | None:
 
 
 def git_dirty() -> bool | None:
-    """True if tracked files differ from that commit: the code that ran is not the commit's."""
+    """True if tracked files differ from that commit: the code that ran is not the
+    commit's."""
     out = _git("status", "--porcelain", "--untracked-files=no")
     return bool(out.strip()) if out is not None else None
 
@@ -144,7 +146,8 @@ def save_run(path, cfg, metrics: dict, seconds: float, **extra) -> dict:
 
 
 def results_dir() -> Path:
-    """The repository's ``results/`` folder, where recorded ``full`` runs are committed."""
+    """The repository's ``results/`` folder, where recorded ``full`` runs are
+    committed."""
     return Path(__file__).resolve().parents[2] / "results"
 
 

@@ -62,14 +62,16 @@ def _module(model: nn.Module, layer):
     modules = dict(model.named_modules())
     if layer not in modules:
         raise KeyError(
-            f"no submodule {layer!r}; the model has {', '.join(n for n in modules if n)}"
+            f"no submodule {layer!r}; the model has "
+            f"{', '.join(n for n in modules if n)}"
         )
     return modules[layer]
 
 
 @torch.no_grad()
 def capture(model: nn.Module, layers, x: torch.Tensor) -> dict:
-    """Outputs of the named submodules ``layers`` for input ``x`` (one forward pass, eval mode).
+    """Outputs of the named submodules ``layers`` for input ``x`` (one forward pass,
+    eval mode).
 
     Forward hooks record each output; the hooks are removed again, and the
     model's train/eval mode restored, whatever happens.
@@ -120,7 +122,8 @@ def _scores(model, x, target):
 
 
 def saliency(model: nn.Module, x: torch.Tensor, target=None) -> torch.Tensor:
-    """Gradient saliency (Simonyan et al., 2014): ``|d score_target / d x|``, max over channels.
+    """Gradient saliency (Simonyan et al., 2014): ``|d score_target / d x|``, max over
+    channels.
 
     ``target`` defaults to each image's predicted class. Returns ``(B, H, W)`` on the
     CPU. Which pixels would change the class score most if nudged.

@@ -218,6 +218,7 @@ utils.seed_everything(cfg.seed)
 device = pick_device(cfg.device)
 EPS = cfg.eps / 255  # the budget in the [0, 1] units of the images
 
+
 # %% [markdown]
 # ## Motivation
 #
@@ -564,6 +565,7 @@ print(
     f"PGD-{cfg.pgd_steps} with step eps * {cfg.step_fraction:g}"
 )
 
+
 # %% [markdown]
 # ### Saliency of right and wrong answers
 #
@@ -673,6 +675,7 @@ print(
     f"PGD {(p_pgd.argmax(1) != ys.cpu()).sum()}/{n}"
 )
 
+
 # %% [markdown]
 # The adversarial images look like the clean ones: every value moved by at
 # most 8 of 256 levels. The perturbation itself looks like structured noise:
@@ -755,6 +758,7 @@ print(
     f"{(grad.flatten(1).norm(p=1, dim=1) / grad.flatten(1).norm(dim=1)).mean():.0f}"
     f" (sqrt(n) = {np.sqrt(grad[0].numel()):.0f} if all |g_i| were equal)"
 )
+
 
 # %% [markdown]
 # Compare the curves. Random signs barely move the loss, as

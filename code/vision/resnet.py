@@ -613,6 +613,7 @@ with torch.no_grad():
         out = small_net(torch.rand(1, 3, size, size))
         print(f"a {size}x{size} image -> scores of shape {tuple(out.shape)}")
 
+
 # %% [markdown]
 # Flattening would multiply the size of the ImageNet network's last layer by 49,
 # to 25 million parameters: more than the rest of ResNet-18 together. With global
@@ -892,6 +893,7 @@ if cfg.degradation.run:
 else:
     study = None
     print("degradation study skipped (--degradation.run=false)")
+
 
 # %% [markdown]
 # Read the table, the verdicts below it and the curves with the paper's Fig. 1 and

@@ -891,6 +891,7 @@ fig = plots.training_curves(
 )
 plots.show(fig, cfg.run_dir / "curves.html")
 
+
 # %% [markdown]
 # ### Predictions
 #

@@ -12,7 +12,8 @@ The names are PyTorch's, so what a reader learns here carries over::
 - :mod:`~scratch.engine.functional`, :mod:`~scratch.engine.nn` (with
   ``nn.init``), :mod:`~scratch.engine.optim` (with ``optim.lr_scheduler``):
   losses, layers, initializations, optimizers and schedules on top;
-- :mod:`~scratch.engine.models`: ready-made networks, :func:`~scratch.engine.models.make_mlp`;
+- :mod:`~scratch.engine.models`: ready-made networks,
+  :func:`~scratch.engine.models.make_mlp`;
 - :func:`gradcheck`: the finite-difference oracle every op is tested against,
   and :func:`compare_with_torch`, the same check against PyTorch.
 

@@ -55,7 +55,8 @@ from .tensor import Tensor, _make
 
 
 def _recycle_large_blocks() -> None:
-    """Make the C allocator keep freed blocks of up to 31 MB for reuse (called once, at import).
+    """Make the C allocator keep freed blocks of up to 31 MB for reuse (called once, at
+    import).
 
     By default glibc's ``malloc`` maps a large block straight from the operating
     system and unmaps it on ``free`` (or trims the heap it came from). The next
@@ -83,7 +84,8 @@ def _pair(value, name: str = "value") -> tuple:
 
 
 def _geometry(x: Tensor, kernel, stride, padding, op: str):
-    r"""Check a 4-d input; resolve kernel, stride and padding into pairs; compute the output size
+    r"""Check a 4-d input; resolve kernel, stride and padding into pairs; compute the
+    output size
 
     $$OH = \left\lfloor \frac{H + 2 p_h - k_h}{s_h} \right\rfloor + 1$$
 
@@ -107,13 +109,15 @@ def _geometry(x: Tensor, kernel, stride, padding, op: str):
     )
     if min(out) < 1:
         raise ValueError(
-            f"{op}: kernel {kernel} is larger than the input {x.shape[2:]} padded by {padding}"
+            f"{op}: kernel {kernel} is larger than the input {x.shape[2:]} padded by "
+            f"{padding}"
         )
     return kernel, stride, padding, out
 
 
 def _batch_last(x: np.ndarray, padding: tuple, value: float = 0.0) -> np.ndarray:
-    """(N, C, H, W) -> (C, H + 2 p_h, W + 2 p_w, N), padded with ``value``: the layout every op
+    """(N, C, H, W) -> (C, H + 2 p_h, W + 2 p_w, N), padded with ``value``: the layout
+    every op
     of this module works in (see the module's docstring). A view, free when ``x`` is
     batch-last
     in memory already, unless there is padding to add."""
@@ -127,8 +131,10 @@ def _batch_last(x: np.ndarray, padding: tuple, value: float = 0.0) -> np.ndarray
 
 
 def _offsets(kernel: tuple, stride: tuple, out: tuple):
-    r"""Each kernel offset $(p, q)$, as its index $p k_w + q$ and the (rows, columns) slices of
-    the padded input it reads across all windows: rows $p, p + s_h, \ldots$ ($OH$ of them)."""
+    r"""Each kernel offset $(p, q)$, as its index $p k_w + q$ and the (rows, columns)
+    slices of
+    the padded input it reads across all windows: rows $p, p + s_h, \ldots$
+    ($OH$ of them)."""
     for p in range(kernel[0]):
         for q in range(kernel[1]):
             yield (
@@ -141,7 +147,8 @@ def _offsets(kernel: tuple, stride: tuple, out: tuple):
 
 
 def _unpad(gxt: np.ndarray, padding: tuple, shape: tuple) -> np.ndarray:
-    """The gradient of the padded, batch-last input -> that of the (N, C, H, W) input (a view)."""
+    """The gradient of the padded, batch-last input -> that of the (N, C, H, W) input
+    (a view)."""
     (ph, pw), (h, w) = padding, shape[2:]
     return gxt[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2)
 
@@ -160,7 +167,8 @@ def conv2d(
     """
     if weight.ndim != 4 or x.ndim != 4 or x.shape[1] != weight.shape[1]:
         raise ValueError(
-            f"conv2d: input (N, C, H, W) {x.shape} and weight (O, C, kh, kw) {weight.shape} "
+            f"conv2d: input (N, C, H, W) {x.shape} and weight (O, C, kh, kw) "
+            f"{weight.shape} "
             f"must agree on C"
         )
     kernel, stride, padding, (oh, ow) = _geometry(
@@ -218,7 +226,8 @@ def conv2d(
 
 # ---- pooling -------------------------------------------------------------------------
 def _pool_geometry(x, kernel_size, stride, padding, op):
-    """:func:`_geometry` with PyTorch's pooling defaults (stride = kernel) and padding rule."""
+    """:func:`_geometry` with PyTorch's pooling defaults (stride = kernel) and padding
+    rule."""
     kernel, stride, padding, out = _geometry(
         x, kernel_size, kernel_size if stride is None else stride, padding, op
     )

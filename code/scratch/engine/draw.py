@@ -35,7 +35,8 @@ def _fmt(x) -> str:
 
 
 def _layout(order, root):
-    """Columns by depth (inputs left, the output right), rows ordered to limit crossings."""
+    """Columns by depth (inputs left, the output right), rows ordered to limit
+    crossings."""
     users = defaultdict(list)  # node id -> the nodes computed from it
     for node in order:
         for p in node._parents:
@@ -70,7 +71,8 @@ def _layout(order, root):
 
 
 def draw_graph(root, title: str = "Computational graph") -> go.Figure:
-    """The graph that computed ``root``: value nodes (coloured by gradient) and op nodes.
+    """The graph that computed ``root``: value nodes (coloured by gradient) and op
+    nodes.
 
     Each value node shows its label, value and gradient (after ``backward()``);
     each op sits between its inputs and its result. Hover for details.
@@ -145,7 +147,8 @@ def draw_graph(root, title: str = "Computational graph") -> go.Figure:
             [name or "(unnamed)", _fmt(n.data), _fmt(n.grad), n._op or "input"]
             for name, n in zip(names, order)
         ],
-        hovertemplate="%{customdata[0]} = %{customdata[1]}<br>∂L/∂%{customdata[0]} = %{customdata[2]}"
+        hovertemplate="%{customdata[0]} = %{customdata[1]}<br>"
+        "∂L/∂%{customdata[0]} = %{customdata[2]}"
         "<br>made by: %{customdata[3]}<extra></extra>",
     )
     op_nodes = go.Scatter(

@@ -1,4 +1,5 @@
-"""Functions on tensors, with PyTorch's names and arguments (``import scratch.engine.functional as F``).
+"""Functions on tensors, with PyTorch's names and arguments (``import
+scratch.engine.functional as F``).
 
 A few are compositions of :class:`~scratch.engine.tensor.Tensor` ops, whose
 gradients come for free. The others are *fused*: one node of the graph (one
@@ -35,7 +36,8 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 
 def _reduce_array(loss: np.ndarray, reduction: str, count=None):
-    """For a fused loss: the reduced value, and a map from its gradient to each element's share.
+    """For a fused loss: the reduced value, and a map from its gradient to each
+    element's share.
 
     ``count`` is the divisor of ``"mean"`` (default: the number of elements).
     """
@@ -67,7 +69,8 @@ def relu(input: Tensor) -> Tensor:
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
-    r"""$x$ for $x > 0$, else $\alpha x$ (Maas et al., 2013): a small gradient where ReLU has none."""
+    r"""$x$ for $x > 0$, else $\alpha x$ (Maas et al., 2013): a small gradient where
+    ReLU has none."""
     x = input.data
     positive = x > 0
     out = np.where(positive, x, x * negative_slope)
@@ -80,7 +83,8 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 
 def _elu(input: Tensor, alpha: float, scale: float, op: str) -> Tensor:
-    r"""$s \cdot x$ for $x > 0$, else $s \alpha (e^x - 1)$; derivative $s$, else $s \alpha e^x$."""
+    r"""$s \cdot x$ for $x > 0$, else $s \alpha (e^x - 1)$; derivative $s$, else
+    $s \alpha e^x$."""
     x = input.data
     positive = x > 0
     em1 = np.expm1(
@@ -98,7 +102,8 @@ def _elu(input: Tensor, alpha: float, scale: float, op: str) -> Tensor:
 
 
 def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
-    r"""ELU (Clevert et al., 2016): $x$ for $x > 0$, else $\alpha (e^x - 1)$, smooth with negative outputs."""
+    r"""ELU (Clevert et al., 2016): $x$ for $x > 0$, else $\alpha (e^x - 1)$, smooth
+    with negative outputs."""
     return _elu(input, alpha, 1.0, "elu")
 
 
@@ -109,12 +114,14 @@ SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def selu(input: Tensor) -> Tensor:
-    r"""$\lambda\,\mathrm{elu}(x, \alpha)$ with the self-normalizing constants $\lambda, \alpha$."""
+    r"""$\lambda\,\mathrm{elu}(x, \alpha)$ with the self-normalizing constants
+    $\lambda, \alpha$."""
     return _elu(input, SELU_ALPHA, SELU_SCALE, "selu")
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
-    r"""GELU (Hendrycks & Gimpel, 2016): $x\,\Phi(x)$, the input weighted by the normal CDF.
+    r"""GELU (Hendrycks & Gimpel, 2016): $x\,\Phi(x)$, the input weighted by the normal
+    CDF.
 
     Exact: $\Phi(x) = \tfrac12 (1 + \mathrm{erf}(x/\sqrt2))$, derivative
     $\Phi(x) + x \varphi(x)$. ``approximate="tanh"``:
@@ -155,7 +162,8 @@ def sigmoid(input: Tensor) -> Tensor:
 
 
 def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
-    r"""$\log \mathrm{softmax}(x)_i = x_i - m - \log \sum_j e^{x_j - m}$ for any constant $m$.
+    r"""$\log \mathrm{softmax}(x)_i = x_i - m - \log \sum_j e^{x_j - m}$ for any
+    constant $m$.
 
     The log-sum-exp trick: with $m = \max_j x_j$ every exponent is $\le 0$, so
     nothing overflows (``exp(1000)`` is ``inf`` in float64) and the largest term
@@ -193,7 +201,8 @@ def softmax(input: Tensor, dim: int = -1) -> Tensor:
 
 # ---- layers --------------------------------------------------------------------------
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    r"""$y = x W^\top + b$ with ``weight`` of shape (out_features, in_features), as in PyTorch.
+    r"""$y = x W^\top + b$ with ``weight`` of shape (out_features, in_features), as in
+    PyTorch.
 
     One fused node: $\bar x = \bar y W$, $\bar W = \bar y^\top x$ (summed over
     every leading axis of $x$), $\bar b = \sum_{\text{rows}} \bar y$.
@@ -228,7 +237,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 def dropout(
     input: Tensor, p: float = 0.5, training: bool = True, generator=None
 ) -> Tensor:
-    """Inverted dropout (Srivastava et al., 2014): zero each entry with probability $p$, scale the rest by $1/(1-p)$.
+    """Inverted dropout (Srivastava et al., 2014): zero each entry with probability
+    $p$, scale the rest by $1/(1-p)$.
 
     The scaling keeps every entry's expectation unchanged, so evaluation
     (``training=False``) is the identity. The mask is drawn from ``generator``
@@ -249,7 +259,8 @@ def dropout(
 
 
 def embedding(input, weight: Tensor, padding_idx: int | None = None) -> Tensor:
-    """Rows of ``weight`` (num_embeddings, dim) picked by the integer ``input``: result (*input.shape, dim).
+    """Rows of ``weight`` (num_embeddings, dim) picked by the integer ``input``: result
+    (*input.shape, dim).
 
     A lookup is a product with a one-hot matrix, done without the matrix; its
     backward adds each output row's gradient to the row it came from, repeated
@@ -263,7 +274,8 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None) -> Tensor:
         index.min() < 0 or index.max() >= n
     ):  # NumPy would wrap negatives silently
         raise IndexError(
-            f"embedding index out of range [0, {n}): min {index.min()}, max {index.max()}"
+            f"embedding index out of range [0, {n}): min {index.min()}, max "
+            f"{index.max()}"
         )
     if padding_idx is not None and padding_idx < 0:
         padding_idx += n
@@ -280,7 +292,8 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None) -> Tensor:
 
 # ---- losses --------------------------------------------------------------------------
 def _classes_last(x: np.ndarray) -> np.ndarray:
-    """(N, C, d1, ..., dk) -> (N d1 ... dk, C), and (C,) -> (1, C): one row per prediction.
+    """(N, C, d1, ..., dk) -> (N d1 ... dk, C), and (C,) -> (1, C): one row per
+    prediction.
 
     PyTorch puts the classes on axis 1 (images: (N, C, H, W)); a view for the common (N,
     C).
@@ -299,7 +312,8 @@ def _classes_back(grad: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 def _class_targets(target, input_shape: tuple, weight, ignore_index: int, dtype):
-    """Integer targets -> flat (safe indices, valid (1.0, or 0.0 where ignored), per-row weight $w_{y_i}$).
+    """Integer targets -> flat (safe indices, valid (1.0, or 0.0 where ignored),
+    per-row weight $w_{y_i}$).
 
     All floats in the input's ``dtype``: a bool or float64 mask would turn float32
     gradients float64.
@@ -307,14 +321,16 @@ def _class_targets(target, input_shape: tuple, weight, ignore_index: int, dtype)
     y = _array(target)
     if not np.issubdtype(y.dtype, np.integer):
         raise TypeError(
-            f"class targets must be integers, got {y.dtype} (probabilities must match the input's shape)"
+            f"class targets must be integers, got {y.dtype} (probabilities must match "
+            "the input's shape)"
         )
     expected = (
         input_shape[:1] + input_shape[2:] if len(input_shape) > 1 else ()
     )  # the input without classes
     if y.shape != expected:
         raise ValueError(
-            f"target shape {y.shape} does not match the input's {input_shape}: expected {expected}"
+            f"target shape {y.shape} does not match the input's {input_shape}: "
+            f"expected {expected}"
         )
     n_classes = input_shape[0] if len(input_shape) == 1 else input_shape[1]
     y = y.reshape(-1)
@@ -332,7 +348,8 @@ def _class_targets(target, input_shape: tuple, weight, ignore_index: int, dtype)
 
 
 def _log_softmax_rows(logits: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax of a (rows, C) array, with the log-sum-exp trick of :func:`log_softmax`."""
+    """Row-wise log-softmax of a (rows, C) array, with the log-sum-exp trick of
+    :func:`log_softmax`."""
     logp = logits - logits.max(axis=1, keepdims=True)
     logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
     return logp
@@ -346,7 +363,8 @@ def cross_entropy(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> Tensor:
-    r"""$-\log p_y$ with $p = \mathrm{softmax}(\text{input})$: ``torch.nn.functional.cross_entropy``.
+    r"""$-\log p_y$ with
+    $p = \mathrm{softmax}(\text{input})$: ``torch.nn.functional.cross_entropy``.
 
     ``input``: (N, C) logits, or (N, C, d1, ...) (a prediction per position), or
     (C,). ``target``: class indices, (N,) or (N, d1, ...), or class
@@ -418,7 +436,8 @@ def cross_entropy(
 def _cross_entropy_with_probabilities(
     input: Tensor, target, weight, reduction: str, eps: float
 ) -> Tensor:
-    r""":func:`cross_entropy` for class probabilities: $a_{ic} = w_c ((1-\varepsilon) t_{ic} + \varepsilon/C)$.
+    r""":func:`cross_entropy` for class probabilities:
+    $a_{ic} = w_c ((1-\varepsilon) t_{ic} + \varepsilon/C)$.
 
     ``"mean"`` divides by the number of rows, as PyTorch; ``target`` may be a
     tensor that requires grad (distillation), with $\partial \ell_i/\partial t_{ic}
@@ -463,7 +482,8 @@ def nll_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
 ) -> Tensor:
-    r"""$-w_{y_i}\,x_{i, y_i}$ for log-probabilities ``input`` (e.g. from :func:`log_softmax`).
+    r"""$-w_{y_i}\,x_{i, y_i}$ for log-probabilities ``input`` (e.g. from
+    :func:`log_softmax`).
 
     Shapes, ``weight``, ``ignore_index`` and ``"mean"`` (divided by $\sum_i w_{y_i}$) as
     in :func:`cross_entropy`, which is ``nll_loss(log_softmax(x, 1), y)`` in one node.
@@ -492,7 +512,8 @@ def nll_loss(
 def binary_cross_entropy_with_logits(
     input: Tensor, target, weight=None, reduction: str = "mean", pos_weight=None
 ) -> Tensor:
-    r"""$-w\,[\,q\, y \log \sigma(x) + (1-y) \log(1-\sigma(x))\,]$, with $q$ = ``pos_weight`` (default 1).
+    r"""$-w\,[\,q\, y \log \sigma(x) + (1-y) \log(1-\sigma(x))\,]$, with $q$ =
+    ``pos_weight`` (default 1).
 
     Equal to $(1-y)\,x + (1 + (q-1)y)\,\mathrm{softplus}(-x)$, computed as $\max(x, 0) -
     xy + (1 + (q-1)y) \log(1 + e^{-|x|}) + (q-1)\,y \max(-x, 0)$: it never exponentiates

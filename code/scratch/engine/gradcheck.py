@@ -15,7 +15,8 @@ from .tensor import Tensor, no_grad
 def gradcheck(
     fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3, seed: int = 0
 ) -> bool:
-    r"""Compare ``fn``'s backward pass with central differences, for every element of every input.
+    r"""Compare ``fn``'s backward pass with central differences, for every element of
+    every input.
 
     ``fn(*inputs)`` returns a tensor of any shape; ``inputs`` is a tensor or a
     sequence. Floating-point tensors are checked (as float64 copies); anything
@@ -87,8 +88,10 @@ def gradcheck(
     if worst[0] > 1:
         i, index, a, n = worst[1]
         raise AssertionError(
-            f"gradcheck failed: input {i} at index {tuple(int(j) for j in index)}: analytic {a:.8g}, "
-            f"numerical {n:.8g}, |difference| {abs(a - n):.3g} > atol + rtol*|numerical| = "
+            f"gradcheck failed: input {i} at index {tuple(int(j) for j in index)}: "
+            f"analytic {a:.8g}, "
+            f"numerical {n:.8g}, |difference| {abs(a - n):.3g} > atol + "
+            "rtol*|numerical| = "
             f"{atol + rtol * abs(n):.3g}"
         )
     return True

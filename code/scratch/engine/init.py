@@ -37,7 +37,8 @@ def _data(tensor) -> np.ndarray:
 
 
 def _fill(tensor, values):
-    """Write ``values`` into the tensor's own array (cast to its dtype) and return the tensor."""
+    """Write ``values`` into the tensor's own array (cast to its dtype) and return the
+    tensor."""
     _data(tensor)[...] = values
     return tensor
 
@@ -49,7 +50,8 @@ def _rng(generator):
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
-    r"""The factor that restores unit variance after ``nonlinearity``, as ``torch.nn.init.calculate_gain``.
+    r"""The factor that restores unit variance after ``nonlinearity``, as
+    ``torch.nn.init.calculate_gain``.
 
     ReLU keeps half of a symmetric input's second moment, so $\sqrt2$; a leaky
     ReLU of slope $a$ keeps $(1 + a^2)/2$, so $\sqrt{2/(1 + a^2)}$; tanh's 5/3 and
@@ -82,11 +84,13 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 
 
 def _calculate_fan_in_and_fan_out(tensor) -> tuple[int, int]:
-    """(fan_in, fan_out) of a weight (out, in, *kernel): in and out times the kernel's size."""
+    """(fan_in, fan_out) of a weight (out, in, *kernel): in and out times the kernel's
+    size."""
     shape = _data(tensor).shape
     if len(shape) < 2:
         raise ValueError(
-            f"fan in and fan out need a tensor of at least 2 dimensions, got shape {shape}"
+            "fan in and fan out need a tensor of at least 2 dimensions, got shape "
+            f"{shape}"
         )
     receptive_field = math.prod(shape[2:])
     return shape[1] * receptive_field, shape[0] * receptive_field
@@ -118,7 +122,8 @@ def trunc_normal_(
     b: float = 2.0,
     generator=None,
 ):
-    r"""Fill with $\mathcal N(\text{mean}, \text{std}^2)$ restricted to $[a, b]$ (absolute bounds, as PyTorch).
+    r"""Fill with $\mathcal N(\text{mean}, \text{std}^2)$ restricted to
+    $[a, b]$ (absolute bounds, as PyTorch).
 
     Inverse-CDF sampling: a uniform draw between $\Phi(\alpha)$ and $\Phi(\beta)$
     (the standardized bounds), mapped through $\Phi^{-1}$.
@@ -146,7 +151,8 @@ def ones_(tensor):
 
 # ---- variance-preserving schemes -----------------------------------------------------
 def xavier_uniform_(tensor, gain: float = 1.0, generator=None):
-    r"""Glorot & Bengio (2010): $U(-b, b)$, $b = \text{gain} \sqrt{6 / (n_{\text{in}} + n_{\text{out}})}$."""
+    r"""Glorot & Bengio (2010):
+    $U(-b, b)$, $b = \text{gain} \sqrt{6 / (n_{\text{in}} + n_{\text{out}})}$."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))
     bound = math.sqrt(3.0) * std
@@ -188,7 +194,8 @@ def kaiming_normal_(
     nonlinearity: str = "leaky_relu",
     generator=None,
 ):
-    r"""He et al. (2015): $\mathcal N(0, \sigma^2)$, $\sigma = \text{gain}/\sqrt{\text{fan}}$
+    r"""He et al. (2015):
+    $\mathcal N(0, \sigma^2)$, $\sigma = \text{gain}/\sqrt{\text{fan}}$
     (arguments as :func:`kaiming_uniform_`)."""
     std = calculate_gain(nonlinearity, a) / math.sqrt(
         _calculate_correct_fan(tensor, mode)
@@ -197,7 +204,8 @@ def kaiming_normal_(
 
 
 def lecun_uniform_(tensor, generator=None):
-    r"""LeCun et al. (1998): $U(-b, b)$, $b = \sqrt{3 / n_{\text{in}}}$ (variance $1/n_{\text{in}}$).
+    r"""LeCun et al. (1998): $U(-b, b)$, $b = \sqrt{3 / n_{\text{in}}}$ (variance
+    $1/n_{\text{in}}$).
 
     Not in ``torch.nn.init``; it equals ``kaiming_uniform_(t, nonlinearity="linear")``.
     """
@@ -207,7 +215,8 @@ def lecun_uniform_(tensor, generator=None):
 
 
 def lecun_normal_(tensor, generator=None):
-    r"""LeCun et al. (1998): $\mathcal N(0, 1/n_{\text{in}})$, untruncated; the init SELU networks assume.
+    r"""LeCun et al. (1998): $\mathcal N(0, 1/n_{\text{in}})$, untruncated; the init
+    SELU networks assume.
 
     Not in ``torch.nn.init``; it equals ``kaiming_normal_(t, nonlinearity="linear")``,
     what PyTorch recommends for SELU. (JAX's ``lecun_normal`` truncates at two standard

@@ -67,7 +67,8 @@ def fit_arrays(
     config=None,
     verbose: bool = True,
 ) -> History:
-    """Train ``model`` on arrays ``x`` (inputs) and ``y`` (targets) with mini-batch steps.
+    """Train ``model`` on arrays ``x`` (inputs) and ``y`` (targets) with mini-batch
+    steps.
 
     Each epoch visits every example once in a fresh random order (from ``seed``);
     ``val=(x_val, y_val)`` adds ``val_loss`` and ``val_<metric>`` to each epoch's row.
@@ -96,7 +97,8 @@ def fit_arrays(
             loss = loss_fn(model(Tensor(x[idx])), y[idx])
             if not np.isfinite(loss.item()):
                 err = FloatingPointError(
-                    f"loss became {loss.item()} at epoch {epoch + 1}: lower the learning rate"
+                    f"loss became {loss.item()} at epoch {epoch + 1}: lower the "
+                    "learning rate"
                 )
                 err.history = history  # what was recorded up to the divergence
                 raise err

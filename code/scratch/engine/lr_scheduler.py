@@ -1,9 +1,10 @@
 r"""Learning-rate schedules, with ``torch.optim.lr_scheduler``'s interface and values.
 
 A scheduler rewrites ``group["lr"]`` of its optimizer's ``param_groups``. As in
-torch, constructing it sets the learning rate of epoch 0, and each :meth:`~LRScheduler.step`
-(called *after* ``optimizer.step()``) moves on by one epoch, or by one batch for the
-per-batch schedules (:class:`CyclicLR`, :class:`OneCycleLR`)::
+torch, constructing it sets the learning rate of epoch 0, and each
+:meth:`~LRScheduler.step` (called *after* ``optimizer.step()``) moves on by one
+epoch, or by one batch for the per-batch schedules (:class:`CyclicLR`,
+:class:`OneCycleLR`)::
 
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=100)
@@ -45,7 +46,8 @@ def _per_group(optimizer: Optimizer, name: str, value) -> list:
     if isinstance(value, (list, tuple)):
         _check(
             len(value) == len(optimizer.param_groups),
-            f"{name} has {len(value)} values for {len(optimizer.param_groups)} parameter groups",
+            f"{name} has {len(value)} values for {len(optimizer.param_groups)} "
+            "parameter groups",
         )
         return list(value)
     return [value] * len(optimizer.param_groups)
@@ -71,7 +73,8 @@ class LRScheduler:
         self.step()  # epoch 0: set the initial lr
 
     def get_lr(self) -> list[float]:
-        """The learning rate of each group at epoch ``last_epoch`` (a pure function of it)."""
+        """The learning rate of each group at epoch ``last_epoch`` (a pure function of
+        it)."""
         raise NotImplementedError
 
     def step(self) -> None:
@@ -101,11 +104,13 @@ class LRScheduler:
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore a :meth:`state_dict` (the optimizer's lrs come from its own state dict)."""
+        """Restore a :meth:`state_dict` (the optimizer's lrs come from its own state
+        dict)."""
         self.__dict__.update(state_dict)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(last_epoch={self.last_epoch}, last_lr={self._last_lr})"
+        name = type(self).__name__
+        return f"{name}(last_epoch={self.last_epoch}, last_lr={self._last_lr})"
 
 
 class LambdaLR(LRScheduler):
@@ -253,7 +258,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         super().__init__(optimizer)
 
     def _cycle(self) -> tuple[int, int]:
-        """(T_cur, T_i) at epoch ``last_epoch``, in integers (no log: no rounding trap)."""
+        """(T_cur, T_i) at epoch ``last_epoch``, in integers (no log: no rounding
+        trap)."""
         t, T_i = self.last_epoch, self.T_0
         if self.T_mult == 1:
             return t % T_i, T_i
@@ -320,7 +326,8 @@ class CyclicLR(LRScheduler):
         )
         _check(
             step_size_down is None or _is_positive_int(step_size_down),
-            f"step_size_down must be a positive integer or None, got {step_size_down!r}",
+            "step_size_down must be a positive integer or None, got "
+            f"{step_size_down!r}",
         )
         _check(
             mode in ("triangular", "triangular2", "exp_range"),
@@ -408,7 +415,8 @@ class OneCycleLR(LRScheduler):
         )
         _check(
             div_factor > 0 and final_div_factor > 0,
-            f"div_factor and final_div_factor must be > 0, got {div_factor} and {final_div_factor}",
+            f"div_factor and final_div_factor must be > 0, got {div_factor} and "
+            f"{final_div_factor}",
         )
         self.total_steps, self.anneal_strategy = total_steps, anneal_strategy
         T, up = total_steps, float(pct_start * total_steps)
@@ -494,7 +502,8 @@ class SequentialLR(LRScheduler):
             )
         _check(
             len(milestones) == len(schedulers) - 1,
-            f"{len(schedulers)} schedulers need {len(schedulers) - 1} milestones, got {len(milestones)}",
+            f"{len(schedulers)} schedulers need {len(schedulers) - 1} milestones, got "
+            f"{len(milestones)}",
         )
         _check(
             all(_is_positive_int(m) for m in milestones)

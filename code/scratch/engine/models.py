@@ -27,7 +27,8 @@ def make_mlp(
     seed: int | None = None,
     dtype=np.float64,
 ) -> nn.Sequential:
-    r"""A multilayer perceptron, ``Linear`` layers ``widths[0] -> widths[1] -> ... -> widths[-1]``.
+    r"""A multilayer perceptron, ``Linear`` layers ``widths[0] -> widths[1] -> ... ->
+    widths[-1]``.
 
     Every hidden layer is, in ``torchvision.ops.MLP``'s order,
     ``Linear -> norm_layer(width) -> activation() -> Dropout(dropout)``; the norm

@@ -38,7 +38,8 @@ functional = F  # torch.nn.functional's place
 
 
 class Parameter(Tensor):
-    """A tensor that is a model's parameter: it requires grad, and modules collect it."""
+    """A tensor that is a model's parameter: it requires grad, and modules collect
+    it."""
 
     def __init__(self, data, requires_grad: bool = True, dtype=None):
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
@@ -60,7 +61,8 @@ def _as_array(value) -> np.ndarray:
 
 
 class Module:
-    """Base class: subclasses set parameters and sub-modules as attributes and define ``forward``.
+    """Base class: subclasses set parameters and sub-modules as attributes and define
+    ``forward``.
 
     Parameters, sub-modules and buffers are found among the attributes, in the
     order they were set; subclasses need not call ``super().__init__()``.
@@ -84,13 +86,15 @@ class Module:
         return [m for _, m in self.named_children()]
 
     def _walk(self, prefix: str = ""):
-        """(dotted name, module) for this module and every descendant, parents first (pre-order)."""
+        """(dotted name, module) for this module and every descendant, parents first
+        (pre-order)."""
         yield prefix, self
         for name, child in self.named_children():
             yield from child._walk(prefix + "." + name if prefix else name)
 
     def named_modules(self, prefix: str = ""):
-        """(name, module) pairs, this module first (name ``""``); a module reached twice is listed once."""
+        """(name, module) pairs, this module first (name ``""``); a module reached
+        twice is listed once."""
         seen = set()
         for name, module in self._walk(prefix):
             if id(module) not in seen:
@@ -101,7 +105,8 @@ class Module:
         return [m for _, m in self.named_modules()]
 
     def apply(self, fn) -> "Module":
-        """Call ``fn(module)`` on every sub-module, then on this one (e.g. a custom initialization)."""
+        """Call ``fn(module)`` on every sub-module, then on this one (e.g. a custom
+        initialization)."""
         for child in self.children():
             child.apply(fn)
         fn(self)
@@ -114,7 +119,8 @@ class Module:
                 yield name, value
 
     def named_parameters(self, prefix: str = "", recurse: bool = True):
-        """(name, parameter) pairs: each module's own parameters, parents before children.
+        """(name, parameter) pairs: each module's own parameters, parents before
+        children.
 
         Names are dotted paths (``"0.weight"``). A parameter shared by two modules
         (tied weights) is listed once, under its first name, as in PyTorch.
@@ -132,13 +138,15 @@ class Module:
         return [p for _, p in self.named_parameters(recurse=recurse)]
 
     def zero_grad(self) -> None:
-        """Forget accumulated gradients (``None``, as PyTorch's default ``set_to_none=True``)."""
+        """Forget accumulated gradients (``None``, as PyTorch's default
+        ``set_to_none=True``)."""
         for p in self.parameters():
             p.grad = None
 
     # ---- buffers: state that is not trained -----------------------------------------
     def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
-        """Hold ``tensor`` (a NumPy array, or None) as ``self.<name>``, part of the module's state.
+        """Hold ``tensor`` (a NumPy array, or None) as ``self.<name>``, part of the
+        module's state.
 
         A buffer is saved and loaded with the parameters but gets no gradient and
         no optimizer step (batch norm's ``running_mean``, say). Read it as
@@ -168,7 +176,8 @@ class Module:
         return self.__dict__.get("_buffer_persistence", {})
 
     def named_buffers(self, prefix: str = "", recurse: bool = True):
-        """(name, array) pairs of every buffer that is not None, parents before children."""
+        """(name, array) pairs of every buffer that is not None, parents before
+        children."""
         for module_name, module in (
             self.named_modules(prefix) if recurse else [(prefix, self)]
         ):
@@ -182,7 +191,8 @@ class Module:
 
     # ---- state: save, load -----------------------------------------------------------
     def _state_entries(self):
-        """(key, module, attribute) of every state_dict entry, in PyTorch's order: each module's
+        """(key, module, attribute) of every state_dict entry, in PyTorch's order: each
+        module's
         parameters, then its persistent buffers, parents before children."""
         for module_name, module in self._walk():
             dot = module_name + "." if module_name else ""
@@ -204,7 +214,8 @@ class Module:
         )
 
     def load_state_dict(self, state_dict, strict: bool = True):
-        """Copy ``state_dict``'s arrays into the parameters and buffers of the same names.
+        """Copy ``state_dict``'s arrays into the parameters and buffers of the same
+        names.
 
         Values may be NumPy arrays, our tensors or torch tensors; each is cast to
         the dtype of what it replaces. With ``strict`` (the default) the keys must
@@ -247,7 +258,8 @@ class Module:
         return _IncompatibleKeys(missing, unexpected)
 
     def save(self, path) -> None:
-        """Write :meth:`state_dict` to ``path`` (exactly that name) as an ``.npz`` archive.
+        """Write :meth:`state_dict` to ``path`` (exactly that name) as an ``.npz``
+        archive.
 
         Atomically: the file is written beside ``path`` and renamed over it, so a
         crash never leaves a half-written checkpoint.
@@ -260,7 +272,8 @@ class Module:
             )  # a file object: np.savez(name) would append ".npz"
 
     def load(self, path, strict: bool = True):
-        """Read an archive written by :meth:`save` into this model (see :meth:`load_state_dict`).
+        """Read an archive written by :meth:`save` into this model (see
+        :meth:`load_state_dict`).
 
         ``allow_pickle=False``: an ``.npz`` holds arrays only, and a pickle could run
         code.
@@ -271,7 +284,8 @@ class Module:
 
     # ---- modes, printing -------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
-        """Training mode (dropout, batch norm statistics: layers that differ read ``self.training``)."""
+        """Training mode (dropout, batch norm statistics: layers that differ read
+        ``self.training``)."""
         self.training = mode
         for child in self.children():
             child.train(mode)
@@ -285,7 +299,8 @@ class Module:
             f"\n  ({n}): " + repr(m).replace("\n", "\n  ")
             for n, m in self.named_children()
         )
-        return f"{type(self).__name__}({self.extra_repr()}{inner}{chr(10) if inner else ''})"
+        end = chr(10) if inner else ""
+        return f"{type(self).__name__}({self.extra_repr()}{inner}{end})"
 
     def extra_repr(self) -> str:
         return ""
@@ -293,7 +308,8 @@ class Module:
 
 # ---- layers --------------------------------------------------------------------------
 class Linear(Module):
-    r"""$y = x W^\top + b$, ``weight`` (out_features, in_features), ``bias`` (out_features,).
+    r"""$y = x W^\top + b$, ``weight`` (out_features, in_features), ``bias``
+    (out_features,).
 
     Initialised as ``torch.nn.Linear``: $U(-1/\sqrt{\text{in}}, 1/\sqrt{\text{in}})$,
     so the output's scale does not grow with the number of inputs. Draws from
@@ -321,11 +337,15 @@ class Linear(Module):
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
 
 
 class Embedding(Module):
-    r"""A table of ``num_embeddings`` vectors of size ``embedding_dim``; integer inputs pick rows.
+    r"""A table of ``num_embeddings`` vectors of size ``embedding_dim``; integer inputs
+    pick rows.
 
     Initialised $\mathcal N(0, 1)$, as PyTorch; the ``padding_idx`` row starts at
     zero and gets no gradient.
@@ -342,7 +362,8 @@ class Embedding(Module):
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(
-                    f"padding_idx {padding_idx} out of range for {num_embeddings} embeddings"
+                    f"padding_idx {padding_idx} out of range for {num_embeddings} "
+                    "embeddings"
                 )
             padding_idx %= num_embeddings
         self.padding_idx = padding_idx
@@ -363,7 +384,8 @@ class Embedding(Module):
 
 
 class Flatten(Module):
-    """(N, C, H, W) -> (N, C*H*W): axes ``start_dim..end_dim`` merged (the batch axis kept by default)."""
+    """(N, C, H, W) -> (N, C*H*W): axes ``start_dim..end_dim`` merged (the batch axis
+    kept by default)."""
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         self.start_dim, self.end_dim = start_dim, end_dim
@@ -376,7 +398,8 @@ class Flatten(Module):
 
 
 class Dropout(Module):
-    """Zero each entry with probability ``p`` in training, scaling the rest by 1/(1-p); identity in eval."""
+    """Zero each entry with probability ``p`` in training, scaling the rest by 1/(1-p);
+    identity in eval."""
 
     def __init__(self, p: float = 0.5):
         if not 0 <= p <= 1:
@@ -501,7 +524,8 @@ class Sequential(Module):
 
 
 class ModuleList(Module):
-    """A list of modules whose parameters the parent finds (a plain Python list would hide them).
+    """A list of modules whose parameters the parent finds (a plain Python list would
+    hide them).
 
     Stored as attributes ``"0"``, ``"1"``, ... like :class:`Sequential`, so the names
     match PyTorch's.
@@ -527,7 +551,8 @@ class ModuleList(Module):
 
 # ---- convolution and pooling: layers around the functions of conv.py -----------------
 class Conv2d(Module):
-    r"""A learned 2-d convolution, ``weight`` (out, in, kh, kw) and ``bias`` (out,), as ``torch.nn.Conv2d``.
+    r"""A learned 2-d convolution, ``weight`` (out, in, kh, kw) and ``bias`` (out,), as
+    ``torch.nn.Conv2d``.
 
     Initialised as PyTorch does: ``kaiming_uniform_(a=sqrt(5))``, whose bound
     $\text{gain} \sqrt{3 / \text{fan\_in}}$ with $\text{gain} = \sqrt{2 / (1 + a^2)} =
@@ -569,13 +594,17 @@ class Conv2d(Module):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        s = (
+            f"{self.in_channels}, {self.out_channels}, "
+            f"kernel_size={self.kernel_size}, stride={self.stride}"
+        )
         s += f", padding={self.padding}" if self.padding != (0, 0) else ""
         return s + (", bias=False" if self.bias is None else "")
 
 
 class MaxPool2d(Module):
-    """:func:`~scratch.engine.functional.max_pool2d` as a layer (no parameters); ``stride`` defaults to ``kernel_size``."""
+    """:func:`~scratch.engine.functional.max_pool2d` as a layer (no parameters);
+    ``stride`` defaults to ``kernel_size``."""
 
     def __init__(self, kernel_size, stride=None, padding=0):
         self.kernel_size, self.padding = kernel_size, padding
@@ -585,11 +614,13 @@ class MaxPool2d(Module):
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        k, s, p = self.kernel_size, self.stride, self.padding
+        return f"kernel_size={k}, stride={s}, padding={p}"
 
 
 class AvgPool2d(MaxPool2d):
-    """:func:`~scratch.engine.functional.avg_pool2d` as a layer (no parameters); ``stride`` defaults to ``kernel_size``."""
+    """:func:`~scratch.engine.functional.avg_pool2d` as a layer (no parameters);
+    ``stride`` defaults to ``kernel_size``."""
 
     def forward(self, x: Tensor) -> Tensor:
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
@@ -597,7 +628,8 @@ class AvgPool2d(MaxPool2d):
 
 # ---- normalization: layers around the functions of normalization.py ------------------
 class _BatchNorm(Module):
-    r"""Shared by :class:`BatchNorm1d` and :class:`BatchNorm2d` (they differ in the input's rank only).
+    r"""Shared by :class:`BatchNorm1d` and :class:`BatchNorm2d` (they differ in the
+    input's rank only).
 
     ``weight`` $\gamma$ starts at 1 and ``bias`` $\beta$ at 0, so a new layer only
     standardizes. The running statistics are buffers (saved in ``state_dict``,
@@ -647,7 +679,8 @@ class _BatchNorm(Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in self._ranks:
             raise ValueError(
-                f"{type(self).__name__} expects a {' or '.join(map(str, self._ranks))}-d input, "
+                f"{type(self).__name__} expects a "
+                f"{' or '.join(map(str, self._ranks))}-d input, "
                 f"got shape {x.shape}"
             )
         momentum = 0.0 if self.momentum is None else self.momentum
@@ -673,26 +706,31 @@ class _BatchNorm(Module):
 
     def extra_repr(self) -> str:
         return (
-            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, "
             f"track_running_stats={self.track_running_stats}"
         )
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch norm of (N, C) features or (N, C, L) sequences: statistics per channel C."""
+    """Batch norm of (N, C) features or (N, C, L) sequences: statistics per channel
+    C."""
 
     _ranks = (2, 3)
 
 
 class BatchNorm2d(_BatchNorm):
-    """Batch norm of (N, C, H, W) images: statistics per channel over the batch and the positions."""
+    """Batch norm of (N, C, H, W) images: statistics per channel over the batch and the
+    positions."""
 
     _ranks = (4,)
 
 
 class LayerNorm(Module):
-    r""":func:`~scratch.engine.functional.layer_norm` over the last axes, of shape ``normalized_shape``, with an elementwise
-    $\gamma$ (starts at 1) and $\beta$ (at 0) of that shape, as ``torch.nn.LayerNorm``."""
+    r""":func:`~scratch.engine.functional.layer_norm` over the last axes, of shape
+    ``normalized_shape``, with an elementwise
+    $\gamma$ (starts at 1) and $\beta$ (at 0) of that shape, as
+    ``torch.nn.LayerNorm``."""
 
     def __init__(
         self,
@@ -722,11 +760,13 @@ class LayerNorm(Module):
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        affine = self.elementwise_affine
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={affine}"
 
 
 class GroupNorm(Module):
-    r""":func:`~scratch.engine.functional.group_norm` with ``num_groups`` groups of the ``num_channels`` channels and a
+    r""":func:`~scratch.engine.functional.group_norm` with ``num_groups`` groups of the
+    ``num_channels`` channels and a
     per-channel $\gamma$ (starts at 1) and $\beta$ (at 0), as ``torch.nn.GroupNorm``."""
 
     def __init__(
@@ -739,7 +779,8 @@ class GroupNorm(Module):
     ):
         if num_channels % num_groups:
             raise ValueError(
-                f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})"
+                f"num_channels ({num_channels}) must be divisible by num_groups "
+                f"({num_groups})"
             )
         self.num_groups, self.num_channels, self.eps, self.affine = (
             num_groups,
@@ -754,4 +795,5 @@ class GroupNorm(Module):
         return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
-        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+        groups, channels = self.num_groups, self.num_channels
+        return f"{groups}, {channels}, eps={self.eps}, affine={self.affine}"

@@ -1,4 +1,5 @@
-r"""Batch, layer and group normalization for the NumPy engine: the functions (``F.batch_norm``, ...).
+r"""Batch, layer and group normalization for the NumPy engine: the functions
+(``F.batch_norm``, ...).
 
 Their layers (:class:`~scratch.engine.nn.BatchNorm1d`, ``BatchNorm2d``, ``LayerNorm``,
 ``GroupNorm``) are in :mod:`scratch.engine.nn`, one layer up: this module imports no
@@ -51,7 +52,8 @@ from .tensor import Tensor, _make
 
 # ---- the shared core -----------------------------------------------------------------
 def _standardize(x: np.ndarray, axes: tuple, eps: float):
-    r"""$\hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}$ with statistics over ``axes``; also
+    r"""$\hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}$ with statistics over
+    ``axes``; also
     $1/s$ and the (biased) variance, both with ``axes`` kept as size 1."""
     mean = x.mean(axis=axes, keepdims=True)
     centered = x - mean
@@ -82,7 +84,8 @@ def _array(value):
 def _affine(
     x: Tensor, xhat, backward_xhat, weight, bias, shape: tuple, sum_axes: tuple, op: str
 ) -> Tensor:
-    r"""$y = \gamma \hat x + \beta$ as one node: ``weight``/``bias`` (either may be None) are
+    r"""$y = \gamma \hat x + \beta$ as one node: ``weight``/``bias`` (either may be
+    None) are
     reshaped to ``shape`` to broadcast; their gradients sum over ``sum_axes``;
     ``backward_xhat`` maps $\bar{\hat x}$ to $\bar x$."""
     weight, bias = (
@@ -123,7 +126,8 @@ def batch_norm(
     momentum: float = 0.1,
     eps: float = 1e-5,
 ) -> Tensor:
-    r"""Batch normalization, as ``torch.nn.functional.batch_norm``: statistics per channel (axis 1).
+    r"""Batch normalization, as ``torch.nn.functional.batch_norm``: statistics per
+    channel (axis 1).
 
     ``x`` is (N, C) or (N, C, *) (e.g. (N, C, H, W)); ``weight`` $\gamma$, ``bias``
     $\beta$ and the running statistics have shape (C,).
@@ -131,8 +135,9 @@ def batch_norm(
     - ``training=True``: normalize with the batch's own $\mu$ and (biased)
       $\sigma^2$ over the $m = N \cdot H \cdot W$ numbers of each channel, and update
       the running statistics *in place*, if given (``None`` skips it):
-      $\hat\mu \leftarrow (1 - \text{momentum})\,\hat\mu + \text{momentum}\,\mu$, and the
-      same for $\hat\sigma^2$ with the *unbiased* $\sigma^2 m / (m - 1)$, as PyTorch does.
+      $\hat\mu \leftarrow (1 - \text{momentum})\,\hat\mu + \text{momentum}\,\mu$,
+      and the same for $\hat\sigma^2$ with the *unbiased* $\sigma^2 m / (m - 1)$, as
+      PyTorch does.
     - ``training=False``: normalize with the running statistics, constants
       for the backward pass.
     """
@@ -147,7 +152,8 @@ def batch_norm(
         m = x.size // c
         if m <= 1:
             raise ValueError(
-                f"batch_norm needs more than 1 value per channel when training, got input {x.shape}"
+                "batch_norm needs more than 1 value per channel when training, got "
+                f"input {x.shape}"
             )
         xhat, inv_std, mean, var = _standardize(x.data, axes, eps)
         for buffer, batch_value in (
@@ -165,7 +171,8 @@ def batch_norm(
     else:
         if running_mean is None or running_var is None:
             raise ValueError(
-                "batch_norm in evaluation (training=False) needs running_mean and running_var"
+                "batch_norm in evaluation (training=False) needs running_mean and "
+                "running_var"
             )
         mean = _array(running_mean).reshape(shape).astype(x.dtype, copy=False)
         inv_std = 1 / np.sqrt(
@@ -183,7 +190,8 @@ def batch_norm(
 def layer_norm(
     x: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5
 ) -> Tensor:
-    r"""Layer normalization, as ``torch.nn.functional.layer_norm``: statistics per sample over the
+    r"""Layer normalization, as ``torch.nn.functional.layer_norm``: statistics per
+    sample over the
     last ``len(normalized_shape)`` axes, which must equal ``normalized_shape``;
     ``weight`` and ``bias`` have that shape (one $\gamma$ and $\beta$ per element).
     The same in training and in evaluation: no running statistics.
@@ -196,7 +204,8 @@ def layer_norm(
     d = len(normalized_shape)
     if d == 0 or x.shape[x.ndim - d :] != normalized_shape:
         raise ValueError(
-            f"layer_norm: the input's last axes {x.shape} must be normalized_shape {normalized_shape}"
+            f"layer_norm: the input's last axes {x.shape} must be normalized_shape "
+            f"{normalized_shape}"
         )
     axes = tuple(range(x.ndim - d, x.ndim))
     xhat, inv_std, _, _ = _standardize(x.data, axes, eps)
@@ -215,7 +224,8 @@ def layer_norm(
 def group_norm(
     x: Tensor, num_groups: int, weight=None, bias=None, eps: float = 1e-5
 ) -> Tensor:
-    """Group normalization, as ``torch.nn.functional.group_norm``: the C channels of (N, C, *)
+    """Group normalization, as ``torch.nn.functional.group_norm``: the C channels of
+    (N, C, *)
     are split into ``num_groups`` groups of consecutive channels, and each sample's
     group is standardized on its own (over its channels and all positions); ``weight``
     and ``bias`` are per channel, (C,). One group is layer norm over (C, *); C groups is
@@ -223,7 +233,8 @@ def group_norm(
     """
     if x.ndim < 2 or x.shape[1] % num_groups:
         raise ValueError(
-            f"group_norm: {num_groups} groups must divide the channels of input {x.shape}"
+            f"group_norm: {num_groups} groups must divide the channels of input "
+            f"{x.shape}"
         )
     n, c = x.shape[:2]
     grouped = x.data.reshape(n, num_groups, -1)  # (N, G, C/G * positions)

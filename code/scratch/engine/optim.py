@@ -119,7 +119,8 @@ class Optimizer:
 
     # ---- checkpoints ----------------------------------------------------------------
     def state_dict(self) -> dict:
-        """``{"state": {index: {name: array or number}}, "param_groups": [...]}``, as torch.
+        """``{"state": {index: {name: array or number}}, "param_groups": [...]}``, as
+        torch.
 
         Parameters are named by their index across groups; arrays are copies, so later
         steps do not change a saved state.
@@ -348,7 +349,8 @@ class Adagrad(Optimizer):
         _check_weight_decay(group)
         _check(
             group["initial_accumulator_value"] >= 0,
-            f"initial_accumulator_value must be >= 0, got {group['initial_accumulator_value']}",
+            "initial_accumulator_value must be >= 0, got "
+            f"{group['initial_accumulator_value']}",
         )
         _check(group["eps"] >= 0, f"eps must be >= 0, got {group['eps']}")
 
@@ -464,10 +466,12 @@ class Adam(Optimizer):
 
     $$
     \begin{aligned}
-    g_t &\leftarrow g_t + \lambda\,\theta_{t-1} \qquad\text{(L2 penalty; AdamW decays } \theta \text{)} \\
+    g_t &\leftarrow g_t + \lambda\,\theta_{t-1}
+        \qquad\text{(L2 penalty; AdamW decays } \theta \text{)} \\
     m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t \\
     v_t &= \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2 \\
-    \hat v_t &= \max(\hat v_{t-1}, v_t) \text{ (AMSGrad)}, \qquad \hat v_t = v_t \text{ (otherwise)} \\
+    \hat v_t &= \max(\hat v_{t-1}, v_t) \text{ (AMSGrad)},
+        \qquad \hat v_t = v_t \text{ (otherwise)} \\
     \theta_t &= \theta_{t-1} - \frac{\eta}{1-\beta_1^t}\,
                 \frac{m_t}{\sqrt{\hat v_t / (1-\beta_2^t)} + \epsilon}
     \end{aligned}
@@ -547,7 +551,8 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    r"""Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as ``torch.optim.AdamW``.
+    r"""Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as
+    ``torch.optim.AdamW``.
 
     The update of :class:`Adam`, except that the decay shrinks the weights directly
     rather than entering the gradient:

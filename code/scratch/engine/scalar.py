@@ -137,7 +137,8 @@ class Value:
 
     # ---- the backward pass ----------------------------------------------------------
     def backward(self):
-        r"""Fill ``grad`` of every value this one depends on with $\partial\,\text{self}/\partial v$."""
+        r"""Fill ``grad`` of every value this one depends on with
+        $\partial\,\text{self}/\partial v$."""
         # Topological order: every value after all the values it was computed from.
         # (Recursive, for clarity: a chain deeper than Python's recursion limit, about
         # 1000 ops, fails here; the Tensor engine walks its graph with a loop instead.)

@@ -38,7 +38,8 @@ _grad_enabled = True
 
 
 class no_grad:
-    """Context manager (or decorator): ops inside record no graph (evaluation, optimizer steps).
+    """Context manager (or decorator): ops inside record no graph (evaluation,
+    optimizer steps).
 
     >>> with no_grad():
     ...     y = model(x)          # y.requires_grad is False, nothing is kept alive
@@ -92,7 +93,8 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 def _make(data, parents: tuple, backward, op: str) -> "Tensor":
-    r"""Wrap an op's result; if any input needs a gradient, remember how to send it back.
+    r"""Wrap an op's result; if any input needs a gradient, remember how to send it
+    back.
 
     ``backward(g)`` gets $\bar Y$ (an array of the result's shape) and returns one
     gradient per parent, in the parent's order, ``None`` where there is none
@@ -128,7 +130,8 @@ def _topological_order(root: "Tensor") -> list:
 
 
 def _reduced_axes(axis, ndim: int) -> tuple:
-    """``axis`` (None, an int or a tuple, negatives allowed) as a sorted tuple of axes >= 0."""
+    """``axis`` (None, an int or a tuple, negatives allowed) as a sorted tuple of axes
+    >= 0."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
@@ -144,7 +147,8 @@ def _axis_keepdims(axis, keepdims, dim, keepdim):
 
 
 def _is_basic_index(index) -> bool:
-    """True for an index that cannot select an element twice (ints, slices, None, ``...``, masks)."""
+    """True for an index that cannot select an element twice (ints, slices, None,
+    ``...``, masks)."""
     items = index if isinstance(index, tuple) else (index,)
     return all(
         i is None
@@ -192,7 +196,8 @@ class Tensor:
     is_leaf = property(lambda self: self._backward is None)
 
     def numel(self) -> int:
-        """The number of elements (PyTorch's name; ``size`` here is NumPy's attribute)."""
+        """The number of elements (PyTorch's name; ``size`` here is NumPy's
+        attribute)."""
         return self.data.size
 
     def __len__(self):
@@ -216,7 +221,8 @@ class Tensor:
         return Tensor(self.data)
 
     def retain_grad(self) -> "Tensor":
-        """Keep ``grad`` on this non-leaf tensor too (by default only leaves keep it)."""
+        """Keep ``grad`` on this non-leaf tensor too (by default only leaves keep
+        it)."""
         self._retains_grad = True
         return self
 
@@ -275,8 +281,9 @@ class Tensor:
         out = a**b
 
         def backward(g):
-            # d(a^b)/da = b a^(b-1);  d(a^b)/db = a^b log a, needed only for a tensor exponent
-            # (and only defined for a > 0, so we do not compute it for constant exponents).
+            # d(a^b)/da = b a^(b-1);  d(a^b)/db = a^b log a, needed only for a tensor
+            # exponent (and only defined for a > 0, so we do not compute it for
+            # constant exponents).
             if other.requires_grad:
                 return g * b * a ** (b - 1), g * out * np.log(a)
             if (
@@ -306,7 +313,8 @@ class Tensor:
         return self._lift(other) ** self
 
     def __matmul__(self, other):
-        r"""$Y = AB$ has $\bar A = \bar Y B^\top$ and $\bar B = A^\top \bar Y$ (batched over leading axes)."""
+        r"""$Y = AB$ has $\bar A = \bar Y B^\top$ and $\bar B = A^\top \bar Y$ (batched
+        over leading axes)."""
         other = self._lift(other)
         a, b = self.data, other.data
 
@@ -318,9 +326,7 @@ class Tensor:
             b2 = b[:, None] if b.ndim == 1 else b
             g2 = g[..., None] if b.ndim == 1 else g  # (..., n) -> (..., n, 1)
             g2 = g2[..., None, :] if a.ndim == 1 else g2  # (..., m) -> (..., 1, m)
-            ga = gb = (
-                None  # a product is the costliest op: skip the input that needs no gradient
-            )
+            ga = gb = None  # the costliest op: skip the input that needs no gradient
             if self.requires_grad:
                 ga = g2 @ np.swapaxes(b2, -1, -2)
                 ga = ga[..., 0, :] if a.ndim == 1 else ga
@@ -419,7 +425,8 @@ class Tensor:
     # ---- reductions ------------------------------------------------------------------
     # `axis, keepdims` (NumPy) or `dim, keepdim` (PyTorch), the same thing.
     def sum(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
-        r"""$y = \sum_i x_i$ has $\bar x_i = \bar y$: the gradient is copied back (broadcast)."""
+        r"""$y = \sum_i x_i$ has $\bar x_i = \bar y$: the gradient is copied back
+        (broadcast)."""
         axis, keepdims = _axis_keepdims(axis, keepdims, dim, keepdim)
         axes = _reduced_axes(axis, self.ndim)
         shape = self.shape
@@ -435,7 +442,8 @@ class Tensor:
         )
 
     def mean(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
-        r"""$\frac1n \sum_i x_i$ over the reduced axes: the gradient is $\bar y / n$, copied back."""
+        r"""$\frac1n \sum_i x_i$ over the reduced axes: the gradient is
+        $\bar y / n$, copied back."""
         axis, keepdims = _axis_keepdims(axis, keepdims, dim, keepdim)
         axes = _reduced_axes(axis, self.ndim)
         shape = self.shape
@@ -452,7 +460,8 @@ class Tensor:
         )
 
     def max(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
-        r"""The largest entry over ``axis``: values only, with ``torch.amax``'s gradient.
+        r"""The largest entry over ``axis``: values only, with ``torch.amax``'s
+        gradient.
 
         The gradient goes to the entry that is the maximum; when several tie, it is
         shared equally among them (each gets $\bar y / k$ for $k$ ties), as
@@ -462,7 +471,8 @@ class Tensor:
         return self._extremum(np.max, axis, keepdims, dim, keepdim, "max")
 
     def min(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
-        """The smallest entry over ``axis``, with ``torch.amin``'s gradient (see :meth:`max`)."""
+        """The smallest entry over ``axis``, with ``torch.amin``'s gradient (see
+        :meth:`max`)."""
         return self._extremum(np.min, axis, keepdims, dim, keepdim, "min")
 
     def _extremum(self, reduce, axis, keepdims, dim, keepdim, op):
@@ -500,14 +510,16 @@ class Tensor:
         )
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
-        """Merge axes ``start_dim..end_dim`` (inclusive) into one, as ``torch.flatten``."""
+        """Merge axes ``start_dim..end_dim`` (inclusive) into one, as
+        ``torch.flatten``."""
         if self.ndim == 0:
             return self.reshape(1)
         start, end = start_dim % self.ndim, end_dim % self.ndim
         return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1 :])
 
     def unsqueeze(self, dim: int):
-        """A new axis of size 1 at ``dim`` (negative counts from the end of the result)."""
+        """A new axis of size 1 at ``dim`` (negative counts from the end of the
+        result)."""
         return self.reshape(np.expand_dims(self.data, dim).shape)
 
     def permute(self, *dims):
@@ -524,7 +536,8 @@ class Tensor:
         )
 
     def transpose(self, dim0: int = -2, dim1: int = -1):
-        """Swap two axes (PyTorch's ``transpose(dim0, dim1)``; default: the last two)."""
+        """Swap two axes (PyTorch's ``transpose(dim0, dim1)``; default: the last
+        two)."""
         dims = list(range(self.ndim))
         dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return self.permute(dims)
@@ -535,7 +548,8 @@ class Tensor:
         return self.permute(tuple(reversed(range(self.ndim))))
 
     def __getitem__(self, index):
-        r"""Any NumPy index: slices, masks, integer arrays (negative entries count from the end).
+        r"""Any NumPy index: slices, masks, integer arrays (negative entries count from
+        the end).
 
         Backward scatters $\bar Y$ into zeros. An integer array can pick one
         element several times (``x[[0, 0]]`` uses ``x[0]`` twice, so it gets two
@@ -564,7 +578,8 @@ class Tensor:
 
     # ---- the backward pass ----------------------------------------------------------
     def backward(self, gradient=None):
-        r"""Accumulate $\partial L/\partial x$ into ``x.grad`` for every leaf ``x`` that requires it.
+        r"""Accumulate $\partial L/\partial x$ into ``x.grad`` for every leaf ``x``
+        that requires it.
 
         ``L`` is this tensor if it holds one number; otherwise pass ``gradient``
         ($\bar Y$, this tensor's shape) and get the vector-Jacobian products
@@ -578,7 +593,8 @@ class Tensor:
         if gradient is None:
             if self.size != 1:
                 raise RuntimeError(
-                    f"backward() without a gradient needs one number, got shape {self.shape}"
+                    "backward() without a gradient needs one number, got shape "
+                    f"{self.shape}"
                 )
             gradient = np.ones_like(self.data)
         gradient = np.asarray(
@@ -624,7 +640,8 @@ class Tensor:
 
 # ---- ops on several tensors ----------------------------------------------------------
 def _lift_all(tensors) -> list:
-    """Tensors as they are; arrays and numbers as constants, in the first tensor's floating dtype."""
+    """Tensors as they are; arrays and numbers as constants, in the first tensor's
+    floating dtype."""
     first = next((t for t in tensors if isinstance(t, Tensor)), None)
     return [
         t
@@ -658,7 +675,8 @@ def cat(tensors, dim: int = 0) -> Tensor:
 
 
 def stack(tensors, axis: int = 0) -> Tensor:
-    r"""Join same-shape tensors along a new axis; input $k$ gets the slice $k$ of $\bar Y$."""
+    r"""Join same-shape tensors along a new axis; input $k$ gets the slice $k$ of
+    $\bar Y$."""
     tensors = _lift_all(tensors)
     out = np.stack([t.data for t in tensors], axis=axis)
     lead = (slice(None),) * (axis % out.ndim)  # index the new axis: g[:, ..., k]
@@ -670,7 +688,8 @@ def stack(tensors, axis: int = 0) -> Tensor:
 
 
 def where(condition, input, other) -> Tensor:
-    r"""``input`` where ``condition`` holds, else ``other``; all three broadcast together.
+    r"""``input`` where ``condition`` holds, else ``other``; all three broadcast
+    together.
 
     Each entry of the result is a copy of one input's entry, so each input gets
     $\bar Y$ where it was chosen and 0 elsewhere (summed over its broadcast axes).

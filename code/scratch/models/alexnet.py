@@ -203,7 +203,8 @@ class AlexNet(nn.Module):
                     m.bias.zero_()
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every stage's output, for shapes and pictures (eval mode: no dropout noise)."""
+        """Every stage's output, for shapes and pictures (eval mode: no dropout
+        noise)."""
         out = {}
         x = self.norm(x)
         out["conv1"] = x = self.act(self.conv1(x))  # imagenet: (B, 96, 55, 55)

@@ -100,7 +100,8 @@ class UNet2015(nn.Module):
             size -= 4  # two valid 3x3 convolutions
             if size <= 0 or size % 2:
                 raise ValueError(
-                    f"input size {input_size}: level {level + 1} gives a {size}-pixel map; "
+                    f"input size {input_size}: level {level + 1} gives a {size}-pixel "
+                    "map; "
                     "2x2 max-pooling needs an even size > 0"
                 )
             size //= 2
@@ -111,7 +112,8 @@ class UNet2015(nn.Module):
             size = 2 * size - 4  # up-convolution, then two convolutions
             if size <= 0:
                 raise ValueError(
-                    f"input size {input_size} is too small: the decoder runs out of pixels"
+                    f"input size {input_size} is too small: the decoder runs out of "
+                    "pixels"
                 )
         return size
 
@@ -230,7 +232,8 @@ def unet_parameters(
     skips: bool = True,
     valid: bool = False,
 ) -> int:
-    """The parameter count of a U-Net from the formulas, layer by layer (no model built).
+    """The parameter count of a U-Net from the formulas, layer by layer (no model
+    built).
 
     A k x k convolution from c to c' channels has ``c' (c k^2 + 1)`` parameters
     (no bias before BatchNorm, which adds 2 c'); a 2x2 transposed convolution has
@@ -266,7 +269,8 @@ def _sums(probs: torch.Tensor, target: torch.Tensor):
 def soft_dice(
     probs: torch.Tensor, target: torch.Tensor, eps: float = 1.0
 ) -> torch.Tensor:
-    r"""Soft Dice of each image, (B,): :math:`(2\sum p t + \epsilon) / (\sum p + \sum t + \epsilon)`.
+    r"""Soft Dice of each image, (B,): :math:`(2\sum p t + \epsilon) / (\sum p + \sum t
+    + \epsilon)`.
 
     ``eps`` keeps it defined (and equal to 1) when prediction and mask are both empty.
     """
@@ -277,7 +281,8 @@ def soft_dice(
 def soft_iou(
     probs: torch.Tensor, target: torch.Tensor, eps: float = 1.0
 ) -> torch.Tensor:
-    r"""Soft IoU (Jaccard) of each image, (B,): :math:`(\sum p t + \epsilon) / (\sum p + \sum t - \sum p t + \epsilon)`."""
+    r"""Soft IoU (Jaccard) of each image, (B,): :math:`(\sum p t + \epsilon) / (\sum p
+    + \sum t - \sum p t + \epsilon)`."""
     inter, p, t = _sums(probs, target)
     return (inter + eps) / (p + t - inter + eps)
 
