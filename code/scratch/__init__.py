@@ -1,1 +1,4 @@
-"""Deep Learning from Scratch: the book's library."""
+"""Deep Learning from Scratch: the book's library.
+
+Chapter: "Running the chapters yourself" (book/appendix/running.md).
+"""

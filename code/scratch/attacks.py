@@ -24,6 +24,8 @@ The attacks differentiate with respect to the input only
 they leave the model in the mode (train or eval) the caller put it in:
 evaluate in eval mode; adversarial training (:class:`AdversarialBatches`)
 crafts its examples in whatever mode ``fit`` has the model in.
+
+Chapter: "Adversarial examples" (book/vision/adversarial.md).
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ augmented runs are reproducible and resume exactly.
 whole batches. Its crop, flip and erasing transforms draw *one* random choice per
 call, which would give every image of a batch the same crop, so those three are
 written here.
+
+Chapter: "AlexNet: deep CNNs on GPUs" (book/vision/alexnet.md).
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ The profile comes from ``--profile`` or the environment variable
 ``--name=value``. Mistakes (an unknown key, a value of the wrong type, an
 impossible value) raise :class:`ConfigError`; :meth:`Config.from_cli` turns that
 into one line on stderr and exit code 2, never a traceback.
+
+Chapter: "Running the chapters yourself" (book/appendix/running.md).
 """
 
 from __future__ import annotations

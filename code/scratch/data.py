@@ -28,6 +28,8 @@ written raises :class:`DataFolderNotWritableError` naming the folder and
 ``SCRATCH_DATA``. Where a loader may download (``download=True``), a damaged
 official file is replaced like one whose checksum does not match. Archives are
 checked against their checksums before they are unpacked, also with ``download=False``.
+
+Chapter: "Running the chapters yourself" (book/appendix/running.md).
 """
 
 import gzip

@@ -10,6 +10,8 @@ calls the helpers below, which do nothing in a single process:
 - only the main process (rank 0) prints, and writes checkpoints and results.
 
 NCCL is used between GPUs, gloo on the CPU (which is how the tests run it).
+
+Chapter: "Running the chapters yourself" (book/appendix/running.md).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ loops.
 :func:`scratch.train.fit` (PyTorch) and :func:`scratch.engine.loop.fit_arrays` (the
 NumPy engine) fill the same :class:`History` and call the same :class:`Callback` hooks,
 so plots, early stopping and any callback work with either. No PyTorch import here.
+
+Chapter: "Regularization and generalization" (book/foundations/regularization.md).
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ low alpha and a colour cycle that all read on white and on near-black; in dark m
 the book's CSS (``book/_static/custom.css``) recolours the dark text: titles, legends,
 annotations, and the tick labels and axis titles of every subplot (plotly names them
 per axis, ``x2tick``, ``g-y3title``, ...). So one figure serves both themes.
+
+Chapter: "How this book is built" (book/appendix/build.md).
 """
 
 from __future__ import annotations

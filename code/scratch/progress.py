@@ -5,6 +5,8 @@
 - in the book build, in CI, in a log file, or when ``SCRATCH_PROGRESS=0``: no bar
   at all, because a bar redrawn into a log is thousands of lines of noise. The
   training loop prints one summary line per epoch instead.
+
+Chapter: "Running the chapters yourself" (book/appendix/running.md).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Thin, explicit wrappers over ``torch.optim``: the chapters explain the ideas, these
 keep the recipe identical wherever it is used.
+
+Chapter: "AlexNet: deep CNNs on GPUs" (book/vision/alexnet.md).
 """
 
 from __future__ import annotations

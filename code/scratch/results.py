@@ -24,6 +24,8 @@ A column's key is a path into the metrics (``"acc.CNN"`` is
 (``"config.epochs"``); the recorded run is read with the same paths, so both rows
 show the same quantities. A value a row lacks shows as an en dash. In a notebook
 or the book the table is HTML; in a script it is printed as aligned text.
+
+Chapter: "How this book is built" (book/appendix/build.md).
 """
 
 from __future__ import annotations

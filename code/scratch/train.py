@@ -27,6 +27,8 @@ scaler, callbacks' state (an :class:`EMA` of the weights), history, random-numbe
 states, the position in the epoch and the resolved config. A run killed at any
 point resumes from its last checkpoint on exactly the batches it would have
 seen; a run folder whose checkpoint was made by another config is never resumed.
+
+Chapter: "From NumPy to PyTorch" (book/foundations/numpy_to_pytorch.md).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from .config import (
 )
 from .history import (
     Callback,
+    EarlyStopping,  # noqa: F401  (shared by both loops)
     History,
     State,
     epoch_line,  # noqa: F401  (shared by both loops)

@@ -1,4 +1,7 @@
-"""Small shared helpers: seeding, devices, atomic file writes, run records."""
+"""Small shared helpers: seeding, devices, atomic file writes, run records.
+
+Chapter: "Running the chapters yourself" (book/appendix/running.md).
+"""
 
 from __future__ import annotations
 

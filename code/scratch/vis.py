@@ -2,6 +2,8 @@
 
 Every function returns tensors or a plotly figure in the book's theme (built with
 :mod:`scratch.plots`); show figures with ``plots.show(fig, path)``.
+
+Chapter: "Learned versus engineered features" (book/vision/features.md).
 """
 
 from __future__ import annotations

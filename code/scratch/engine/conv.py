@@ -45,6 +45,8 @@ results are handed back as (N, C, H, W) *views* of batch-last memory, so in a
 chain conv -> ReLU -> pool -> conv nothing is ever transposed: the next op's
 ``x.transpose(1, 2, 3, 0)`` is free. (The shapes are PyTorch's everywhere;
 only the strides differ, and NumPy handles any strides.)
+
+Chapter: "Convolutional networks from scratch" (book/foundations/cnn.md).
 """
 
 from __future__ import annotations

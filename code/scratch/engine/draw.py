@@ -2,6 +2,8 @@
 
 Works for both engines: it reads only ``_parents`` and ``_op`` of each node,
 and ``data``, ``grad`` and (for :class:`~scratch.engine.Value`) ``label``.
+
+Chapter: "A tiny autograd engine" (book/foundations/autograd.md).
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ one of two reasons, noted in each:
 
 Every function is checked against ``torch.nn.functional`` (forward and
 gradients, float64) and against finite differences in ``tests/engine``.
+
+Chapter: "A tiny autograd engine" (book/foundations/autograd.md).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Every op of the engine, and every model built from them, is tested with this
 one function. It needs nothing but the forward pass, so it cannot share a bug
 with the backward pass it checks.
+
+Chapter: "A tiny autograd engine" (book/foundations/autograd.md).
 """
 
 from __future__ import annotations

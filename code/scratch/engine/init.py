@@ -21,6 +21,8 @@ In general $\sigma = \text{gain}/\sqrt{\text{fan}}$ with :func:`calculate_gain`
 for the nonlinearity; a uniform $U(-b, b)$ has $\sigma = b/\sqrt3$, so
 $b = \sqrt3\,\sigma$. The fans of a weight of shape (out, in, k1, k2, ...)
 count the receptive field: $n_{\text{in}} = \text{in} \cdot k_1 k_2 \cdots$.
+
+Chapter: "Initialization and normalization" (book/foundations/normalization.md).
 """
 
 from __future__ import annotations

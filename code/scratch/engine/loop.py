@@ -5,6 +5,8 @@ same callbacks, one summary line per epoch) for models built with
 ``scratch.engine``: mini-batches drawn from NumPy arrays, ``loss.backward()``,
 ``optimizer.step()``. Chapters that teach the loop itself write it out once, in
 the chapter, and use this afterwards.
+
+Chapter: "Neural networks from first principles" (book/foundations/mlp.md).
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ other (use :class:`SequentialLR` to run them one after the other).
 
 Not implemented: ``step(epoch)``, ``last_epoch`` at construction (restore with
 :meth:`~LRScheduler.load_state_dict` instead), momentum cycling.
+
+Chapter: "Learning-rate schedules" (book/foundations/schedules.md).
 """
 
 from __future__ import annotations

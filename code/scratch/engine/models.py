@@ -4,6 +4,8 @@
 the chapter "A tiny autograd engine" (book/foundations/autograd.md); the chapters
 on optimizers, schedules, regularization, activations and normalization build their
 networks with it too.
+
+Chapter: "A tiny autograd engine" (book/foundations/autograd.md).
 """
 
 from __future__ import annotations

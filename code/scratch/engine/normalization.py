@@ -40,7 +40,7 @@ $\hat x$, so the gradient has no such component. When the statistics are
 constants (batch norm in evaluation, which uses running averages) only the
 first term is left: $\bar x = \bar{\hat x} / s$.
 
-Built in the chapter "Initialization and normalization".
+Chapter: "Initialization and normalization" (book/foundations/normalization.md).
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ Every ``step()`` *replaces* ``p.data`` with a new array instead of writing into 
 see :meth:`SGD.step`.
 
 Not implemented: ``maximize``, ``foreach``/``fused``, closures, sparse gradients.
+
+Chapter: "Optimizers" (book/foundations/optimizers.md).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ adds each parent's share $\bar y \, \partial y / \partial x$ to ``x.grad``.
 node's gradient is complete before it is passed on. That is all of reverse-mode
 automatic differentiation; :mod:`scratch.engine.tensor` does the same over
 NumPy arrays.
+
+Chapter: "A tiny autograd engine" (book/foundations/autograd.md).
 """
 
 from __future__ import annotations

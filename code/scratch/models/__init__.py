@@ -7,6 +7,8 @@ Reference numbers a model is checked against have one name per kind of source:
 in ``references.bib``), ``TORCHVISION_<QUANTITY>`` for what torchvision's version
 of the model gives, ``TABLE_<QUANTITY>`` for a chapter's own design table.
 Counting tools (parameters, multiply-adds) live in :mod:`scratch.models.inspection`.
+
+Chapter: "Vision" (book/vision/index.md).
 """
 
 from .lenet import LeNet5

@@ -14,6 +14,8 @@ One class, :class:`AlexNet`, in two layouts:
 :class:`LocalResponseNorm` is the paper's normalisation written out. The model
 standardises its input itself (:class:`~scratch.models.layers.Normalize` first),
 so it takes images in [0, 1].
+
+Chapter: "AlexNet: deep CNNs on GPUs" (book/vision/alexnet.md).
 """
 
 from __future__ import annotations

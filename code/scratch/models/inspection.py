@@ -6,6 +6,8 @@ LeNet-5 and AlexNet compare their layers with the papers' tables, ResNet its
 Table 1, U-Net and the later Transformer chapters their totals. Introduced in the
 chapter "LeNet-5" (book/vision/lenet.md); `multiply_adds` in "AlexNet".
 In practice `torchinfo.summary` and `fvcore`'s FLOP counter do the same.
+
+Chapter: "LeNet-5: convolutional networks" (book/vision/lenet.md).
 """
 
 from __future__ import annotations

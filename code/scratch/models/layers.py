@@ -1,4 +1,7 @@
-"""Small layers shared by the vision models."""
+"""Small layers shared by the vision models.
+
+Chapter: "U-Net and segmentation" (book/vision/unet.md).
+"""
 
 from __future__ import annotations
 

@@ -20,6 +20,8 @@ as nearly every re-implementation does.
 ``LeNet5(modern=True)`` swaps in three later habits: ReLU instead of the
 scaled tanh, max-pooling instead of trainable subsampling, and a fully
 connected C3.
+
+Chapter: "LeNet-5: convolutional networks" (book/vision/lenet.md).
 """
 
 from __future__ import annotations

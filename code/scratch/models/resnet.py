@@ -20,6 +20,8 @@ Every block can drop its skip connection (``residual=False``: the paper's
 "plain" networks) or move batch normalisation and ReLU in front of the
 convolutions (``preact=True``: He et al., *Identity Mappings in Deep Residual
 Networks*, 2016).
+
+Chapter: "Residual networks" (book/vision/resnet.md).
 """
 
 from __future__ import annotations

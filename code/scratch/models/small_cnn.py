@@ -16,6 +16,8 @@ batch size)::
 conv1 has as many 5x5 kernels (16) as the chapter's Gabor filter bank has
 filters, so the learned and the engineered first layers can be compared side
 by side.
+
+Chapter: "Learned versus engineered features" (book/vision/features.md).
 """
 
 from __future__ import annotations

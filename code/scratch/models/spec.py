@@ -15,6 +15,8 @@ arguments of ``build`` and buffers of the model, so they travel in the
 
 Chapter: "ResNet" (book/vision/resnet.md) saves one; "Adversarial examples"
 (book/vision/adversarial.md) loads it.
+
+Chapter: "Residual networks" (book/vision/resnet.md).
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ Two networks:
 Losses and metrics take logits ``(B, 1, H, W)`` and float masks of the same
 shape with 1 = foreground: soft Dice and soft IoU (Jaccard) losses, binary
 cross-entropy, their sum, and the hard Dice and IoU of thresholded predictions.
+
+Chapter: "U-Net and segmentation" (book/vision/unet.md).
 """
 
 from __future__ import annotations
