@@ -5,7 +5,8 @@ backward; a training step adds the SGD update), alternately, after a warm-up.
 Each repeat times a few calls of each; the ratio engine / PyTorch is taken
 repeat by repeat and the median is reported, so a burst of load on the machine
 hits both sides alike. Both libraries get the same number of threads (NumPy's
-BLAS through threadpoolctl). Targets: MLP step ratio <= 1.5, CNN step <= 3.
+BLAS through threadpoolctl). Targets: MLP step ratio <= 1.5, CNN step <= 3, LSTM
+step <= 3 (1 layer, hidden 256, sequence 64, batch 32: the sequences chapters).
 
     python bench/engine_vs_torch.py [--threads N] [--repeats 30] [--quick]
 """
@@ -24,7 +25,7 @@ import scratch.engine.functional as F
 from _common import median, report
 from scratch.engine import Tensor, nn, optim
 
-TARGETS = {"MLP step": 1.5, "CNN step": 3.0}
+TARGETS = {"MLP step": 1.5, "CNN step": 3.0, "LSTM step": 3.0}
 
 
 def timed(fn, calls):
@@ -131,6 +132,32 @@ def step_case(name, build, x_shape, batch):
     return name, engine_fn, torch_fn
 
 
+def lstm_case(name, steps=64, batch=32, n_in=64, hidden=256):
+    """A 1-layer LSTM over a (T, B, in) sequence, forward and backward through time
+    (a random weighting of every output), then an SGD step."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((steps, batch, n_in)).astype(np.float32)
+    w = rng.standard_normal((steps, batch, hidden)).astype(np.float32)
+    t_model = torch.nn.LSTM(n_in, hidden)
+    e_model = nn.LSTM(n_in, hidden, dtype=np.float32)
+    e_model.load_state_dict({k: v.detach().numpy() for k, v in t_model.state_dict().items()})
+    e_opt = optim.SGD(e_model.parameters(), lr=0.01)
+    t_opt = torch.optim.SGD(t_model.parameters(), lr=0.01)
+    xt, wt = torch.tensor(x), torch.tensor(w)
+
+    def engine_fn():
+        e_opt.zero_grad()
+        (e_model(x)[0] * w).sum().backward()
+        e_opt.step()
+
+    def torch_fn():
+        t_opt.zero_grad()
+        (t_model(xt)[0] * wt).sum().backward()
+        t_opt.step()
+
+    return name, engine_fn, torch_fn
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for both libraries")
@@ -145,7 +172,8 @@ def main() -> int:
     with threadpool_limits(limits=args.threads):
         cases = [("op", c) for c in op_cases()] + [
             ("step", step_case("MLP step", mlp, (784,), 128)),
-            ("step", step_case("CNN step", cnn, (1, 28, 28), 64))]
+            ("step", step_case("CNN step", cnn, (1, 28, 28), 64)),
+            ("step", lstm_case("LSTM step"))]
         for kind, (name, engine_fn, torch_fn) in cases:
             e, t, ratio, (q1, q3) = compare(engine_fn, torch_fn, repeats, calls=3 if kind == "op" else 2)
             target = TARGETS.get(name)
@@ -158,7 +186,8 @@ def main() -> int:
     ok = all(steps[name] <= TARGETS[name] for name in steps)
     summary = (f"engine vs PyTorch ({args.threads} threads, float32, median of {repeats}): "
                f"MLP step {steps['MLP step']:.2f}x (target <= 1.5), CNN step {steps['CNN step']:.2f}x "
-               f"(target <= 3); " + ("targets met" if ok else "OVER target"))
+               f"(target <= 3), LSTM step {steps['LSTM step']:.2f}x (target <= 3); "
+               + ("targets met" if ok else "OVER target"))
     return report("engine_vs_torch",
                   ["case (forward + backward)", "engine ms", "PyTorch ms", "ratio", "ratio IQR", "target", "status"],
                   rows, summary, ok=ok, threads=args.threads, repeats=repeats)

@@ -12,6 +12,8 @@ The names are PyTorch's, so what a reader learns here carries over::
 - :mod:`~scratch.engine.functional`, :mod:`~scratch.engine.nn` (with
   ``nn.init``), :mod:`~scratch.engine.optim` (with ``optim.lr_scheduler``):
   losses, layers, initializations, optimizers and schedules on top;
+- :mod:`~scratch.engine.rnn`: the recurrent layers ``nn.RNN``, ``nn.LSTM``,
+  ``nn.GRU`` and their cells;
 - :mod:`~scratch.engine.models`: ready-made networks,
   :func:`~scratch.engine.models.make_mlp`;
 - :func:`gradcheck`: the finite-difference oracle every op is tested against,
@@ -20,13 +22,13 @@ The names are PyTorch's, so what a reader learns here carries over::
 The modules import each other in layers, as PyTorch's do, never in a circle
 (``tests/engine/test_imports.py`` checks it): ``tensor`` at the bottom; the
 functions of ``functional`` (with ``conv`` and ``normalization``) and ``init``
-on it; the ``Module`` classes of ``nn`` on those; ``optim`` on ``tensor``, and
-``lr_scheduler`` on ``optim``.
+on it; the ``Module`` classes of ``nn`` on those, and the recurrent ones of
+``rnn`` on ``nn``; ``optim`` on ``tensor``, and ``lr_scheduler`` on ``optim``.
 
-Built in the chapter "A tiny autograd engine" (book/foundations/autograd.md).
+Chapter: "A tiny autograd engine" (book/foundations/autograd.md).
 """
 
-from . import functional, init, lr_scheduler, models, nn, optim
+from . import functional, init, lr_scheduler, models, nn, optim, rnn
 from .gradcheck import compare_with_torch, gradcheck
 from .scalar import Value
 from .tensor import Tensor, cat, concatenate, is_grad_enabled, no_grad, stack, where
@@ -36,6 +38,11 @@ from .tensor import Tensor, cat, concatenate, is_grad_enabled, no_grad, stack, w
 # scratch.engine.optim runs this file first, so `optim.lr_scheduler` and `from
 # scratch.engine.optim import lr_scheduler` always work.
 optim.lr_scheduler = lr_scheduler
+# torch.nn's recurrent layers, in nn's namespace for the same reason: rnn builds on
+# nn.Module, so nn cannot import rnn.
+for _name in ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"):
+    setattr(nn, _name, getattr(rnn, _name))
+del _name
 
 __all__ = [
     "Tensor",
@@ -54,4 +61,5 @@ __all__ = [
     "optim",
     "lr_scheduler",
     "models",
+    "rnn",
 ]

@@ -20,6 +20,8 @@ and the normalizations of ``normalization.py``) works on tensors and imports
 no ``Module``. This module is on top: each layer holds its parameters and
 calls its function in ``F``. So ``nn`` imports ``functional``, never the
 reverse, and the two never wait on each other at import time.
+
+Chapter: "A tiny autograd engine" (book/foundations/autograd.md).
 """
 
 from __future__ import annotations

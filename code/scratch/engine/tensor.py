@@ -25,6 +25,8 @@ gradient checks need; float32 stays float32 through every op. As in PyTorch, a
 number, a 0-d array or an integer array combined with a floating tensor takes
 the tensor's dtype (NumPy alone would turn ``x32 * np.float64(2)`` into
 float64); two floating arrays of different dtypes promote as in NumPy.
+
+Chapter: "A tiny autograd engine" (book/foundations/autograd.md).
 """
 
 from __future__ import annotations
@@ -108,6 +110,36 @@ def _make(data, parents: tuple, backward, op: str) -> "Tensor":
         out._backward = backward
         out._op = op
     return out
+
+
+class Slice:
+    """The gradient of ``x[index]`` for a basic index: ``g`` in that slice, zeros
+    elsewhere, without building the zeros.
+
+    An RNN reads its input one time step at a time (``x[t]`` for ``t < T``). If each
+    step's backward made a zero array of ``x``'s full shape, the backward pass would
+    allocate and add ``T`` of them: quadratic in the sequence length. Instead
+    :meth:`Tensor.backward` adds ``g`` into ``x``'s pending gradient in place, so all
+    ``T`` steps share one array.
+    """
+
+    __slots__ = ("index", "value")
+
+    def __init__(self, index, value):
+        self.index, self.value = index, value
+
+
+def _add_slice(grads: dict, owned: set, parent: "Tensor", piece: Slice) -> None:
+    key = id(parent)
+    if key not in owned:  # allocate (or copy a shared array) once, then add in place
+        start = grads.get(key)
+        grads[key] = (
+            np.zeros(parent.shape, dtype=parent.dtype)
+            if start is None
+            else np.array(np.broadcast_to(start, parent.shape), dtype=parent.dtype)
+        )
+        owned.add(key)
+    grads[key][piece.index] += piece.value
 
 
 def _topological_order(root: "Tensor") -> list:
@@ -567,11 +599,10 @@ class Tensor:
         basic = _is_basic_index(index)
 
         def backward(g):
+            if basic:  # added into the input's pending gradient in place: see Slice
+                return (Slice(index, g),)
             grad = np.zeros(shape, dtype=dtype)
-            if basic:
-                grad[index] = g
-            else:
-                np.add.at(grad, index, g)
+            np.add.at(grad, index, g)
             return (grad,)
 
         return _make(self.data[index], (self,), backward, "getitem")
@@ -607,8 +638,11 @@ class Tensor:
             )
 
         # Outputs before inputs: a node's gradient is complete (every use of it has
-        # added its share) before we pass it on. `grads` holds the pending sums.
+        # added its share) before we pass it on. `grads` holds the pending sums;
+        # `owned` the ids of those this loop allocated, which it may add into in
+        # place (an op's gradient may be a view shared with another input).
         grads = {id(self): gradient}
+        owned = set()
         for node in reversed(_topological_order(self)):
             g = grads.pop(id(node), None)  # pop: free each gradient once it is used
             if g is None:  # no path from this node to the output carries a gradient
@@ -625,6 +659,9 @@ class Tensor:
             for parent, pg in zip(node._parents, node._backward(g)):
                 if pg is None or not parent.requires_grad:
                     continue
+                if isinstance(pg, Slice):
+                    _add_slice(grads, owned, parent, pg)
+                    continue
                 pg = unbroadcast(np.asarray(pg), parent.shape).astype(
                     parent.dtype, copy=False
                 )
@@ -633,9 +670,11 @@ class Tensor:
                         f"backward of {node._op!r} gave a gradient of shape {pg.shape} "
                         f"for an input of shape {parent.shape}"
                     )
-                grads[id(parent)] = (
-                    grads[id(parent)] + pg if id(parent) in grads else pg
-                )
+                if id(parent) in grads:
+                    grads[id(parent)] = grads[id(parent)] + pg
+                    owned.add(id(parent))
+                else:
+                    grads[id(parent)] = pg
 
 
 # ---- ops on several tensors ----------------------------------------------------------

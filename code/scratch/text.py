@@ -1,0 +1,223 @@
+r"""Text for the language-model chapters: vocabularies, training windows, sampling.
+
+- :class:`Vocab`: characters (or any tokens) to integer ids and back, built from
+  a corpus, with an optional boundary token (``"."`` for names: the start and end
+  of a word);
+- :func:`context_windows`: every (context of ``n`` tokens, next token) pair of a
+  list of words, padded with the boundary token: the data of the bigram and
+  fixed-window models;
+- :func:`train_val_test` splits words (not windows), so no word is seen in two
+  splits;
+- :class:`BlockSampler`: random contiguous blocks of a long token stream, the
+  data of the recurrent and Transformer models, drawn from a seeded generator
+  whose state a checkpoint can save;
+- :func:`sample`: text from any language model, one token at a time, with a
+  temperature and top-k; the one sampling function of every chapter from the
+  bigram to GPT.
+
+All of it is NumPy, so both the engine and PyTorch models use it. In practice the
+Hugging Face ``tokenizers`` and ``datasets`` libraries do the first three at scale,
+and ``transformers``' ``generate`` the last.
+
+Chapter: "Bigram language models" (book/sequences/bigram.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+
+
+class Vocab:
+    """Tokens to ids and back. ``Vocab.from_text(words, boundary=".")``.
+
+    Ids are given in sorted order of the tokens, with the boundary token (if any)
+    first, at id 0, as in the makemore lectures: so a count table's first row and
+    column are "start" and "end".
+    """
+
+    def __init__(self, tokens: Sequence[str], boundary: str | None = None):
+        tokens = list(tokens)
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("a vocabulary's tokens must be distinct")
+        if boundary is not None:
+            if boundary in tokens:
+                tokens.remove(boundary)
+            tokens = [boundary] + tokens
+        self.boundary = boundary
+        self.itos = tokens
+        self.stoi = {t: i for i, t in enumerate(tokens)}
+
+    @classmethod
+    def from_text(cls, text: str | Iterable[str], boundary: str | None = None):
+        """Every distinct character of ``text`` (a string or a list of strings)."""
+        chars = set(text) if isinstance(text, str) else set("".join(text))
+        if boundary is not None and boundary in chars:
+            raise ValueError(f"the boundary token {boundary!r} occurs in the text")
+        return cls(sorted(chars), boundary=boundary)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, text: str) -> np.ndarray:
+        """Ids of the characters of ``text``, int64; an unknown one is an error."""
+        try:
+            return np.array([self.stoi[ch] for ch in text], dtype=np.int64)
+        except KeyError as error:
+            raise ValueError(f"{error.args[0]!r} is not in the vocabulary") from None
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return "".join(self.itos[int(i)] for i in ids)
+
+    def __repr__(self) -> str:
+        shown = "".join(self.itos[:40])
+        return f"Vocab({len(self)} tokens: {shown!r}{'...' if len(self) > 40 else ''})"
+
+
+def context_windows(
+    words: Sequence[str], vocab: Vocab, context: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every (context, next token) pair of every word, as arrays ``X`` (N, context)
+    and ``Y`` (N,).
+
+    Each word is read as ``boundary * context + word + boundary``: the first
+    targets are predicted from boundary tokens only, and the last target is the
+    boundary, "the word ends here". A word of length L gives L + 1 pairs.
+    """
+    if vocab.boundary is None:
+        raise ValueError("context_windows needs a vocabulary with a boundary token")
+    if context < 1:
+        raise ValueError(f"context must be >= 1, got {context}")
+    end = vocab.stoi[vocab.boundary]
+    xs, ys = [], []
+    for word in words:
+        ids = [end] * context + list(vocab.encode(word)) + [end]
+        for i in range(context, len(ids)):
+            xs.append(ids[i - context : i])
+            ys.append(ids[i])
+    X = np.array(xs, dtype=np.int64).reshape(-1, context)
+    return X, np.array(ys, dtype=np.int64)
+
+
+def train_val_test(
+    items: Sequence, fractions=(0.8, 0.1, 0.1), seed: int = 0
+) -> tuple[list, list, list]:
+    """A seeded shuffle of ``items`` cut into three parts (80/10/10 by default)."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) > 1:
+        raise ValueError(f"fractions must be three shares summing to <= 1: {fractions}")
+    order = np.random.default_rng(seed).permutation(len(items))
+    n1 = int(fractions[0] * len(items))
+    n2 = n1 + int(fractions[1] * len(items))
+    n3 = n2 + int(fractions[2] * len(items)) if sum(fractions) < 1 else len(items)
+    parts = order[:n1], order[n1:n2], order[n2:n3]
+    return tuple([items[i] for i in part] for part in parts)
+
+
+class BlockSampler:
+    """Random contiguous blocks of a token stream: ``x`` (B, T) and ``y``, the same
+    block shifted by one token.
+
+    ``sampler.batch()`` draws ``batch_size`` start positions uniformly; the
+    generator's state is in :meth:`state_dict`, so a resumed run draws the same
+    blocks it would have drawn.
+    """
+
+    def __init__(self, ids: np.ndarray, block_size: int, batch_size: int, seed=0):
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.ndim != 1:
+            raise ValueError(f"expected a 1-D token stream, got shape {ids.shape}")
+        if not 1 <= block_size < len(ids):
+            raise ValueError(
+                f"block_size must be in [1, {len(ids) - 1}] for {len(ids)} tokens, "
+                f"got {block_size}"
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.ids, self.block_size, self.batch_size = ids, block_size, batch_size
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self) -> tuple[np.ndarray, np.ndarray]:
+        starts = self.rng.integers(0, len(self.ids) - self.block_size, self.batch_size)
+        offsets = np.arange(self.block_size)
+        x = self.ids[starts[:, None] + offsets]  # (B, T)
+        y = self.ids[starts[:, None] + offsets + 1]
+        return x, y
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+
+def top_k_probabilities(
+    logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None
+) -> np.ndarray:
+    r"""Next-token probabilities from ``logits`` (..., V): softmax of
+    $\ell / \tau$ over the ``top_k`` largest logits (all of them by default).
+
+    The temperature $\tau$ sharpens ($\tau < 1$) or flattens ($\tau > 1$) the
+    distribution; $\tau \to 0$ approaches the argmax. Top-k sets every other
+    token's probability to 0, so a long tail of unlikely tokens cannot be drawn.
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    if top_k is not None:
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        if top_k < scaled.shape[-1]:
+            kth = np.partition(scaled, -top_k, axis=-1)[..., -top_k, None]
+            scaled = np.where(scaled < kth, -np.inf, scaled)
+    scaled -= scaled.max(axis=-1, keepdims=True)
+    p = np.exp(scaled)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def sample(
+    next_logits: Callable[[np.ndarray], np.ndarray],
+    prompt: np.ndarray,
+    max_new_tokens: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    stop: int | None = None,
+    rng: np.random.Generator | int | None = 0,
+) -> list[np.ndarray]:
+    """Continue each row of ``prompt`` (B, T0) by up to ``max_new_tokens`` tokens.
+
+    ``next_logits(ids)`` takes the ids so far, (B, t), and returns the logits of
+    the next token, (B, V): a count table's row, an MLP's output on the last
+    window, an RNN's output at the last step, a Transformer's last position. So
+    one function samples every model of the book; the model decides how much of
+    the past it reads. Generation of a row ends after it draws ``stop`` (e.g. the
+    names' boundary token), which is kept. Returns one int64 array per row, new
+    tokens only.
+    """
+    prompt = np.atleast_2d(np.asarray(prompt, dtype=np.int64))
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    ids, done = prompt, np.zeros(len(prompt), dtype=bool)
+    new = [[] for _ in range(len(prompt))]
+    for _ in range(max_new_tokens):
+        logits = np.asarray(next_logits(ids))
+        if logits.shape[0] != len(ids) or logits.ndim != 2:
+            raise ValueError(
+                f"next_logits must return (B, V) logits, got {logits.shape}"
+            )
+        p = top_k_probabilities(logits, temperature, top_k)
+        # One uniform draw per row, inverted through the row's cumulative sum.
+        u = (
+            1.0 - rng.random(len(ids))[:, None]
+        )  # in (0, 1]: a 0-probability token never wins
+        token = (p.cumsum(axis=1) < u).sum(axis=1).clip(max=p.shape[1] - 1)
+        for row in np.flatnonzero(~done):
+            new[row].append(int(token[row]))
+        if stop is not None:
+            done |= token == stop
+            if done.all():
+                break
+        ids = np.concatenate([ids, token[:, None]], axis=1)
+    return [np.array(row, dtype=np.int64) for row in new]

@@ -1,0 +1,102 @@
+"""scratch.text: vocabularies, context windows, splits, block sampling, sampling."""
+
+import numpy as np
+import pytest
+
+from scratch.text import (
+    BlockSampler,
+    Vocab,
+    context_windows,
+    sample,
+    top_k_probabilities,
+    train_val_test,
+)
+
+WORDS = ["emma", "olivia", "ava"]
+
+
+def test_vocab_round_trip_and_boundary_first():
+    vocab = Vocab.from_text(WORDS, boundary=".")
+    assert vocab.itos[0] == "." and vocab.itos[1:] == sorted(set("".join(WORDS)))
+    assert vocab.decode(vocab.encode("olivia")) == "olivia"
+    assert vocab.encode("ava").dtype == np.int64
+    with pytest.raises(ValueError, match="'z' is not in the vocabulary"):
+        vocab.encode("zoe")
+    with pytest.raises(ValueError, match="boundary token"):
+        Vocab.from_text(["a.b"], boundary=".")
+    with pytest.raises(ValueError, match="distinct"):
+        Vocab(["a", "a"])
+
+
+def test_context_windows_pad_with_the_boundary():
+    vocab = Vocab.from_text(WORDS, boundary=".")
+    X, Y = context_windows(["emma"], vocab, context=3)
+    assert X.shape == (5, 3) and Y.shape == (5,)  # len("emma") + 1 pairs
+    rows = ["".join(vocab.decode(x)) + ">" + vocab.itos[y] for x, y in zip(X, Y)]
+    assert rows == ["...>e", "..e>m", ".em>m", "emm>a", "mma>."]
+    X1, Y1 = context_windows(WORDS, vocab, context=1)
+    assert len(Y1) == sum(len(w) + 1 for w in WORDS)
+    with pytest.raises(ValueError, match="context must be >= 1"):
+        context_windows(WORDS, vocab, 0)
+
+
+def test_splits_are_disjoint_and_seeded():
+    items = [f"w{i}" for i in range(100)]
+    a, b, c = train_val_test(items, seed=1)
+    assert (len(a), len(b), len(c)) == (80, 10, 10)
+    assert set(a) | set(b) | set(c) == set(items) and not set(a) & set(b)
+    assert train_val_test(items, seed=1) == (a, b, c)
+    assert train_val_test(items, seed=2)[0] != a
+
+
+def test_block_sampler_shifts_by_one_and_resumes():
+    ids = np.arange(1000)
+    s = BlockSampler(ids, block_size=8, batch_size=4, seed=0)
+    x, y = s.batch()
+    assert x.shape == y.shape == (4, 8)
+    np.testing.assert_array_equal(y, x + 1)  # ids are their positions here
+    state = s.state_dict()
+    after = s.batch()
+    s2 = BlockSampler(ids, 8, 4, seed=123)
+    s2.load_state_dict(state)
+    np.testing.assert_array_equal(s2.batch()[0], after[0])
+    with pytest.raises(ValueError, match="block_size"):
+        BlockSampler(ids, 1000, 4)
+
+
+def test_top_k_and_temperature():
+    logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]]))
+    np.testing.assert_allclose(top_k_probabilities(logits), [[0.5, 0.3, 0.15, 0.05]])
+    p = top_k_probabilities(logits, top_k=2)
+    np.testing.assert_allclose(p, [[0.625, 0.375, 0, 0]])
+    cold = top_k_probabilities(logits, temperature=0.05)
+    assert cold[0, 0] > 0.99
+    hot = top_k_probabilities(logits, temperature=100)
+    assert hot.max() - hot.min() < 0.02
+    with pytest.raises(ValueError, match="temperature"):
+        top_k_probabilities(logits, temperature=0)
+
+
+def test_sample_draws_from_the_model_distribution():
+    """A fixed next-token distribution: the empirical frequencies match it."""
+    probs = np.array([0.1, 0.6, 0.3])
+    fn = lambda ids: np.log(np.tile(probs, (len(ids), 1)))  # noqa: E731
+    rows = sample(fn, np.zeros((2000, 1)), max_new_tokens=5, rng=0)
+    drawn = np.concatenate(rows)
+    freq = np.bincount(drawn, minlength=3) / len(drawn)
+    np.testing.assert_allclose(freq, probs, atol=0.02)
+    again = sample(fn, np.zeros((2000, 1)), max_new_tokens=5, rng=0)
+    assert all((a == b).all() for a, b in zip(rows, again))  # seeded
+    top1 = sample(fn, np.zeros((50, 1)), 5, top_k=1, rng=1)
+    assert all((r == 1).all() for r in top1)
+
+
+def test_sample_stops_at_the_stop_token_and_sees_its_context():
+    """A model that emits token (last + 1) and stops at 3."""
+    def fn(ids):
+        logits = np.full((len(ids), 5), -1e9)
+        logits[np.arange(len(ids)), np.minimum(ids[:, -1] + 1, 4)] = 0
+        return logits
+
+    rows = sample(fn, np.array([[0], [2]]), max_new_tokens=10, stop=3)
+    assert [r.tolist() for r in rows] == [[1, 2, 3], [3]]
