@@ -46,7 +46,13 @@ ALONE = {"vision/adversarial": dict(does="trains the ResNet-chapter network itse
 # Chapters allowed more than --budget, and why (the developers' guide allows up to 180 s
 # with a reason): run alone, the adversarial chapter first trains the ResNet chapter's
 # network (about 75 s of its time), which a book build does not repeat.
-EXTRA = {"vision/adversarial": (180.0, "trains the ResNet-chapter network first")}
+EXTRA = {
+    "vision/adversarial": (180.0, "trains the ResNet-chapter network first"),
+    "sequences/lstm": (
+        180.0,
+        "three cells at equal training time and four on the same delays",
+    ),
+}
 
 
 def budget_of(name: str, default: float) -> float:

@@ -5,8 +5,11 @@ import pytest
 
 from scratch.text import (
     BlockSampler,
+    chunks,
     Vocab,
     context_windows,
+    delayed_key,
+    ngram_nll,
     sample,
     top_k_probabilities,
     train_val_test,
@@ -100,3 +103,44 @@ def test_sample_stops_at_the_stop_token_and_sees_its_context():
 
     rows = sample(fn, np.array([[0], [2]]), max_new_tokens=10, stop=3)
     assert [r.tolist() for r in rows] == [[1, 2, 3], [3]]
+
+
+def test_ngram_nll_with_one_token_is_the_smoothed_bigram():
+    """Against an independent computation: the add-alpha table of bigram counts."""
+    words = ["emma", "olivia", "ava", "isabella", "sophia", "mia"]
+    vocab = Vocab.from_text(words, boundary=".")
+    held_out = ["amelia", "ella"]
+    X, Y = context_windows(words, vocab, 1)
+    table = np.zeros((len(vocab), len(vocab)))
+    np.add.at(table, (X[:, 0], Y), 1)
+    P = (table + 0.5) / (table + 0.5).sum(axis=1, keepdims=True)
+    Xh, Yh = context_windows(held_out, vocab, 1)
+    want = -np.log(P[Xh[:, 0], Yh]).mean()
+    nll, unseen, n_contexts = ngram_nll(words, held_out, vocab, 1, 0.5)
+    assert nll == pytest.approx(want, rel=1e-12)
+    assert n_contexts == len(set(X[:, 0]))
+    assert unseen == pytest.approx(np.mean([x not in set(X[:, 0]) for x in Xh[:, 0]]))
+    longer, unseen3, _ = ngram_nll(words, held_out, vocab, 3, 0.5)
+    assert unseen3 > unseen  # longer contexts are seen less often
+    with pytest.raises(ValueError, match="alpha must be > 0"):
+        ngram_nll(words, held_out, vocab, 1, 0)
+
+
+def test_delayed_key_repeats_the_key_after_fillers():
+    seqs = delayed_key(500, 6, np.random.default_rng(0))
+    assert seqs.shape == (500, 8) and seqs.dtype == np.int64
+    np.testing.assert_array_equal(seqs[:, 0], seqs[:, -1])
+    assert seqs[:, 0].max() < 8 and (seqs[:, 1:-1] >= 8).all() and seqs.max() < 16
+    assert len(set(seqs[:, 0])) == 8  # every key occurs
+    with pytest.raises(ValueError, match="delay >= 0"):
+        delayed_key(5, -1, np.random.default_rng(0))
+
+
+def test_chunks_are_consecutive_and_shifted():
+    x, y = chunks(np.arange(23), 5)
+    assert x.shape == y.shape == (4, 5)
+    np.testing.assert_array_equal(x.ravel(), np.arange(20))
+    np.testing.assert_array_equal(y, x + 1)
+    assert chunks(np.arange(23), 5, limit=2)[0].shape == (2, 5)
+    with pytest.raises(ValueError, match="block must be in"):
+        chunks(np.arange(5), 5)

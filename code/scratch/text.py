@@ -8,9 +8,16 @@ r"""Text for the language-model chapters: vocabularies, training windows, sampli
   fixed-window models;
 - :func:`train_val_test` splits words (not windows), so no word is seen in two
   splits;
+- :func:`chunks`: a long token stream cut into consecutive (x, y) chunks, the
+  training data of truncated backpropagation through time;
 - :class:`BlockSampler`: random contiguous blocks of a long token stream, the
   data of the recurrent and Transformer models, drawn from a seeded generator
   whose state a checkpoint can save;
+- :func:`ngram_nll`: the held-out NLL of a smoothed count model with a context
+  of ``n`` tokens, the baseline every neural model of names is measured against;
+- :func:`delayed_key`: the synthetic task of one long dependency (a key, a delay of
+  filler, the key again) on which the fixed window, the RNN, the LSTM and the GRU
+  are compared;
 - :func:`sample`: text from any language model, one token at a time, with a
   temperature and top-k; the one sampling function of every chapter from the
   bigram to GPT.
@@ -112,6 +119,64 @@ def train_val_test(
     n3 = n2 + int(fractions[2] * len(items)) if sum(fractions) < 1 else len(items)
     parts = order[:n1], order[n1:n2], order[n2:n3]
     return tuple([items[i] for i in part] for part in parts)
+
+
+def ngram_nll(
+    train_words: Sequence[str],
+    eval_words: Sequence[str],
+    vocab: Vocab,
+    context: int,
+    alpha: float,
+) -> tuple[float, float, int]:
+    """Add-``alpha`` count model with ``context`` tokens, fitted on ``train_words``:
+    (NLL of ``eval_words`` in nats per token, share of their contexts never seen in
+    training, number of distinct training contexts).
+
+    Only the contexts that occur are stored (a dict of rows, not a $V^n$ table); a
+    context never seen gets the smoothing alone, the uniform distribution.
+    """
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0 for held-out data, got {alpha}")
+    x, y = context_windows(train_words, vocab, context)
+    xe, ye = context_windows(eval_words, vocab, context)
+    base = len(vocab) ** np.arange(context, dtype=np.int64)[::-1]  # context -> int
+    keys, inverse = np.unique(x @ base, return_inverse=True)
+    table = np.zeros((len(keys), len(vocab)))
+    np.add.at(table, (inverse, y), 1)
+    codes = xe @ base
+    pos = np.searchsorted(keys, codes).clip(max=len(keys) - 1)
+    seen = keys[pos] == codes
+    rows = np.where(seen[:, None], table[pos], 0.0) + alpha  # (n, V)
+    p = rows[np.arange(len(ye)), ye] / rows.sum(axis=1)
+    return float(-np.log(p).mean()), float(1 - seen.mean()), len(keys)
+
+
+def delayed_key(
+    n: int, delay: int, rng: np.random.Generator, keys: int = 8, fillers: int = 8
+) -> np.ndarray:
+    """``n`` sequences ``key, filler * delay, key``, shape (n, delay + 2), int64.
+
+    Keys are ids ``0 .. keys - 1``, fillers the next ``fillers`` ids, each drawn
+    uniformly and independently. The last token is predictable from the first
+    alone, ``delay + 1`` steps back; nothing in between carries information about
+    it, so a model that cannot reach back is at chance, ``1 / keys``.
+    """
+    if delay < 0 or n < 1:
+        raise ValueError(f"need n >= 1 and delay >= 0, got n={n}, delay={delay}")
+    first = rng.integers(0, keys, n)
+    middle = rng.integers(keys, keys + fillers, (n, delay))
+    return np.column_stack([first, middle, first]).astype(np.int64)
+
+
+def chunks(ids: np.ndarray, block: int, limit: int | None = None):
+    """Consecutive, non-overlapping chunks ``x`` (n, block) of a token stream and
+    ``y``, the same chunks shifted by one token; at most ``limit`` chunks."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if not 1 <= block < len(ids):
+        raise ValueError(f"block must be in [1, {len(ids) - 1}], got {block}")
+    n = (len(ids) - 1) // block
+    n = n if limit is None else min(n, limit)
+    return ids[: n * block].reshape(n, block), ids[1 : n * block + 1].reshape(n, block)
 
 
 class BlockSampler:

@@ -43,7 +43,7 @@ from scratch import data, plots, utils
 from scratch.config import Config, ConfigError, non_negative, positive
 from scratch.engine import Tensor, optim
 from scratch.results import Reference, results_table
-from scratch.text import Vocab, context_windows, sample, train_val_test
+from scratch.text import Vocab, context_windows, ngram_nll, sample, train_val_test
 
 
 @dataclass
@@ -204,7 +204,7 @@ run_started = time.perf_counter()
 # ## Implementation
 #
 # The data: names, a vocabulary with the boundary token first, and the
-# (previous token, next token) pairs of {func}`scratch.text.context_windows`.
+# (previous token, next token) pairs of `scratch.text.context_windows`.
 
 # %%
 words = data.names()
@@ -333,7 +333,7 @@ plots.show(fig, cfg.run_dir / "smoothing.html")
 # ### Sampling names
 #
 # To generate, start from the boundary token and draw each next token from the row
-# of the current one, until the boundary comes out again. {func}`scratch.text.sample`
+# of the current one, until the boundary comes out again. `scratch.text.sample`
 # does this for every model of the book: it asks the model for the logits of the
 # next token given everything so far, and the bigram model reads only the last
 # column. The same function samples the GPT of a later chapter.
@@ -494,25 +494,12 @@ plots.show(fig, cfg.run_dir / "tables.html")
 
 # %%
 def ngram_scores(context):
-    """Validation NLL of the count model with `context` characters, best alpha."""
-    xs, ys = bigrams(train_words, context)
-    xv, yv = bigrams(val_words, context)
-    base = V ** np.arange(context)[::-1]  # a context as one integer, base V
-    keys, inverse = np.unique(xs @ base, return_inverse=True)
-    table = np.zeros((len(keys), V))
-    np.add.at(table, (inverse, ys), 1)
-    pos = np.searchsorted(keys, xv @ base).clip(max=len(keys) - 1)
-    seen = keys[pos] == xv @ base
-    best = np.inf
-    for a in cfg.alphas:
-        if a == 0:
-            continue
-        p = np.where(
-            seen[:, None], table[pos] + a, a
-        )  # an unseen context: uniform (all alpha)
-        p = p[np.arange(len(yv)), yv] / p.sum(axis=1)
-        best = min(best, float(-np.log(p).mean()))
-    return best, float(1 - seen.mean()), len(keys)
+    """Validation NLL of the count model with `context` characters at the best
+    alpha, the share of unseen validation contexts, and the training contexts."""
+    runs = [
+        ngram_nll(train_words, val_words, vocab, context, a) for a in cfg.alphas if a
+    ]
+    return min(runs)
 
 
 ngram = {n: ngram_scores(n) for n in range(1, cfg.max_context + 1)}
@@ -678,7 +665,7 @@ print(f"metrics written to {cfg.run_dir / 'metrics.json'}")
 #
 # :::{exercise}
 # :label: bigram-ex-3
-# Sampling with {func}`scratch.text.sample` at temperature 0.5 and 2: predict what
+# Sampling with `scratch.text.sample` at temperature 0.5 and 2: predict what
 # happens to the names, then try it.
 # :::
 #

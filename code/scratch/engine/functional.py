@@ -207,28 +207,26 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     PyTorch.
 
     One fused node: $\bar x = \bar y W$, $\bar W = \bar y^\top x$ (summed over
-    every leading axis of $x$), $\bar b = \sum_{\text{rows}} \bar y$.
+    every leading axis of $x$), $\bar b = \sum_{\text{rows}} \bar y$. An input with
+    several leading axes, (B, T, in) say, is multiplied as one matrix of B·T rows:
+    one large product is much faster than B small ones, the more so when the input
+    is a transposed (non-contiguous) view, as a ``batch_first`` RNN makes.
     """
-    input = (
-        input if isinstance(input, Tensor) else Tensor(input)
-    )  # a NumPy batch is data: no gradient
+    # A NumPy batch is data: no gradient.
+    input = input if isinstance(input, Tensor) else Tensor(input)
     x, w = input.data, weight.data
-    out = (
-        x @ w.T
-    )  # (..., in) @ (in, out) -> (..., out); BLAS reads W transposed, no copy
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1])  # (rows, in); a copy only if x is a strided view
+    out = x2 @ w.T  # (rows, in) @ (in, out); BLAS reads W transposed, no copy
     if bias is not None:
-        out += (
-            bias.data
-        )  # in place: `out` is ours; bias (out,) broadcasts over the rows
+        out += bias.data  # in place: `out` is ours; bias (out,) broadcasts over rows
+    out = out.reshape(*lead, w.shape[0])
 
     def backward(g):  # g: (..., out)
         g2 = g.reshape(-1, g.shape[-1])  # (rows, out)
-        gx = (
-            g @ w if input.requires_grad else None
-        )  # (..., in); the input batch usually needs none
-        gw = (
-            g2.T @ x.reshape(-1, x.shape[-1]) if weight.requires_grad else None
-        )  # (out, in)
+        # The input batch usually needs no gradient.
+        gx = (g2 @ w).reshape(x.shape) if input.requires_grad else None  # (..., in)
+        gw = g2.T @ x2 if weight.requires_grad else None  # (out, in)
         gb = g2.sum(axis=0) if bias is not None and bias.requires_grad else None
         return gx, gw, gb
 

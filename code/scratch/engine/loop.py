@@ -18,6 +18,7 @@ import numpy as np
 
 from ..history import Callback, EarlyStopping, History, State, epoch_line  # noqa: F401
 from . import functional as F
+from . import nn
 from .tensor import Tensor, no_grad
 
 
@@ -68,6 +69,7 @@ def fit_arrays(
     seed: int = 0,
     config=None,
     verbose: bool = True,
+    clip_grad_norm: Optional[float] = None,
 ) -> History:
     """Train ``model`` on arrays ``x`` (inputs) and ``y`` (targets) with mini-batch
     steps.
@@ -75,7 +77,9 @@ def fit_arrays(
     Each epoch visits every example once in a fresh random order (from ``seed``);
     ``val=(x_val, y_val)`` adds ``val_loss`` and ``val_<metric>`` to each epoch's row.
     ``scheduler`` steps after every optimizer step or, with
-    ``scheduler_interval="epoch"``, after every epoch.
+    ``scheduler_interval="epoch"``, after every epoch. ``clip_grad_norm`` caps the
+    norm of all gradients together before each step (``nn.utils.clip_grad_norm_``);
+    each epoch's row then has the mean ``grad_norm`` before clipping.
     """
     if batch_size <= 0 or epochs <= 0:
         raise ValueError(
@@ -91,7 +95,7 @@ def fit_arrays(
         for cb in callbacks:
             cb.on_epoch_start(state)
         model.train()
-        t0, total, count = time.perf_counter(), 0.0, 0
+        t0, total, count, norms = time.perf_counter(), 0.0, 0, []
         lr = optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
         order = rng.permutation(len(x))
         for i in range(0, len(x), batch_size):
@@ -106,6 +110,8 @@ def fit_arrays(
                 raise err
             optimizer.zero_grad()
             loss.backward()
+            if clip_grad_norm is not None:
+                norms.append(nn.clip_grad_norm_(model.parameters(), clip_grad_norm))
             optimizer.step()
             if scheduler is not None and scheduler_interval == "step":
                 scheduler.step()
@@ -124,6 +130,7 @@ def fit_arrays(
             "loss": total / max(count, 1),
             "lr": lr,
             "seconds": time.perf_counter() - t0,
+            **({"grad_norm": float(np.mean(norms))} if norms else {}),
         }
         if val is not None:
             row.update(evaluate(model, val[0], val[1], loss_fn, metrics))

@@ -15,7 +15,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import init, nn
+from . import functional as F
+from . import init, nn, rnn
 
 
 def make_mlp(
@@ -99,3 +100,49 @@ def make_mlp(
             if linear.bias is not None:
                 init.zeros_(linear.bias)
     return nn.Sequential(*layers)
+
+
+class CharLM(nn.Module):
+    """A recurrent character-level language model: embedding, ``num_layers`` of
+    ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU``, and a linear read-out to next-token logits.
+
+    ``forward(x, state=None)`` takes token ids (B, T) and returns logits (B, T, V)
+    and the final state, so generation and evaluation can carry the state from one
+    chunk of text to the next. The recurrent-network chapters compare the three
+    cells with everything else equal.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        hidden_size: int,
+        cell: str = "RNN",
+        num_layers: int = 1,
+        dtype=np.float64,
+    ):
+        if cell not in ("RNN", "LSTM", "GRU"):
+            raise ValueError(f"cell must be RNN, LSTM or GRU, got {cell!r}")
+        self.cell = cell
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, dtype=dtype)
+        self.rnn = getattr(rnn, cell)(
+            embedding_dim, hidden_size, num_layers, batch_first=True, dtype=dtype
+        )
+        self.head = nn.Linear(hidden_size, vocab_size, dtype=dtype)
+
+    def forward(self, x, state=None):
+        h, state = self.rnn(self.embedding(x), state)  # (B, T, H)
+        return self.head(h), state  # (B, T, V)
+
+    @staticmethod
+    def loss(out, y):
+        """Mean cross-entropy of every position: ``out`` is ``forward``'s (logits,
+        state), ``y`` the next tokens (B, T). The ``loss_fn`` of ``fit_arrays``."""
+        logits = out[0]
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+    @staticmethod
+    def last_loss(out, y):
+        """Cross-entropy of the last position only, ``y`` (B,): for tasks whose
+        answer comes at the end of the sequence."""
+        return F.cross_entropy(out[0][:, -1], y)

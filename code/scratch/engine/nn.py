@@ -799,3 +799,33 @@ class GroupNorm(Module):
     def extra_repr(self) -> str:
         groups, channels = self.num_groups, self.num_channels
         return f"{groups}, {channels}, eps={self.eps}, affine={self.affine}"
+
+
+# ---- torch.nn.utils ------------------------------------------------------------------
+def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> float:
+    r"""Scale every gradient by $\min(1, \text{max\_norm} / \lVert g \rVert)$, where
+    $\lVert g \rVert$ is the norm of all the gradients together; returns that norm.
+
+    The direction of the step is kept, only its length is capped: the remedy of
+    Pascanu, Mikolov & Bengio (2013) for the exploding gradients of recurrent
+    networks. As ``torch.nn.utils.clip_grad_norm_`` (the same 1e-6 in the
+    denominator).
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    if norm_type == math.inf:
+        total = max(float(np.abs(g).max()) for g in grads)
+    else:
+        total = float(
+            sum(float((np.abs(g) ** norm_type).sum()) for g in grads) ** (1 / norm_type)
+        )
+    scale = max_norm / (total + 1e-6)
+    if scale < 1:
+        for g in grads:
+            g *= scale  # in place: p.grad is ours (Tensor.backward copies it)
+    return total
+
+
+class utils:  # noqa: N801  (torch.nn.utils's place: nn.utils.clip_grad_norm_)
+    clip_grad_norm_ = staticmethod(clip_grad_norm_)
