@@ -37,6 +37,7 @@ FLOORS = {
     # Tiny Shakespeare: nats per character below the uniform model's ln 65 = 4.17.
     "sequences/rnn": ("val_nats_below_uniform", 0.4),      # tiny 0.79, 0.87
     "sequences/lstm": ("lstm_val_nats_below_uniform", 0.3),  # tiny 1.47, 1.44 (1.5 s of training)
+    "sequences/forecasting": ("lstm_mae_gain_over_persistence", 0.5),  # ppm of CO2 saved over persistence; tiny 1.99, 2.01
 }
 
 SCRIPTS = [ROOT / "code" / p.relative_to(ROOT / "book").with_suffix(".py") for p in chapters()]
@@ -134,3 +135,17 @@ def test_chapter_rejects_bad_config_with_one_line(script, args, message, tmp_pat
 def test_chapter_help(script, tmp_path):
     result = run(script, "--help", cwd=tmp_path)
     assert result.returncode == 0 and "--seed" in result.stdout and "usage:" in result.stdout
+
+
+def test_missing_data_ends_a_chapter_with_one_line_and_exit_2(tmp_path):
+    """No traceback when a data set is missing and cannot be downloaded: the loader's
+    message (what to fetch, where to put it) and exit code 2."""
+    env = {**os.environ, "SCRATCH_PROFILE": "tiny", "SCRATCH_PROGRESS": "0",
+           "SCRATCH_DATA": str(tmp_path / "empty"), "SCRATCH_DATA_MIRROR": "http://127.0.0.1:9/"}
+    script = ROOT / "code" / "sequences" / "bigram.py"
+    result = subprocess.run([sys.executable, str(script), f"--out_dir={tmp_path}"],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("bigram.py: error: names.txt") and "SCRATCH_DATA" in last

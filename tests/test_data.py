@@ -869,3 +869,41 @@ def test_oxford_pets_damaged_folder_is_one_clear_line(tmp_path):
     with pytest.raises(data.DatasetDamagedError, match="incomplete or garbled") as info:
         data.oxford_pets("test", size=8, root=tmp_path, download=False)  # no test.txt
     one_line(info)
+
+
+# ----------------------------------------------------------------------------- daily prices
+
+PRICES = b"Date,Open,High,Low,Close,Volume\n2024-01-02,10,11,9,10.5,100\n2024-01-03,10.5,12,10,11.5,120\n2024-01-04,11.5,12,11,11.0,90\n"
+
+
+def test_daily_prices_download_once_then_read_from_the_cache(server, monkeypatch, tmp_path):
+    server.files["/stooq/?s=aapl.us&i=d"] = PRICES
+    monkeypatch.setitem(data.MIRRORS, "stooq", [server.url + "/stooq/"])
+    dates, closes = data.daily_prices(["aapl.us"], root=tmp_path)["aapl.us"]
+    assert dates.dtype == np.dtype("datetime64[D]") and str(dates[0]) == "2024-01-02"
+    np.testing.assert_array_equal(closes, [10.5, 11.5, 11.0])
+    assert (tmp_path / "stooq" / "aapl.us.csv").exists()
+    data.daily_prices(["aapl.us"], root=tmp_path, download=False)  # no network now
+    assert server.requests == ["/stooq/?s=aapl.us&i=d"]
+
+
+def test_daily_prices_reject_a_page_that_is_not_a_price_table(server, monkeypatch, tmp_path):
+    server.files["/stooq/?s=nope.us&i=d"] = b"No data\n"
+    monkeypatch.setitem(data.MIRRORS, "stooq", [server.url + "/stooq/"])
+    with pytest.raises(data.DatasetNotFoundError, match="not a price table"):
+        data.daily_prices(["nope.us"], root=tmp_path)
+    assert not (tmp_path / "stooq" / "nope.us.csv").exists()  # nothing half-made is kept
+    bad = tmp_path / "stooq" / "msft.us.csv"
+    bad.write_text("Date,Close\n2024-01-03,5\n2024-01-02,6\n")
+    with pytest.raises(data.DatasetDamagedError, match="dates are not increasing"):
+        data.daily_prices(["msft.us"], root=tmp_path, download=False)
+    with pytest.raises(ValueError, match="not a ticker symbol"):
+        data.daily_prices(["aapl.us&i=x"], root=tmp_path)
+
+
+def test_daily_prices_offline_error_names_the_url_and_path(tmp_path, offline):
+    with pytest.raises(data.DatasetNotFoundError) as info:
+        data.daily_prices(["goog.us"], root=tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and "goog.us" in message
+    assert str(tmp_path / "stooq" / "goog.us.csv") in message

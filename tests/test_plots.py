@@ -104,3 +104,14 @@ def test_smooth_is_a_trailing_mean_and_keeps_non_finite_values_local():
     assert np.isnan(out[1:3]).all() and np.array_equal(out[[0, 3, 4]], [1.0, 1.0, 1.0])
     with pytest.raises(ValueError, match="window must be >= 1"):
         smooth(v, 0)
+
+
+def test_step_curves_put_validation_at_the_end_of_each_epoch():
+    from scratch.history import History
+
+    history = History(epochs=[{"epoch": 1, "val_loss": 2.0}, {"epoch": 2, "val_loss": 1.5}],
+                      steps=[3.0, 2.5, 2.0, 1.8])
+    fig = plots.step_curves(history, window=2)
+    train, val = fig.data
+    assert list(train.y) == [3.0, 2.75, 2.25, 1.9]  # trailing means of 2 steps
+    assert list(val.x) == [2.0, 4.0] and list(val.y) == [2.0, 1.5]

@@ -405,6 +405,30 @@ def _lookup(values: dict, key: str):
     return values
 
 
+def _data_errors_in_one_line() -> None:
+    """In a script, a data set that is missing or damaged (``scratch.data``'s
+    errors, whose message says what to download and where to put it) ends the run
+    with that one line and exit code 2, like a config error, not a traceback."""
+    previous = sys.excepthook
+    if getattr(previous, "_scratch_data", False):
+        return
+
+    def hook(kind, value, tb):
+        from .data import DatasetDamagedError, DatasetNotFoundError
+
+        if isinstance(value, (DatasetNotFoundError, DatasetDamagedError)):
+            prog = (
+                os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "chapter"
+            )
+            sys.stdout.flush()
+            print(f"{prog}: error: {value}", file=sys.stderr, flush=True)
+            os._exit(2)  # an excepthook cannot choose the exit code otherwise
+        previous(kind, value, tb)
+
+    hook._scratch_data = True
+    sys.excepthook = hook
+
+
 @dataclass
 class Config(Spec):
     """Base class of every chapter's config (see the module docstring)."""
@@ -541,6 +565,8 @@ class Config(Spec):
         print(cfg.summary())
         if cfg.threads:
             set_threads(cfg.threads)
+        if not _in_notebook():
+            _data_errors_in_one_line()
         return cfg
 
     # ---- presentation -------------------------------------------------------

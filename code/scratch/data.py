@@ -60,6 +60,7 @@ __all__ = [
     "cifar10_classes",
     "tiny_shakespeare",
     "names",
+    "daily_prices",
     "imagenette",
     "imagenette_classes",
     "oxford_pets",
@@ -82,6 +83,8 @@ MIRRORS = {
     ],
     "names": ["https://raw.githubusercontent.com/karpathy/makemore/master/"],
     "imagenette": ["https://s3.amazonaws.com/fast-ai-imageclas/"],
+    # Stooq's free end-of-day CSVs: /q/d/l/?s=aapl.us&i=d
+    "stooq": ["https://stooq.com/q/d/l/"],
 }
 
 # Checksums of the official files ("algorithm:hexdigest"), keyed by file name.
@@ -873,6 +876,71 @@ def names(root=None, download=True):
     """The makemore names (``ROOT/names/names.txt``), one string per name."""
     text = _text("names", "names.txt", root, download)
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+_download_file = download  # the loaders' `download` argument shadows the function
+
+
+def _parse_prices(path):
+    """(dates as datetime64[D], closes as float64) of a Stooq daily CSV, or a
+    problem string."""
+    text, problem = _read_text(path)
+    if problem is not None:
+        return None, problem
+    lines = text.strip().splitlines()
+    header = [h.strip().lower() for h in lines[0].split(",")]
+    if "date" not in header or "close" not in header:
+        return None, f"not a price table (its first line is {lines[0][:60]!r})"
+    i, j = header.index("date"), header.index("close")
+    try:
+        rows = [line.split(",") for line in lines[1:]]
+        dates = np.array([r[i] for r in rows], dtype="datetime64[D]")
+        closes = np.array([float(r[j]) for r in rows])
+    except (ValueError, IndexError) as e:
+        return None, f"unreadable row ({e})"
+    if len(dates) < 2 or not (np.diff(dates) > np.timedelta64(0, "D")).all():
+        return None, "dates are not increasing"
+    if not (np.isfinite(closes).all() and (closes > 0).all()):
+        return None, "closing prices must be finite and positive"
+    return (dates, closes), None
+
+
+def daily_prices(symbols, root=None, download=True):
+    """Daily closing prices from Stooq, ``{symbol: (dates, closes)}``.
+
+    Each symbol (Stooq's, e.g. ``"aapl.us"``) is downloaded once into
+    ``ROOT/stooq/<symbol>.csv`` and read from there afterwards: prices change every
+    day, so the file has no checksum to verify, and a run uses whatever the cache
+    holds (delete the file to refresh it). A file that is not a price table is
+    reported, and fetched again if downloads are allowed.
+    """
+    out = {}
+    for symbol in symbols:
+        name = str(symbol).lower()
+        if not name or any(c in name for c in "/\\?&= "):
+            raise ValueError(f"not a ticker symbol: {symbol!r}")
+        path = os.path.join(_root(root), "stooq", f"{name}.csv")
+        url = _urls("stooq", f"?s={name}&i=d")[0]
+        if os.path.exists(path):
+            parsed, problem = _parse_prices(path)
+            if problem is None:
+                out[symbol] = parsed
+                continue
+            if not download:
+                raise _damaged(path, problem, _replace_advice(path, url, False))
+            print(f"{path}: {problem}; downloading it again", file=sys.stderr)
+            _remove(path)
+        if not download:
+            raise DatasetNotFoundError(
+                _missing_message(path, url, "not found and download=False")
+            )
+        _download_file(url, path)
+        parsed, problem = _parse_prices(path)
+        if problem is not None:
+            _remove(path)
+            raise DatasetNotFoundError(f"{url}: {problem}; no prices for {symbol!r}")
+        out[symbol] = parsed
+    return out
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -200,6 +200,38 @@ def training_curves(history, title: str = "Training curves") -> go.Figure:
     return fig
 
 
+def step_curves(
+    history, window: int = 50, title: str = "Training", ylabel: str = "loss"
+) -> go.Figure:
+    """The training loss of every step (a trailing mean of ``window`` steps) and
+    the validation loss at the end of each epoch, against the step.
+
+    ``history`` is a :class:`scratch.history.History` whose epochs have
+    ``val_loss``: the curves of a step-based run, where one point per epoch would
+    hide how training went.
+    """
+    fig = go.Figure()
+    steps = np.arange(1, len(history.steps) + 1)
+    fig.add_trace(
+        go.Scatter(
+            x=steps,
+            y=smooth(history.steps, window),
+            name=f"train (mean of {window} steps)",
+        )
+    )
+    per_epoch = len(history.steps) / max(len(history.epochs), 1)
+    fig.add_trace(
+        go.Scatter(
+            x=per_epoch * np.arange(1, len(history.epochs) + 1),
+            y=[row.get("val_loss") for row in history.epochs],
+            name="validation",
+            mode="lines+markers",
+        )
+    )
+    fig.update_layout(title=title, xaxis_title="step", yaxis_title=ylabel, height=380)
+    return fig
+
+
 def lines(
     series: dict,
     x=None,

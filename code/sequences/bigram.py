@@ -319,7 +319,6 @@ for split, dash in (("train", "dot"), ("val", "solid")):
             line=dict(dash=dash),
         )
     )
-fig.add_hline(y=float(np.log(V)), line_dash="dash", annotation_text="uniform, ln 27")
 fig.update_xaxes(type="log", title="alpha (added to every count)")
 fig.update_yaxes(title="NLL (nats per character)")
 fig.update_layout(

@@ -296,27 +296,11 @@ print(
 )
 
 # %%
-fig = go.Figure()
-steps = np.arange(1, len(history.steps) + 1)
-fig.add_trace(
-    go.Scatter(
-        x=steps, y=plots.smooth(history.steps, 100), name="train (mean of 100 steps)"
-    )
-)
-per_epoch = len(history.steps) / len(history.epochs)
-fig.add_trace(
-    go.Scatter(
-        x=per_epoch * np.arange(1, len(history.epochs) + 1),
-        y=[r["val_loss"] for r in history.epochs],
-        name="validation",
-        mode="lines+markers",
-    )
-)
-fig.update_layout(
-    title="Training the neural language model",
-    xaxis_title="step",
-    yaxis_title="NLL (nats per character)",
-    height=380,
+fig = plots.step_curves(
+    history,
+    100,
+    "Training the neural language model",
+    ylabel="NLL (nats per character)",
 )
 plots.show(fig, cfg.run_dir / "training.html")
 

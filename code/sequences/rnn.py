@@ -401,24 +401,11 @@ print(
 )
 
 # %%
-fig = go.Figure()
-fig.add_trace(
-    go.Scatter(y=plots.smooth(history.steps, 50), name="train (mean of 50 steps)")
-)
-per_epoch = len(history.steps) / len(history.epochs)
-fig.add_trace(
-    go.Scatter(
-        x=per_epoch * np.arange(1, len(history.epochs) + 1),
-        y=[r["val_loss"] for r in history.epochs],
-        name="validation",
-        mode="lines+markers",
-    )
-)
-fig.update_layout(
-    title="The character RNN on tiny Shakespeare",
-    xaxis_title="step",
-    yaxis_title="NLL (nats per character)",
-    height=380,
+fig = plots.step_curves(
+    history,
+    50,
+    "The character RNN on tiny Shakespeare",
+    ylabel="NLL (nats per character)",
 )
 plots.show(fig, cfg.run_dir / "training.html")
 
