@@ -373,7 +373,7 @@ plots.show(fig, cfg.run_dir / "error_by_horizon.html")
 
 # %% [markdown]
 # One origin, two years before the end, with each model's forecast and its band.
-# Drag the legend entries to compare.
+# Click a legend entry to hide or show that model.
 
 # %%
 k = len(test_origins) - 24

@@ -430,7 +430,10 @@ for context in cfg.contexts:
         f"count model {counts_best:.4f}"
     )
 fig = go.Figure()
-for key, name in (("val", "neural (one epoch)"), ("counts", "counts, best smoothing")):
+for key, name in (
+    ("val", f"network ({cfg.sweep_epochs} epochs)"),
+    ("counts", "counts, best smoothing"),
+):
     fig.add_trace(
         go.Scatter(
             x=list(sweep),
