@@ -43,9 +43,9 @@ from plotly.subplots import make_subplots
 
 from scratch import data, plots, utils
 from scratch.config import Config, ConfigError, positive
-from scratch.engine import Tensor, nn, no_grad, optim
+from scratch.engine import Tensor, nn, optim
 from scratch.engine.loop import Callback, fit_arrays
-from scratch.engine.models import CharLM
+from scratch.engine.models import CharLM, delayed_key_accuracy
 from scratch.results import results_table
 from scratch.text import Vocab, chunks, delayed_key, sample
 
@@ -401,22 +401,9 @@ for delay in cfg.delays:
         m = CharLM(16, 8, 32, cell=cell)
         if forget_bias:  # the f block of the LSTM's bias: rows H .. 2H
             m.rnn.bias_hh_l0.data[32:64] += forget_bias
-        fit_arrays(
-            m,
-            optim.Adam(m.parameters(), lr=0.01),
-            train_seq[:, :-1],
-            train_seq[:, -1],
-            epochs=cfg.task_epochs,
-            batch_size=64,
-            loss_fn=CharLM.last_loss,
-            clip_grad_norm=1.0,
-            seed=cfg.seed,
-            verbose=False,
+        key[name][delay] = delayed_key_accuracy(
+            m, train_seq, test_seq, epochs=cfg.task_epochs, seed=cfg.seed
         )
-        m.eval()
-        with no_grad():
-            guess = m(test_seq[:, :-1])[0].data[:, -1].argmax(axis=1)
-        key[name][delay] = float((guess == test_seq[:, -1]).mean())
     print(
         f"delay {delay:>3}: " + ", ".join(f"{n} {key[n][delay]:.1%}" for n in VARIANTS)
     )

@@ -44,7 +44,7 @@ from scratch import data, plots, utils
 from scratch.config import Config, ConfigError, positive
 from scratch.engine import nn, no_grad, optim
 from scratch.engine.loop import fit_arrays
-from scratch.engine.models import CharLM
+from scratch.engine.models import CharLM, delayed_key_accuracy
 from scratch.results import results_table
 from scratch.text import Vocab, chunks, delayed_key, sample
 
@@ -513,23 +513,10 @@ def key_accuracy(cell, delay, hidden=32):
     train_seq = delayed_key(cfg.task_sequences, delay, rng)
     test_seq = delayed_key(1000, delay, rng)
     utils.seed_everything(cfg.seed)
-    m = CharLM(16, 8, hidden, cell=cell)
-    fit_arrays(
-        m,
-        optim.Adam(m.parameters(), lr=0.01),
-        train_seq[:, :-1],
-        train_seq[:, -1],
-        epochs=cfg.task_epochs,
-        batch_size=64,
-        loss_fn=CharLM.last_loss,
-        clip_grad_norm=1.0,
-        seed=cfg.seed,
-        verbose=False,
+    model = CharLM(16, 8, hidden, cell=cell)
+    return delayed_key_accuracy(
+        model, train_seq, test_seq, epochs=cfg.task_epochs, seed=cfg.seed
     )
-    m.eval()
-    with no_grad():
-        logits, _ = m(test_seq[:, :-1])
-    return float((logits.data[:, -1].argmax(axis=1) == test_seq[:, -1]).mean())
 
 
 key = {}

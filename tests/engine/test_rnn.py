@@ -282,3 +282,19 @@ def test_char_lm_shapes_state_and_parameter_count(cell):
     )
     with pytest.raises(ValueError, match="cell must be"):
         CharLM(V, E, H, cell="Transformer")
+
+
+def test_delayed_key_accuracy_learns_a_short_delay_and_not_an_unreachable_one():
+    from scratch.engine.models import CharLM, delayed_key_accuracy
+    from scratch.text import delayed_key
+
+    rng = np.random.default_rng(0)
+    train, test = delayed_key(400, 2, rng), delayed_key(200, 2, rng)
+    np.random.seed(0)
+    assert delayed_key_accuracy(CharLM(16, 8, 16, cell="GRU"), train, test, epochs=8) > 0.9
+    # A key the model never sees (the first token is replaced by filler): chance.
+    hidden = test.copy()
+    hidden[:, 0] = 8
+    np.random.seed(0)
+    acc = delayed_key_accuracy(CharLM(16, 8, 16, cell="GRU"), train, hidden, epochs=8)
+    assert acc < 0.3

@@ -16,7 +16,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import functional as F
-from . import init, nn, rnn
+from . import init, nn, optim, rnn
+from .loop import fit_arrays
+from .tensor import no_grad
 
 
 def make_mlp(
@@ -146,3 +148,31 @@ class CharLM(nn.Module):
         """Cross-entropy of the last position only, ``y`` (B,): for tasks whose
         answer comes at the end of the sequence."""
         return F.cross_entropy(out[0][:, -1], y)
+
+
+def delayed_key_accuracy(
+    model: CharLM, train_seq, test_seq, *, epochs: int, seed: int = 0
+) -> float:
+    """Train ``model`` on the final token of ``train_seq`` (sequences of
+    :func:`scratch.text.delayed_key`) and return its accuracy on ``test_seq``'s.
+
+    The recipe of every recurrent chapter's key task, so that the RNN, the GRU
+    and the LSTM get the same budget: Adam at 0.01, batches of 64, gradients
+    clipped to norm 1, the loss on the last step only.
+    """
+    fit_arrays(
+        model,
+        optim.Adam(model.parameters(), lr=0.01),
+        train_seq[:, :-1],
+        train_seq[:, -1],
+        epochs=epochs,
+        batch_size=64,
+        loss_fn=CharLM.last_loss,
+        clip_grad_norm=1.0,
+        seed=seed,
+        verbose=False,
+    )
+    model.eval()
+    with no_grad():
+        logits, _ = model(test_seq[:, :-1])
+    return float((logits.data[:, -1].argmax(axis=1) == test_seq[:, -1]).mean())
