@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scratch.text as text
 
 from scratch.text import (
     BlockSampler,
@@ -144,3 +145,58 @@ def test_chunks_are_consecutive_and_shifted():
     assert chunks(np.arange(23), 5, limit=2)[0].shape == (2, 5)
     with pytest.raises(ValueError, match="block must be in"):
         chunks(np.arange(5), 5)
+
+
+# --- the numbers-to-words translation task
+
+
+def _words_to_number(words):
+    """An independent reading of the words: a running total per scale."""
+    units = {w: i for i, w in enumerate(text._ONES)}
+    units |= {w: 10 * i for i, w in enumerate(text._TENS) if i >= 2}
+    scales = {"thousand": 10**3, "million": 10**6, "billion": 10**9}
+    total, group = 0, 0
+    for w in words:
+        if w in units:
+            group += units[w]
+        elif w == "hundred":
+            group *= 100
+        else:
+            total += group * scales[w]
+            group = 0
+    return total + group
+
+
+def test_number_words_known_values_and_round_trip():
+    assert text.number_words(0) == ["zero"]
+    assert text.number_words(1205) == "one thousand two hundred five".split()
+    assert text.number_words(110) == "one hundred ten".split()
+    assert text.number_words(10**9 + 5) == "one billion five".split()
+    assert text.number_words(70_000_019) == "seventy million nineteen".split()
+    rng = np.random.default_rng(0)
+    for n in list(rng.integers(0, 10**12, 2000)) + [10**12 - 1, 10**6, 1000, 999]:
+        words = text.number_words(int(n))
+        assert set(words) <= set(text.NUMBER_WORDS)
+        assert _words_to_number(words) == n, (n, words)
+    with pytest.raises(ValueError, match="10\\*\\*12"):
+        text.number_words(10**12)
+
+
+def test_numbers_task_splits_are_disjoint_and_arrays_teacher_force():
+    data = text.numbers_task(600, 100, 100, min_digits=3, max_digits=9, seed=1)
+    numbers = {s: {"".join(x) for x, _ in data[s]} for s in ("train", "val", "test")}
+    assert [len(numbers[s]) for s in ("train", "val", "test")] == [600, 100, 100]
+    assert not numbers["train"] & numbers["test"] and not numbers["val"] & numbers["test"]
+    lengths = {len(x) for x, _ in data["train"]}
+    assert lengths == set(range(3, 10))
+    a = data.arrays("test")
+    assert a["src"].shape[1] == a["src_len"].max() <= 9
+    assert (a["tgt_in"][:, 0] == 1).all()  # <bos>
+    for i, (src, tgt) in enumerate(data["test"]):
+        assert data.src_vocab.decode(a["src"][i, : a["src_len"][i]]) == "".join(src)
+        assert (a["src"][i, a["src_len"][i] :] == 0).all()
+        assert data.decode(a["tgt_out"][i]) == tgt == text.number_words(int("".join(src)))
+        n = len(tgt)
+        assert a["tgt_out"][i, n] == 2 and (a["tgt_in"][i, 1 : n + 1] == a["tgt_out"][i, :n]).all()
+    with pytest.raises(ValueError, match="min_digits"):
+        text.numbers_task(10, 1, 1, min_digits=0)

@@ -18,6 +18,9 @@ r"""Text for the language-model chapters: vocabularies, training windows, sampli
 - :func:`delayed_key`: the synthetic task of one long dependency (a key, a delay of
   filler, the key again) on which the fixed window, the RNN, the LSTM and the GRU
   are compared;
+- :func:`numbers_task`: the toy translation task of the attention and Transformer
+  chapters, numbers in digits to the same numbers in words, with
+  :class:`Seq2SeqData` (vocabularies, splits, padded teacher-forcing arrays);
 - :func:`sample`: text from any language model, one token at a time, with a
   temperature and top-k; the one sampling function of every chapter from the
   bigram to GPT.
@@ -286,3 +289,147 @@ def sample(
                 break
         ids = np.concatenate([ids, token[:, None]], axis=1)
     return [np.array(row, dtype=np.int64) for row in new]
+
+
+# --- A toy translation task: numbers written in digits -> the same numbers in words
+
+PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+    "fourteen fifteen sixteen seventeen eighteen nineteen"
+).split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_SCALES = ((10**9, "billion"), (10**6, "million"), (10**3, "thousand"))
+NUMBER_WORDS = tuple(_ONES + _TENS[2:] + ["hundred"] + [w for _, w in _SCALES])
+
+
+def _below_thousand(n: int) -> list[str]:
+    words = []
+    if n >= 100:
+        words += [_ONES[n // 100], "hundred"]
+        n %= 100
+    if n >= 20:
+        words.append(_TENS[n // 10])
+        n %= 10
+        if n:
+            words.append(_ONES[n])
+    elif n:
+        words.append(_ONES[n])
+    return words
+
+
+def number_words(n: int) -> list[str]:
+    """English words of ``0 <= n < 10**12``, short scale, without "and":
+    ``number_words(1205) == ["one", "thousand", "two", "hundred", "five"]``."""
+    if not 0 <= n < 10**12:
+        raise ValueError(f"number_words covers 0 .. 10**12 - 1, got {n}")
+    if n == 0:
+        return ["zero"]
+    words = []
+    for scale, name in _SCALES:
+        if n >= scale:
+            words += _below_thousand(n // scale) + [name]
+            n %= scale
+    return words + _below_thousand(n)
+
+
+class Seq2SeqData:
+    """Pairs of token lists (source, target) with a vocabulary for each side, cut
+    into train/val/test splits, and padded arrays for a batch of them.
+
+    Both vocabularies put ``<pad>`` at id 0, ``<bos>`` at 1 and ``<eos>`` at 2, so
+    a padded array's zeros are what a mask hides and what the loss ignores
+    (``ignore_index=0``).
+    """
+
+    def __init__(self, splits: dict[str, list[tuple[list[str], list[str]]]]):
+        self.splits = splits
+        src = sorted({t for pairs in splits.values() for s, _ in pairs for t in s})
+        tgt = sorted({t for pairs in splits.values() for _, s in pairs for t in s})
+        self.src_vocab = Vocab([PAD, BOS, EOS] + src)
+        self.tgt_vocab = Vocab([PAD, BOS, EOS] + tgt)
+
+    def __getitem__(self, split: str) -> list[tuple[list[str], list[str]]]:
+        return self.splits[split]
+
+    def arrays(self, split: str) -> dict[str, np.ndarray]:
+        """Padded int64 arrays of one split: ``src`` (N, S) with ``src_len`` (N,),
+        ``tgt_in`` (N, T) = ``<bos>`` + target and ``tgt_out`` (N, T) = target +
+        ``<eos>`` (teacher forcing: the decoder reads ``tgt_in`` and predicts
+        ``tgt_out``), all padded with 0 on the right."""
+        pairs = self.splits[split]
+        s_ids = [[self.src_vocab.stoi[t] for t in s] for s, _ in pairs]
+        t_ids = [[self.tgt_vocab.stoi[t] for t in t] for _, t in pairs]
+        S = max(map(len, s_ids))
+        T = max(map(len, t_ids)) + 1
+        src = np.zeros((len(pairs), S), dtype=np.int64)
+        tgt_in = np.zeros((len(pairs), T), dtype=np.int64)
+        tgt_out = np.zeros((len(pairs), T), dtype=np.int64)
+        for i, (s, t) in enumerate(zip(s_ids, t_ids, strict=True)):
+            src[i, : len(s)] = s
+            tgt_in[i, : len(t) + 1] = [1] + t  # <bos> = 1
+            tgt_out[i, : len(t) + 1] = t + [2]  # <eos> = 2
+        src_len = np.array([len(s) for s in s_ids], dtype=np.int64)
+        return {"src": src, "src_len": src_len, "tgt_in": tgt_in, "tgt_out": tgt_out}
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        """Target words of ``ids``, up to the first ``<eos>`` (and without
+        ``<bos>`` and ``<pad>``)."""
+        words = []
+        for i in ids:
+            if int(i) == 2:
+                break
+            if int(i) > 2:
+                words.append(self.tgt_vocab.itos[int(i)])
+        return words
+
+
+def numbers_task(
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    min_digits: int = 1,
+    max_digits: int = 12,
+    seed: int = 0,
+) -> Seq2SeqData:
+    """The toy translation task of the attention and Transformer chapters: a number
+    in digits (``"1205"`` as the tokens ``1 2 0 5``) to the same number in words
+    (``one thousand two hundred five``).
+
+    The number of digits is drawn uniformly from ``min_digits .. max_digits``
+    (then the number uniformly among those with that many digits), so every input
+    length is equally common and accuracy can be measured per length. The splits
+    hold distinct numbers: a test number was never seen in training. It needs no
+    download and is exactly checkable, yet it is a real translation in miniature:
+    the output is longer than the input, its words depend on digits far away
+    ("thousand" on how many digits follow) and a zero digit emits nothing.
+    """
+    if not 1 <= min_digits <= max_digits <= 12:
+        raise ValueError(
+            f"need 1 <= min_digits <= max_digits <= 12, got {min_digits}, {max_digits}"
+        )
+    total = n_train + n_val + n_test
+    capacity = 10**max_digits - (10 ** (min_digits - 1) if min_digits > 1 else 0)
+    if min(n_train, n_val, n_test) < 1 or total > capacity // 2:
+        raise ValueError(
+            f"need at least one pair per split and at most {capacity // 2} in all"
+        )
+    rng = np.random.default_rng(seed)
+    seen: set[int] = set()
+    numbers = []
+    while len(numbers) < total:
+        d = int(rng.integers(min_digits, max_digits + 1))
+        lo = 0 if d == 1 else 10 ** (d - 1)
+        n = int(rng.integers(lo, 10**d))
+        if n not in seen:
+            seen.add(n)
+            numbers.append(n)
+    pairs = [(list(str(n)), number_words(n)) for n in numbers]
+    cuts = (n_train, n_train + n_val)
+    return Seq2SeqData(
+        {
+            "train": pairs[: cuts[0]],
+            "val": pairs[cuts[0] : cuts[1]],
+            "test": pairs[cuts[1] :],
+        }
+    )
