@@ -14,6 +14,8 @@ The names are PyTorch's, so what a reader learns here carries over::
   losses, layers, initializations, optimizers and schedules on top;
 - :mod:`~scratch.engine.rnn`: the recurrent layers ``nn.RNN``, ``nn.LSTM``,
   ``nn.GRU`` and their cells;
+- :mod:`~scratch.engine.attention`: ``nn.MultiheadAttention``, on
+  ``F.scaled_dot_product_attention``;
 - :mod:`~scratch.engine.models`: ready-made networks,
   :func:`~scratch.engine.models.make_mlp`;
 - :func:`gradcheck`: the finite-difference oracle every op is tested against,
@@ -23,12 +25,13 @@ The modules import each other in layers, as PyTorch's do, never in a circle
 (``tests/engine/test_imports.py`` checks it): ``tensor`` at the bottom; the
 functions of ``functional`` (with ``conv`` and ``normalization``) and ``init``
 on it; the ``Module`` classes of ``nn`` on those, and the recurrent ones of
-``rnn`` on ``nn``; ``optim`` on ``tensor``, and ``lr_scheduler`` on ``optim``.
+``rnn`` and the attention of ``attention`` on ``nn``; ``optim`` on ``tensor``,
+and ``lr_scheduler`` on ``optim``.
 
 Chapter: "A tiny autograd engine" (book/foundations/autograd.md).
 """
 
-from . import functional, init, lr_scheduler, models, nn, optim, rnn
+from . import attention, functional, init, lr_scheduler, models, nn, optim, rnn
 from .gradcheck import compare_with_torch, gradcheck
 from .scalar import Value
 from .tensor import Tensor, cat, concatenate, is_grad_enabled, no_grad, stack, where
@@ -42,6 +45,7 @@ optim.lr_scheduler = lr_scheduler
 # nn.Module, so nn cannot import rnn.
 for _name in ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"):
     setattr(nn, _name, getattr(rnn, _name))
+nn.MultiheadAttention = attention.MultiheadAttention  # likewise
 del _name
 
 __all__ = [
@@ -62,4 +66,5 @@ __all__ = [
     "lr_scheduler",
     "models",
     "rnn",
+    "attention",
 ]

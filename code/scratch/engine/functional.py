@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from .tensor import Tensor, _make
+from .tensor import Tensor, _make, where
 
 
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
@@ -565,6 +565,74 @@ def binary_cross_entropy_with_logits(
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     r"""$\frac1N \sum_i (x_i - y_i)^2$."""
     return _reduce((input - target) ** 2, reduction)
+
+
+# ---- attention -----------------------------------------------------------------------
+def attention_weights(
+    query: Tensor, key: Tensor, attn_mask=None, is_causal: bool = False, scale=None
+) -> Tensor:
+    r"""$A = \mathrm{softmax}(Q K^\top \cdot s + M)$, (..., L, S): how much each of
+    the L queries reads each of the S keys, every row summing to 1.
+
+    ``scale`` $s$ defaults to $1/\sqrt{E}$: for $q, k$ with independent unit-variance
+    entries, $q \cdot k$ has variance $E$, so without it the scores grow with the
+    width and the softmax saturates (one weight near 1, gradients near 0).
+    ``attn_mask`` is PyTorch's: a *boolean* mask marks the keys a query MAY attend
+    to (True = allowed); a *float* mask is added to the scores ($-\infty$ forbids).
+    ``is_causal`` allows query $i$ the keys $j \le i$ (``tril``). A query allowed
+    no key at all gets zero weights, hence a zero output, as in
+    ``torch.nn.functional.scaled_dot_product_attention`` (not NaN).
+    """
+    E = query.shape[-1]
+    L, S = query.shape[-2], key.shape[-2]
+    scale = 1.0 / math.sqrt(E) if scale is None else scale
+    scores = (query @ key.transpose(-2, -1)) * scale  # (..., L, S)
+    if is_causal:
+        if attn_mask is not None:
+            raise ValueError("give either attn_mask or is_causal=True, not both")
+        attn_mask = np.tril(np.ones((L, S), dtype=bool))
+    if attn_mask is None:
+        return softmax(scores, dim=-1)
+    mask = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+    if mask.dtype == bool:
+        scores = where(mask, scores, -np.inf)
+    elif np.issubdtype(mask.dtype, np.floating):
+        scores = scores + attn_mask  # a Tensor mask keeps its gradient
+    else:
+        raise TypeError(f"attn_mask must be boolean or floating, got {mask.dtype}")
+    empty = np.isneginf(scores.data).all(axis=-1, keepdims=True)  # (..., L, 1)
+    if not empty.any():
+        return softmax(scores, dim=-1)
+    # A row of -inf only would be 0/0: give it finite scores, then zero its weights.
+    weights = softmax(where(empty, 0.0, scores), dim=-1)
+    return weights * (~empty).astype(weights.dtype)
+
+
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask=None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale=None,
+    generator=None,
+) -> Tensor:
+    r"""$\mathrm{Attention}(Q, K, V) = \mathrm{softmax}(Q K^\top / \sqrt{E} + M)\, V$
+    (Vaswani et al., 2017), with PyTorch's arguments.
+
+    ``query`` (..., L, E), ``key`` (..., S, E), ``value`` (..., S, Ev) ->
+    (..., L, Ev); the leading axes (batch, heads) broadcast. Masks as in
+    :func:`attention_weights`; ``dropout_p`` drops attention weights, always (as
+    PyTorch's function does: pass 0 in evaluation). Composed of tensor ops, so its
+    gradient is the chain rule through them: two batched products and a softmax.
+    In practice PyTorch picks a fused kernel (FlashAttention, memory-efficient)
+    that never stores the (L, S) weights; the result is the same.
+    """
+    weights = attention_weights(query, key, attn_mask, is_causal, scale)
+    if dropout_p > 0:
+        weights = dropout(weights, dropout_p, training=True, generator=generator)
+    return weights @ value  # (..., L, S) @ (..., S, Ev)
 
 
 # Convolution, pooling and normalization live in their own modules (they are longer).
