@@ -6,7 +6,9 @@ Each repeat times a few calls of each; the ratio engine / PyTorch is taken
 repeat by repeat and the median is reported, so a burst of load on the machine
 hits both sides alike. Both libraries get the same number of threads (NumPy's
 BLAS through threadpoolctl). Targets: MLP step ratio <= 1.5, CNN step <= 3, LSTM
-step <= 3 (1 layer, hidden 256, sequence 64, batch 32: the sequences chapters).
+step <= 3 (1 layer, hidden 256, sequence 64, batch 32: the sequences chapters),
+attention step <= 3 (causal multi-head self-attention, width 128, 4 heads,
+sequence 64, batch 32).
 
     python bench/engine_vs_torch.py [--threads N] [--repeats 30] [--quick]
 """
@@ -25,7 +27,7 @@ import scratch.engine.functional as F
 from _common import median, report
 from scratch.engine import Tensor, nn, optim
 
-TARGETS = {"MLP step": 1.5, "CNN step": 3.0, "LSTM step": 3.0}
+TARGETS = {"MLP step": 1.5, "CNN step": 3.0, "LSTM step": 3.0, "attention step": 3.0}
 
 
 def timed(fn, calls):
@@ -90,6 +92,9 @@ def op_cases():
                 lambda x: F.layer_norm(x, (256,)), lambda x: tf.layer_norm(x, (256,))),
         op_case("layer_norm 32x64x128", [(32, 64, 128)],
                 lambda x: F.layer_norm(x, (128,)), lambda x: tf.layer_norm(x, (128,))),
+        op_case("scaled_dot_product_attention 8x4x64x32, causal", [(8, 4, 64, 32)] * 3,
+                lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+                lambda q, k, v: tf.scaled_dot_product_attention(q, k, v, is_causal=True)),
     ]
 
 
@@ -158,6 +163,34 @@ def lstm_case(name, steps=64, batch=32, n_in=64, hidden=256):
     return name, engine_fn, torch_fn
 
 
+def mha_case(name, steps=64, batch=32, dim=128, heads=4):
+    """Causal multi-head self-attention over a (B, T, E) batch (batch_first), forward
+    and backward (a random weighting of every output), then an SGD step: the layer of
+    the attention chapter, at a Transformer language model's size."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, steps, dim)).astype(np.float32)
+    w = rng.standard_normal((batch, steps, dim)).astype(np.float32)
+    mask = np.triu(np.ones((steps, steps), dtype=bool), 1)  # True = may not attend
+    t_model = torch.nn.MultiheadAttention(dim, heads, batch_first=True)
+    e_model = nn.MultiheadAttention(dim, heads, batch_first=True, dtype=np.float32)
+    e_model.load_state_dict({k: v.detach().numpy() for k, v in t_model.state_dict().items()})
+    e_opt = optim.SGD(e_model.parameters(), lr=0.01)
+    t_opt = torch.optim.SGD(t_model.parameters(), lr=0.01)
+    xt, wt, mt = torch.tensor(x), torch.tensor(w), torch.tensor(mask)
+
+    def engine_fn():
+        e_opt.zero_grad()
+        (e_model(x, x, x, attn_mask=mask, need_weights=False)[0] * w).sum().backward()
+        e_opt.step()
+
+    def torch_fn():
+        t_opt.zero_grad()
+        (t_model(xt, xt, xt, attn_mask=mt, need_weights=False)[0] * wt).sum().backward()
+        t_opt.step()
+
+    return name, engine_fn, torch_fn
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for both libraries")
@@ -173,7 +206,8 @@ def main() -> int:
         cases = [("op", c) for c in op_cases()] + [
             ("step", step_case("MLP step", mlp, (784,), 128)),
             ("step", step_case("CNN step", cnn, (1, 28, 28), 64)),
-            ("step", lstm_case("LSTM step"))]
+            ("step", lstm_case("LSTM step")),
+            ("step", mha_case("attention step"))]
         for kind, (name, engine_fn, torch_fn) in cases:
             e, t, ratio, (q1, q3) = compare(engine_fn, torch_fn, repeats, calls=3 if kind == "op" else 2)
             target = TARGETS.get(name)
@@ -186,7 +220,8 @@ def main() -> int:
     ok = all(steps[name] <= TARGETS[name] for name in steps)
     summary = (f"engine vs PyTorch ({args.threads} threads, float32, median of {repeats}): "
                f"MLP step {steps['MLP step']:.2f}x (target <= 1.5), CNN step {steps['CNN step']:.2f}x "
-               f"(target <= 3), LSTM step {steps['LSTM step']:.2f}x (target <= 3); "
+               f"(target <= 3), LSTM step {steps['LSTM step']:.2f}x (target <= 3), attention "
+               f"step {steps['attention step']:.2f}x (target <= 3); "
                + ("targets met" if ok else "OVER target"))
     return report("engine_vs_torch",
                   ["case (forward + backward)", "engine ms", "PyTorch ms", "ratio", "ratio IQR", "target", "status"],
