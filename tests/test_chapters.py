@@ -30,6 +30,7 @@ FLOORS = {
     "vision/features": ("acc/CNN", 0.60),         # MNIST: chance 0.10; tiny 0.836, 0.852
     "vision/lenet": ("test_acc", 0.40),           # MNIST: chance 0.10; tiny 0.62, 0.618
     "vision/resnet": ("test_acc", 0.25),          # CIFAR-10: chance 0.10; tiny 0.391, 0.355 (5 epochs of 2,048 images)
+    "vision/densenet": ("densenet_test_acc", 0.12),  # CIFAR-10: chance 0.10; tiny 0.164, 0.199 (a 0.04M-parameter DenseNet-BC)
     "vision/unet": ("test_dice", 0.35),           # all-foreground Dice ~0.25; tiny 0.507, 0.477, 0.557 (seeds 0-2)
     # Language models: nats per character below the uniform model's ln 27 = 3.30.
     "sequences/bigram": ("test_nats_below_uniform", 0.5),  # tiny 0.79, 0.85 (seeds 0, 1)
@@ -38,6 +39,8 @@ FLOORS = {
     "sequences/rnn": ("val_nats_below_uniform", 0.4),      # tiny 0.79, 0.87
     "sequences/lstm": ("lstm_val_nats_below_uniform", 0.3),  # tiny 1.47, 1.44 (1.5 s of training)
     "sequences/forecasting": ("lstm_mae_gain_over_persistence", 0.5),  # ppm of CO2 saved over persistence; tiny 1.99, 2.01
+    "sequences/attention": ("attention_exact_match", 0.4),  # numbers to words, greedy exact match: tiny 0.753, 0.760 (no attention 0.09, 0.14)
+    "sequences/tokenization": ("chars_per_token", 1.5),  # byte-level BPE of 512 tokens: 1 byte per token before merges; tiny 1.82, 1.82
 }
 
 SCRIPTS = [ROOT / "code" / p.relative_to(ROOT / "book").with_suffix(".py") for p in chapters()]

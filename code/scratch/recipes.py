@@ -13,8 +13,23 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    RandomSampler,
+    SequentialSampler,
+    TensorDataset,
+)
 
-__all__ = ["param_groups", "sgd", "one_cycle", "step_lr", "cross_entropy"]
+__all__ = [
+    "param_groups",
+    "sgd",
+    "one_cycle",
+    "step_lr",
+    "cross_entropy",
+    "tensor_loader",
+    "as_unit_tensor",
+]
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -108,3 +123,25 @@ def cross_entropy(label_smoothing: float = 0.0):
 
     loss.label_smoothing = label_smoothing
     return loss
+
+
+def tensor_loader(x, y, batch_size: int, shuffle: bool) -> DataLoader:
+    """Batches of (x[idx], y[idx]) indexed at once from two tensors.
+
+    Indexing a whole batch of a tensor is much faster than collating images one by
+    one; training batches are shuffled and drop the last partial batch, evaluation
+    batches keep every example in order.
+    """
+    dataset = TensorDataset(x, y)
+    order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+    return DataLoader(
+        dataset,
+        batch_size=None,
+        sampler=BatchSampler(order, batch_size, drop_last=shuffle),
+    )
+
+
+def as_unit_tensor(images, channels_last: bool = False) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 in [0, 1], optionally NHWC in memory."""
+    x = torch.from_numpy(images).float().div_(255)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x

@@ -23,11 +23,15 @@ r"""Text for the language-model chapters: vocabularies, training windows, sampli
   :class:`Seq2SeqData` (vocabularies, splits, padded teacher-forcing arrays);
 - :func:`sample`: text from any language model, one token at a time, with a
   temperature and top-k; the one sampling function of every chapter from the
-  bigram to GPT.
+  bigram to GPT;
+- :class:`BPETokenizer` (from :mod:`scratch.bpe`): byte-level byte-pair encoding
+  with GPT-2's pre-tokenization and special tokens, the tokenizer of the
+  Transformer language models, saved and loaded as JSON.
 
-All of it is NumPy, so both the engine and PyTorch models use it. In practice the
-Hugging Face ``tokenizers`` and ``datasets`` libraries do the first three at scale,
-and ``transformers``' ``generate`` the last.
+All of it is NumPy (the tokenizer plain Python), so both the engine and PyTorch
+models use it. In practice the Hugging Face ``tokenizers`` and ``datasets``
+libraries do the first three and the tokenizer at scale, and ``transformers``'
+``generate`` the sampling.
 
 Chapter: "Bigram language models" (book/sequences/bigram.md).
 """
@@ -433,3 +437,6 @@ def numbers_task(
             "test": pairs[cuts[1] :],
         }
     )
+
+
+from .bpe import BPETokenizer  # noqa: E402,F401

@@ -46,13 +46,6 @@ import numpy as np
 import torch
 import torchvision
 from torch.nn import functional as F
-from torch.utils.data import (
-    BatchSampler,
-    DataLoader,
-    RandomSampler,
-    SequentialSampler,
-    TensorDataset,
-)
 
 from scratch import data, plots, recipes, utils, vis
 from scratch.augment import Augment
@@ -714,27 +707,12 @@ print(f"this run: profile {cfg.profile!r}")
 # The images stay in [0, 1] (the model normalises them with statistics computed
 # here from the training images). Augmentation runs on whole batches on the
 # training device (`Augment`), and batches are cut from one tensor by a
-# `BatchSampler`, which is much faster than collating images one by one.
+# `BatchSampler` (`recipes.tensor_loader`), much faster than collating images one
+# by one.
 
 
 # %%
-def tensor_loader(x, y, batch_size, shuffle):
-    """Batches of (x[idx], y[idx]) indexed at once: no per-image collation."""
-    dataset = TensorDataset(x, y)
-    order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
-    return DataLoader(
-        dataset,
-        batch_size=None,
-        sampler=BatchSampler(order, batch_size, drop_last=shuffle),
-    )
-
-
-def as_unit_tensor(images, channels_last):
-    """uint8 (N, 3, H, W) -> float32 in [0, 1], optionally NHWC in memory."""
-    x = torch.from_numpy(images).float().div_(255)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
+tensor_loader, as_unit_tensor = recipes.tensor_loader, recipes.as_unit_tensor
 train_images, train_labels = data.subsample(
     *data.cifar10("train"), cfg.train_size, seed=cfg.seed
 )
