@@ -8,7 +8,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -25,23 +25,25 @@
 # channel axis, and appends its own. In this chapter we build DenseNet and its
 # parameter-efficient variant DenseNet-BC from layers, check the size of the
 # paper's DenseNet-BC (L=100, k=12) against a count from its architecture, and
-# train a small DenseNet and a small ResNet on the same CIFAR-10 images and
-# budget, to compare accuracy against parameters.
+# train DenseNets and ResNets of several widths on the same CIFAR-10 images and
+# budget, to measure how many parameters each family needs for the same accuracy.
 
 # %%
 import time
 
 T0 = time.perf_counter()  # the whole chapter is timed, plots included
 
+import dataclasses
 from dataclasses import dataclass, field
 
+import numpy as np
 import plotly.graph_objects as go
 import torch
 from torch.nn import functional as F
 
 from scratch import data, plots, recipes, utils
 from scratch.augment import Augment
-from scratch.config import describe, in_range, non_negative, positive
+from scratch.config import ConfigError, describe, in_range, non_negative, positive
 from scratch.models.densenet import (
     PAPER_CIFAR10_ERROR,
     PAPER_PARAMETERS_M,
@@ -76,8 +78,13 @@ class DenseNetConfig(TrainConfig):
             "ResNet-56, about as many parameters as DenseNet-BC-100"
         ),
     )
-    compare: bool = field(
-        default=True, metadata=describe("train the ResNet too; false: DenseNet only")
+    resnet_scales: tuple[float, ...] = field(
+        default=(0.5, 1.0, 2.0),
+        metadata=positive(
+            "width scales of the ResNet sweep (every stage's width times the "
+            "scale; 1 is the spec above): the curve on which the parameters of an "
+            "equally accurate ResNet are read"
+        ),
     )
     train_size: int = field(
         default=50_000,
@@ -119,6 +126,7 @@ class DenseNetConfig(TrainConfig):
         "tiny": dict(
             model=dict(block_layers=(1, 1, 1), growth=4),  # tests
             resnet=dict(blocks=(1, 1, 1), widths=(8, 16, 32)),
+            resnet_scales=(0.5, 1.0),
             train_size=1024,
             test_size=256,
             epochs=2,
@@ -126,12 +134,15 @@ class DenseNetConfig(TrainConfig):
             precision="fp32",
             threads=1,
         ),
-        # book build on a 2-core CPU: DenseNet-BC-16 (k=12) vs ResNet-8, 2 epochs
+        # book build on a 2-core CPU: DenseNet-BC-16 (k = 12) against ResNet-8 at
+        # widths 4-16, 8-32 and 16-64, the same 2 epochs of 4,000 images each (small
+        # conv nets are overhead-bound on a CPU, DenseNet's narrow layers most)
         "small": dict(
             model=dict(block_layers=(2, 2, 2), growth=12),
             resnet=dict(blocks=(1, 1, 1), widths=(16, 32, 64)),
-            train_size=10_000,
-            test_size=2_000,
+            train_size=4_000,
+            resnet_scales=(0.25, 0.5, 1.0),
+            test_size=1_000,
             epochs=2,
             lr=0.4,
             crop=0,
@@ -140,6 +151,14 @@ class DenseNetConfig(TrainConfig):
         ),
         "full": dict(precision="auto"),  # DenseNet-BC-100 and ResNet-56 on a GPU
     }
+
+    def validate(self):
+        super().validate()
+        if 1.0 not in self.resnet_scales:
+            raise ConfigError(
+                f"resnet_scales={self.resnet_scales} must include 1.0 (the spec as "
+                "given)"
+            )
 
 
 cfg = DenseNetConfig.from_cli()
@@ -253,11 +272,12 @@ assert round(n_bc100 / 1e6, 1) == PAPER_PARAMETERS_M[100, 12]
 #
 # ## Experiment
 #
-# We train the DenseNet of `cfg.model` and the ResNet of `cfg.resnet` on the same
-# CIFAR-10 images, with the same batches, augmentation, optimiser and schedule,
-# using the data pipeline of {doc}`resnet`: images as one tensor in [0, 1],
-# batches cut by a `BatchSampler` (`recipes.tensor_loader`), and augmentation on
-# whole batches by `Augment`.
+# We train the DenseNet of `cfg.model`, and the ResNet of `cfg.resnet` at the
+# width scales of `cfg.resnet_scales` (its stage widths multiplied by the
+# scale), on the same CIFAR-10 images, with the
+# same batches, augmentation, optimiser and schedule, using the data pipeline of
+# {doc}`resnet`: images as one tensor in [0, 1], batches cut by a `BatchSampler`
+# (`recipes.tensor_loader`), and augmentation on whole batches by `Augment`.
 
 
 # %%
@@ -279,7 +299,7 @@ print(f"images: train {len(train_images):,}, test {len(test_images):,}")
 
 def train(spec, name, checkpoint):
     """Train one network on the chapter's data and schedule; its test metrics."""
-    utils.seed_everything(cfg.seed)  # same batches for both networks
+    utils.seed_everything(cfg.seed)  # same initial draws and batches for every net
     model = spec.build(mean=mean.tolist(), std=std.tolist())
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -297,6 +317,7 @@ def train(spec, name, checkpoint):
         scheduler=scheduler,
         batch_transform=augment,
         checkpoint=checkpoint,
+        verbose=checkpoint is not None,
     )
     seconds = time.perf_counter() - t0
     logits = predict(model, test_x)  # (N, 10)
@@ -307,36 +328,104 @@ def train(spec, name, checkpoint):
         "train_seconds": seconds,
     }
     print(
-        f"{name}: {result['parameters']:,} parameters, test accuracy "
-        f"{result['test_acc']:.2%} ({seconds:.0f} s of training)"
+        f"{name:<28}{result['parameters']:>10,} parameters   test accuracy "
+        f"{result['test_acc']:6.2%}   {seconds:4.0f} s of training"
     )
     return result
 
 
-densenet = train(cfg.model, "DenseNet", "last.pt")
-# The ResNet's run is not checkpointed: last.pt belongs to the DenseNet.
-resnet = train(cfg.resnet, "ResNet", None) if cfg.compare else None
+def scaled(spec, s):
+    """The ResNet spec with every stage's width scaled by s."""
+    return dataclasses.replace(
+        spec, widths=tuple(max(1, round(w * s)) for w in spec.widths)
+    )
+
+
+# Every network sees the same images, batches, augmentation and schedule; only the
+# DenseNet is checkpointed (last.pt belongs to it).
+densenet = train(cfg.model, f"DenseNet-BC k={cfg.model.growth}", "last.pt")
+densenet["label"] = f"DenseNet-BC k={cfg.model.growth}"
+runs = {"DenseNet": {1.0: densenet}, "ResNet": {}}
+for s in sorted(cfg.resnet_scales):
+    spec = scaled(cfg.resnet, s)
+    label = f"ResNet widths {'-'.join(map(str, spec.widths))}"
+    runs["ResNet"][s] = {"label": label, **train(spec, label, None)}
+resnet = runs["ResNet"][1.0]
 
 # %% [markdown]
 # ### Accuracy against parameters
 #
-# Our two networks, next to the paper's CIFAR-10 results (with augmentation) for
-# DenseNet-BC and for the ResNets of {cite:t}`he2016deep`:
+# The DenseNet against ResNets of several widths: how many parameters does a
+# ResNet need to be as accurate as the DenseNet? We read it off the ResNet curve, linear in
+# accuracy against the logarithm of the parameter count between its two nearest
+# points (outside the measured range the answer would be an extrapolation, and
+# the chapter says so rather than print one). Next to them, the paper's
+# CIFAR-10 results (with augmentation) for DenseNet-BC and for the ResNets of
+# {cite:t}`he2016deep`, after full training:
+
 
 # %%
+def parameters_at(accuracy, points):
+    """Parameters at which the curve through ``points`` ((params, acc), sorted by
+    params) reaches ``accuracy``, interpolated linearly in log(params); None when
+    no segment of the curve spans that accuracy."""
+    for (n0, a0), (n1, a1) in zip(points, points[1:]):
+        if min(a0, a1) <= accuracy <= max(a0, a1) and a0 != a1:
+            t = (accuracy - a0) / (a1 - a0)
+            return float(np.exp(np.log(n0) + t * (np.log(n1) - np.log(n0))))
+    return None
+
+
+def curve(family):
+    return sorted((r["parameters"], r["test_acc"]) for r in runs[family].values())
+
+
+resnet_equal = parameters_at(densenet["test_acc"], curve("ResNet"))
+largest = max(curve("ResNet"))  # (parameters, accuracy) of the widest ResNet
+if resnet_equal is not None:
+    print(
+        f"a ResNet as accurate as the DenseNet ({densenet['test_acc']:.2%}) needs "
+        f"about {resnet_equal:,.0f} parameters: "
+        f"{resnet_equal / densenet['parameters']:.1f}x the DenseNet's "
+        f"{densenet['parameters']:,}"
+    )
+elif densenet["test_acc"] > max(a for _, a in curve("ResNet")):
+    print(
+        f"the DenseNet ({densenet['test_acc']:.2%}, {densenet['parameters']:,} "
+        f"parameters) beats every ResNet here, the widest with {largest[0]:,} "
+        f"parameters ({largest[0] / densenet['parameters']:.1f}x) included: an "
+        "equally accurate ResNet needs more than that"
+    )
+else:
+    print(
+        f"the DenseNet's {densenet['test_acc']:.2%} is below every ResNet here "
+        f"(the narrowest: {min(curve('ResNet'))[0]:,} parameters): no "
+        "equal-accuracy ResNet measured"
+    )
+
 PAPER_RESNET_ERROR = {56: 0.0697, 110: 0.0643}  # he2016deep, Table 6
 fig = go.Figure()
-ours = {"DenseNet (this run)": densenet}
-if resnet is not None:
-    ours["ResNet (this run)"] = resnet
-for name, r in ours.items():
+for family, symbol in (("DenseNet", "circle"), ("ResNet", "square")):
+    pts = sorted(runs[family].values(), key=lambda r: r["parameters"])
     fig.add_trace(
         go.Scatter(
-            x=[r["parameters"]],
-            y=[r["test_acc"]],
-            name=name,
-            mode="markers",
-            marker_size=12,
+            x=[r["parameters"] for r in pts],
+            y=[r["test_acc"] for r in pts],
+            text=[r["label"] for r in pts],
+            name=f"{family} (this run)",
+            mode="lines+markers",
+            marker_symbol=symbol,
+            marker_size=10,
+        )
+    )
+if resnet_equal is not None:
+    fig.add_trace(
+        go.Scatter(
+            x=[densenet["parameters"], resnet_equal],
+            y=[densenet["test_acc"]] * 2,
+            name="equal accuracy",
+            mode="lines",
+            line_dash="dot",
         )
     )
 fig.add_trace(
@@ -356,33 +445,31 @@ fig.add_trace(
         text=[f"ResNet-{d}" for d in PAPER_RESNET_ERROR],
         name="ResNet (paper)",
         mode="markers",
-        marker_symbol="square",
+        marker_symbol="square-open",
     )
 )
 fig.update_layout(
     title="CIFAR-10 test accuracy against parameters",
-    xaxis_title="parameters",
+    xaxis_title="parameters (log scale)",
     yaxis_title="test accuracy",
-    height=400,
+    height=420,
 )
 fig.update_xaxes(type="log")
 plots.show(fig, cfg.run_dir / "accuracy_vs_parameters.html")
-if resnet is not None:
-    ratio = resnet["parameters"] / densenet["parameters"]
-    gap = densenet["test_acc"] - resnet["test_acc"]
-    print(
-        f"the ResNet has {ratio:.1f}x the DenseNet's parameters; "
-        f"DenseNet minus ResNet test accuracy: {gap:+.2%}"
-    )
+print(
+    f"training time: DenseNet {densenet['train_seconds']:.0f} s for "
+    f"{densenet['parameters']:,} parameters, ResNet {resnet['train_seconds']:.0f} s "
+    f"for {resnet['parameters']:,}"
+)
 
 # %% [markdown]
 # In the paper, DenseNet-BC with 0.8M parameters reaches a lower error than the
-# 1.7M-parameter ResNet-110. Our `small` run compares two far smaller networks
-# after two epochs on a subset, so it measures a much earlier point of training;
-# the printed line above says how the two compare in this run. DenseNet's cost is
-# elsewhere: concatenation and many narrow layers make it slower per parameter
-# on hardware, and a naive implementation stores every intermediate
-# concatenation, which grows quadratically with the block's length.
+# 1.7M-parameter ResNet-110. Our `small` run trains far smaller networks for two
+# epochs on a subset, a much earlier point of training, and the lines printed
+# above say whether the DenseNet's parameter advantage already shows there. The
+# last line shows DenseNet's cost: concatenation and many narrow layers make it
+# slower per parameter on hardware, and a naive implementation stores every
+# intermediate concatenation, which grows quadratically with the block's length.
 #
 # ## Results
 
@@ -396,13 +483,22 @@ metrics = {
     "train_images": len(train_images),
     "test_images": len(test_images),
 }
-if resnet is not None:
-    metrics.update(
-        resnet_test_acc=resnet["test_acc"],
-        resnet_parameters=resnet["parameters"],
-        resnet_train_seconds=resnet["train_seconds"],
-    )
-millions = lambda n: f"{n / 1e6:.2f} M"
+metrics.update(
+    resnet_test_acc=resnet["test_acc"],
+    resnet_parameters=resnet["parameters"],
+    resnet_train_seconds=resnet["train_seconds"],
+    # None (null in metrics.json) when the DenseNet's accuracy is outside the
+    # ResNets' range: no extrapolated number is reported
+    resnet_parameters_at_equal_accuracy=resnet_equal,
+    sweep={
+        family: {
+            str(s): {k: r[k] for k in ("parameters", "test_acc", "train_seconds")}
+            for s, r in runs[family].items()
+        }
+        for family in runs
+    },
+)
+millions = lambda n: f"{n / 1e6:.3f} M"
 rows = results_table(
     cfg,
     metrics,
@@ -412,6 +508,8 @@ rows = results_table(
         "densenet_test_acc": ("test accuracy", ".2%"),
         "config.epochs": ("epochs", "d"),
         "densenet_parameters": ("parameters", millions),
+        "resnet_test_acc": ("ResNet, same width scale", ".2%"),
+        "resnet_parameters": ("its parameters", millions),
     },
     references=[
         Reference(
