@@ -108,6 +108,24 @@ def test_pgd_finds_a_higher_loss_than_fgsm(trained):
     assert acc["pgd"] <= acc["fgsm"] < accuracy_under_attack(model, x, y)
 
 
+def test_pgd_records_the_loss_at_the_start_and_after_every_step(trained):
+    model, x, y = trained
+    eps, steps = 0.1, 4
+    losses = []
+    x_adv = pgd(model, x, y, eps, steps=steps, losses=losses)
+    assert len(losses) == steps + 1 and all(l.shape == (len(x),) for l in losses)
+    per_example = lambda xa: F.cross_entropy(model(xa), y, reduction="none")
+    two_steps = pgd(model, x, y, eps, steps=2)
+    with torch.no_grad():
+        assert torch.allclose(losses[0], per_example(x), atol=1e-6)  # the clean loss
+        assert torch.allclose(losses[-1], per_example(x_adv), atol=1e-6)  # where it ended
+        # Each entry is the loss of that step's iterate: replay the first steps.
+        assert torch.allclose(losses[2], per_example(two_steps), atol=1e-6)
+    means = torch.stack(losses).mean(1)
+    assert means[-1] > means[0]  # the attack made progress
+    assert torch.equal(x_adv, pgd(model, x, y, eps, steps=steps))  # recording changes nothing
+
+
 def test_eps_zero_changes_nothing(trained):
     model, x, y = trained
     assert torch.equal(fgsm(model, x, y, 0.0), x)

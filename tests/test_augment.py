@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from scratch.augment import Augment, MixUp, cutout, random_crop, random_flip
+from scratch.augment import (Augment, MixUp, brightness_contrast, color_jitter, cutout, random_crop,
+                             random_flip)
 
 
 def numbered(b=64, c=3, h=8, w=8):
@@ -87,3 +88,37 @@ def test_augment_is_reproducible_and_keeps_shape_dtype_device():
     assert not torch.equal(a, x)
     _, soft = Augment(mixup=0.2)(x, y)
     assert soft.shape == (16, 10)
+
+
+def test_brightness_contrast_matches_torchvision_per_image():
+    from torchvision.transforms.v2 import functional as TF
+
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 8, 8)
+    b = torch.tensor([0.8, 1.0, 1.2, 0.9, 1.15, 1.05])
+    c = torch.tensor([1.2, 0.8, 1.0, 1.1, 0.85, 1.0])
+    out = brightness_contrast(x, b, c)
+    for i in range(len(x)):
+        expected = TF.adjust_contrast(TF.adjust_brightness(x[i], b[i].item()), c[i].item())
+        assert torch.allclose(out[i], expected, atol=1e-6)
+    assert out.min() >= 0 and out.max() <= 1  # clipped: still valid images
+
+
+def test_color_jitter_draws_one_factor_per_image_within_its_range():
+    torch.manual_seed(0)
+    x = torch.full((400, 3, 4, 4), 0.5)  # grey images: brightness scales, contrast is a no-op
+    out = color_jitter(x, brightness=0.2, contrast=0.2)
+    factor = out[:, 0, 0, 0] / 0.5  # each image's brightness factor
+    assert torch.allclose(out, factor.view(-1, 1, 1, 1) * 0.5)  # one factor per image
+    assert factor.min() >= 0.8 - 1e-6 and factor.max() <= 1.2 + 1e-6
+    assert factor.min() < 0.85 and factor.max() > 1.15  # spread over the range
+    assert torch.equal(color_jitter(x, 0.0, 0.0), x)  # both off: unchanged
+
+
+def test_augment_applies_color_jitter_only_when_asked():
+    torch.manual_seed(0)
+    x, y = torch.rand(8, 3, 8, 8) * 0.5 + 0.25, torch.arange(8)
+    assert torch.equal(Augment(crop=0, flip=False)(x, y)[0], x)
+    jittered, _ = Augment(crop=0, flip=False, brightness=0.2, contrast=0.2)(x, y)
+    assert not torch.equal(jittered, x) and jittered.shape == x.shape
+    assert "brightness=0.2, contrast=0.2" in repr(Augment(brightness=0.2, contrast=0.2))

@@ -99,12 +99,16 @@ def pgd(
     random_start: bool = False,
     loss_fn: Callable = F.cross_entropy,
     generator: Optional[torch.Generator] = None,
+    losses: Optional[list] = None,
 ) -> torch.Tensor:
     """Projected gradient ascent on the loss in the L-inf ball of radius ``eps``.
 
     ``step_size`` defaults to ``eps / 5``: after 5 steps a pixel can have
     crossed the whole ball, the other steps refine. ``random_start`` draws the
     starting point uniformly from the ball (``generator`` makes it repeatable).
+    ``losses``, when a list is given, receives the per-example loss (B,) at the
+    starting point and after every step: ``steps + 1`` tensors, the curve of
+    the attack's progress (the one extra forward pass happens only then).
     """
     step_size = eps / 5 if step_size is None else step_size
     x = x.detach()
@@ -114,8 +118,13 @@ def pgd(
         noise = torch.rand(x.shape, generator=generator, device=device)  # U[0, 1)
         x_adv = _project(x + (2 * noise.to(x) - 1) * eps, x, eps)
     for _ in range(steps):
-        _, grad = input_gradient(model, x_adv, y, loss_fn)
+        loss, grad = input_gradient(model, x_adv, y, loss_fn)
+        if losses is not None:
+            losses.append(loss)  # the loss where this step starts
         x_adv = _project(x_adv + step_size * grad.sign(), x, eps)
+    if losses is not None:
+        with torch.no_grad():
+            losses.append(loss_fn(model(x_adv), y, reduction="none").detach())
     return x_adv.detach()
 
 

@@ -12,9 +12,9 @@ Random numbers come from torch's global generator (seeded by
 augmented runs are reproducible and resume exactly.
 
 ``torchvision.transforms.v2`` is used where it fits a batch: its ``MixUp`` mixes
-whole batches. Its crop, flip and erasing transforms draw *one* random choice per
-call, which would give every image of a batch the same crop, so those three are
-written here.
+whole batches. Its crop, flip, erasing and colour-jitter transforms draw *one*
+random choice per call, which would give every image of a batch the same crop (or
+the same brightness), so those four are written here.
 
 Chapter: "AlexNet: deep CNNs on GPUs" (book/vision/alexnet.md).
 """
@@ -25,7 +25,19 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-__all__ = ["random_crop", "random_flip", "cutout", "MixUp", "Augment"]
+__all__ = [
+    "random_crop",
+    "random_flip",
+    "cutout",
+    "brightness_contrast",
+    "color_jitter",
+    "MixUp",
+    "Augment",
+]
+
+# ITU-R 601 luma weights of R, G, B: torchvision's rgb_to_grayscale, which its
+# adjust_contrast uses for the mean grey level.
+LUMA = (0.2989, 0.587, 0.114)
 
 
 def random_crop(
@@ -89,6 +101,43 @@ def cutout(x: torch.Tensor, size: int = 8, fill: float | None = None) -> torch.T
     return torch.where(inside[:, None], value.to(x.dtype), x)
 
 
+def brightness_contrast(
+    x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor
+) -> torch.Tensor:
+    """Scale each image's brightness, then its contrast, by its own factor.
+
+    ``x`` (B, 3, H, W) in [0, 1]; ``brightness`` and ``contrast`` (B,) factors, 1 =
+    unchanged. Brightness multiplies every value, ``b * x``; contrast moves every
+    value away from (factor > 1) or towards (< 1) the image's mean grey level m,
+    ``m + c * (x - m)``. Each step clips to [0, 1], as torchvision's
+    ``adjust_brightness`` and ``adjust_contrast`` do, so an image stays valid.
+    """
+    x = (x * brightness.view(-1, 1, 1, 1).to(x)).clamp(0.0, 1.0)
+    luma = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    grey = (x * luma).sum(dim=1, keepdim=True).mean(dim=(2, 3), keepdim=True)
+    c = contrast.view(-1, 1, 1, 1).to(x)
+    return (c * x + (1 - c) * grey).clamp(0.0, 1.0)  # (B, 3, H, W)
+
+
+def color_jitter(
+    x: torch.Tensor, brightness: float = 0.2, contrast: float = 0.2
+) -> torch.Tensor:
+    """Random brightness and contrast per image, like torchvision's
+    ``ColorJitter(brightness, contrast)`` but with a factor drawn for every image.
+
+    The factors are uniform in ``[1 - brightness, 1 + brightness]`` and
+    ``[1 - contrast, 1 + contrast]``; 0 switches one off. torchvision applies the
+    two in a random order per call; here brightness always comes first (the
+    difference is the clipping at 1 only).
+    """
+    b = x.shape[0]
+    ones = torch.ones(b, device=x.device)
+    lo_b, lo_c = 1 - brightness, 1 - contrast
+    bf = lo_b + 2 * brightness * torch.rand(b, device=x.device) if brightness else ones
+    cf = lo_c + 2 * contrast * torch.rand(b, device=x.device) if contrast else ones
+    return brightness_contrast(x, bf, cf)
+
+
 class MixUp:
     """mixup (Zhang et al., 2018): train on convex combinations of pairs of images.
 
@@ -108,10 +157,13 @@ class MixUp:
 
 
 class Augment:
-    """Crop, flip, cutout and mixup in one callable ``(x, y) -> (x, y)``.
+    """Crop, flip, colour jitter, cutout and mixup in one callable
+    ``(x, y) -> (x, y)``, in that order.
 
     The recipe of the vision chapters: ``Augment(crop=4, flip=True, cutout=8)``.
-    Zero / False switches a transform off; ``mixup > 0`` is mixup's alpha.
+    Zero / False switches a transform off; ``brightness`` and ``contrast`` are
+    :func:`color_jitter`'s ranges (images in [0, 1]); ``mixup > 0`` is mixup's
+    alpha.
     """
 
     def __init__(
@@ -122,8 +174,11 @@ class Augment:
         mixup: float = 0.0,
         num_classes: int = 10,
         mode: str = "reflect",
+        brightness: float = 0.0,
+        contrast: float = 0.0,
     ):
         self.crop, self.flip, self.cutout, self.mode = crop, flip, cutout, mode
+        self.brightness, self.contrast = brightness, contrast
         self.mixup = MixUp(mixup, num_classes) if mixup > 0 else None
 
     @torch.no_grad()
@@ -132,6 +187,8 @@ class Augment:
             x = random_crop(x, self.crop, self.mode)
         if self.flip:
             x = random_flip(x)
+        if self.brightness or self.contrast:
+            x = color_jitter(x, self.brightness, self.contrast)
         if self.cutout:
             x = cutout(x, self.cutout)
         if self.mixup is not None:
@@ -140,4 +197,12 @@ class Augment:
 
     def __repr__(self) -> str:
         mix = f", mixup={self.mixup.mix.alpha}" if self.mixup else ""
-        return f"Augment(crop={self.crop}, flip={self.flip}, cutout={self.cutout}{mix})"
+        jitter = (
+            f", brightness={self.brightness}, contrast={self.contrast}"
+            if self.brightness or self.contrast
+            else ""
+        )
+        return (
+            f"Augment(crop={self.crop}, flip={self.flip}{jitter}, "
+            f"cutout={self.cutout}{mix})"
+        )
