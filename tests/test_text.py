@@ -81,6 +81,33 @@ def test_top_k_and_temperature():
         top_k_probabilities(logits, temperature=0)
 
 
+
+def test_top_p_keeps_the_smallest_nucleus_reaching_p():
+    logits = np.log(np.array([[0.05, 0.5, 0.15, 0.3], [0.25, 0.25, 0.25, 0.25]]))
+    # 0.5 < 0.7 so 0.3 is needed too; their sum 0.8 reaches 0.7: two tokens.
+    p = top_k_probabilities(logits, top_p=0.7)
+    np.testing.assert_allclose(p[0], [0, 0.625, 0, 0.375])
+    # Just below their sum still two; just above it, three.
+    np.testing.assert_allclose(top_k_probabilities(logits, top_p=0.79)[0], p[0])
+    assert (top_k_probabilities(logits, top_p=0.81)[0] > 0).sum() == 3
+    # A uniform row needs three of four tokens for 0.7 (ties in index order).
+    np.testing.assert_allclose(p[1], [1 / 3, 1 / 3, 1 / 3, 0])
+    # top_p=1 changes nothing; a tiny p keeps only the argmax.
+    np.testing.assert_allclose(
+        top_k_probabilities(logits, top_p=1.0), top_k_probabilities(logits)
+    )
+    np.testing.assert_allclose(top_k_probabilities(logits, top_p=1e-6)[0], [0, 1, 0, 0])
+    # After top-k: the nucleus of the renormalised top 3.
+    both = top_k_probabilities(logits[:1], top_k=3, top_p=0.6)
+    np.testing.assert_allclose(both[0], [0, 0.625, 0, 0.375])
+    with pytest.raises(ValueError, match="top_p"):
+        top_k_probabilities(logits, top_p=0)
+    fn = lambda ids: np.tile(logits[0], (len(ids), 1))  # noqa: E731
+    rows = sample(fn, np.zeros((300, 1)), 4, top_p=0.7, rng=0)
+    drawn = np.concatenate(rows)
+    assert set(drawn.tolist()) == {1, 3}
+    assert abs((drawn == 1).mean() - 0.625) < 0.05
+
 def test_sample_draws_from_the_model_distribution():
     """A fixed next-token distribution: the empirical frequencies match it."""
     probs = np.array([0.1, 0.6, 0.3])

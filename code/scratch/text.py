@@ -22,7 +22,7 @@ r"""Text for the language-model chapters: vocabularies, training windows, sampli
   chapters, numbers in digits to the same numbers in words, with
   :class:`Seq2SeqData` (vocabularies, splits, padded teacher-forcing arrays);
 - :func:`sample`: text from any language model, one token at a time, with a
-  temperature and top-k; the one sampling function of every chapter from the
+  temperature, top-k and top-p; the one sampling function of every chapter from the
   bigram to GPT;
 - :class:`BPETokenizer` (from :mod:`scratch.bpe`): byte-level byte-pair encoding
   with GPT-2's pre-tokenization and special tokens, the tokenizer of the
@@ -224,14 +224,22 @@ class BlockSampler:
 
 
 def top_k_probabilities(
-    logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None
+    logits: np.ndarray,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
 ) -> np.ndarray:
     r"""Next-token probabilities from ``logits`` (..., V): softmax of
-    $\ell / \tau$ over the ``top_k`` largest logits (all of them by default).
+    $\ell / \tau$ over the ``top_k`` largest logits (all of them by default),
+    then cut to the nucleus of mass ``top_p`` (none by default).
 
     The temperature $\tau$ sharpens ($\tau < 1$) or flattens ($\tau > 1$) the
     distribution; $\tau \to 0$ approaches the argmax. Top-k sets every other
     token's probability to 0, so a long tail of unlikely tokens cannot be drawn.
+    Top-p (nucleus sampling, Holtzman et al., 2020) keeps the fewest most likely
+    tokens whose probabilities sum to at least $p$ and renormalises: a cut that
+    adapts to the distribution, few tokens where the model is sure, many where
+    it is not.
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -244,7 +252,20 @@ def top_k_probabilities(
             scaled = np.where(scaled < kth, -np.inf, scaled)
     scaled -= scaled.max(axis=-1, keepdims=True)
     p = np.exp(scaled)
-    return p / p.sum(axis=-1, keepdims=True)
+    p /= p.sum(axis=-1, keepdims=True)
+    if top_p is not None:
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        order = np.argsort(-p, axis=-1, kind="stable")  # most likely first
+        ranked = np.take_along_axis(p, order, axis=-1)
+        # Keep a token if the tokens ranked above it hold less than top_p: the
+        # most likely one is always kept, and the last kept one crosses top_p.
+        keep_ranked = ranked.cumsum(axis=-1) - ranked < top_p
+        keep = np.empty_like(keep_ranked)
+        np.put_along_axis(keep, order, keep_ranked, axis=-1)
+        p = np.where(keep, p, 0.0)
+        p /= p.sum(axis=-1, keepdims=True)
+    return p
 
 
 def sample(
@@ -254,6 +275,7 @@ def sample(
     *,
     temperature: float = 1.0,
     top_k: int | None = None,
+    top_p: float | None = None,
     stop: int | None = None,
     rng: np.random.Generator | int | None = 0,
 ) -> list[np.ndarray]:
@@ -265,7 +287,8 @@ def sample(
     one function samples every model of the book; the model decides how much of
     the past it reads. Generation of a row ends after it draws ``stop`` (e.g. the
     names' boundary token), which is kept. Returns one int64 array per row, new
-    tokens only.
+    tokens only. ``temperature``, ``top_k`` and ``top_p`` shape each draw's
+    distribution (:func:`top_k_probabilities`).
     """
     prompt = np.atleast_2d(np.asarray(prompt, dtype=np.int64))
     if max_new_tokens < 0:
@@ -279,7 +302,7 @@ def sample(
             raise ValueError(
                 f"next_logits must return (B, V) logits, got {logits.shape}"
             )
-        p = top_k_probabilities(logits, temperature, top_k)
+        p = top_k_probabilities(logits, temperature, top_k, top_p)
         # One uniform draw per row, inverted through the row's cumulative sum.
         u = (
             1.0 - rng.random(len(ids))[:, None]
