@@ -42,6 +42,7 @@ FLOORS = {
     "sequences/forecasting": ("lstm_mae_gain_over_persistence", 0.5),  # ppm of CO2 saved over persistence; tiny 1.99, 2.01
     "sequences/attention": ("attention_exact_match", 0.4),  # numbers to words, greedy exact match: tiny 0.753, 0.760 (no attention 0.09, 0.14)
     "sequences/gpt": ("val_nats_below_uniform", 0.9),  # chars: uniform ln 65 = 4.17, unigram 3.35 (0.83 below); tiny 1.22, 1.09
+    "sequences/vit": ("test_acc", 0.14),          # CIFAR-10: chance 0.10; tiny 0.266, 0.207 (4 epochs of 2,048 images; its ResNet 0.359, 0.383)
     "sequences/transformer": ("transformer_exact_match", 0.3),  # numbers to words, greedy exact match (chance 0): tiny 0.55, 0.73 (attention GRU 0.75, 0.695)
     "sequences/text_classification": ("transformer_test_acc", 0.30),  # 5 speakers: majority 0.24; tiny 0.406, 0.354
     "sequences/tokenization": ("chars_per_token", 1.5),  # byte-level BPE of 512 tokens: 1 byte per token before merges; tiny 1.82, 1.82
