@@ -203,3 +203,40 @@ def test_label_smoothed_loss_against_an_independent_computation(eps):
         assert out["loss"].item() != pytest.approx(out["nll"].item(), rel=1e-5)
     with pytest.raises(ValueError):
         S.seq2seq_step(1.0)
+
+
+# ---- BLEU -----------------------------------------------------------------------------
+def test_bleu_against_a_hand_computation():
+    hyps = ["the cat sat on the mat".split(), "a b c d e".split()]
+    refs = ["the cat is on the mat".split(), "a b c d e f g".split()]
+    # clipped n-gram matches / hypothesis n-grams, summed over both sentences:
+    # 1-grams (5 + 5) / (6 + 5), 2-grams (3 + 4) / (5 + 4) ("the cat", "on the",
+    # "the mat"), 3-grams (1 + 3) / (4 + 3) ("on the mat"), 4-grams (0 + 2) / (3 + 2);
+    # lengths c = 11 < r = 13, so the brevity penalty is exp(1 - 13 / 11)
+    p = [10 / 11, 7 / 9, 4 / 7, 2 / 5]
+    expected = 100 * math.exp(1 - 13 / 11) * math.prod(p) ** 0.25
+    assert S.bleu(hyps, refs) == pytest.approx(expected, rel=1e-12)
+    assert expected == pytest.approx(100 * math.exp(-2 / 11) * (16 / 99) ** 0.25)
+
+
+def test_bleu_clips_repeated_ngrams():
+    # Papineni et al.'s example: 7 x "the" against a reference with 2 of them
+    hyp, ref = ["the"] * 7, "the cat is on the mat".split()
+    assert S.bleu([hyp], [ref], max_n=1) == pytest.approx(100 * 2 / 7)  # c > r: BP 1
+
+
+def test_bleu_edge_cases():
+    ref = "a b c d e f g h".split()
+    assert S.bleu([ref, ref[:5]], [ref, ref[:5]]) == pytest.approx(100.0)
+    # no 4-gram in common (though every word matches): 0 without smoothing
+    assert S.bleu([["a", "b", "c", "x", "d", "e", "f"]], [ref]) == 0.0
+    # a correct prefix half as long: every precision 1, brevity penalty exp(1 - 8/4)
+    assert S.bleu([ref[:4]], [ref]) == pytest.approx(100 * math.exp(-1))
+    # longer than the reference: no brevity penalty, only lower precisions
+    long = "a b c d e".split()
+    expected = 100 * (4 / 5 * 3 / 4 * 2 / 3 * 1 / 2) ** 0.25
+    assert S.bleu([long], [long[:4]]) == pytest.approx(expected)
+    assert S.bleu([[]], [ref]) == 0.0
+    assert S.bleu([[3, 4, 5, 6]], [[3, 4, 5, 6]]) == pytest.approx(100.0)  # ids work
+    with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
+        S.bleu([ref, ref], [ref])

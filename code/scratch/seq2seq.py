@@ -1,5 +1,6 @@
 r"""Sequence-to-sequence decoding and scoring: greedy and beam search, exact-match
-accuracy overall and per source length, the teacher-forced loss, the copy task.
+accuracy overall and per source length, corpus BLEU, the teacher-forced loss,
+the copy task.
 
 Every function here works with any model that has these three methods (the
 Transformer of ``scratch.models.transformer`` and the attention GRU of
@@ -27,6 +28,8 @@ Chapter: "The Transformer" (book/sequences/transformer.md).
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from typing import Protocol
 
 import numpy as np
@@ -314,3 +317,42 @@ def copy_task(
         "tgt_in": tgt_in,
         "tgt_out": tgt_out,
     }
+
+
+# ---- BLEU ----------------------------------------------------------------------------
+def _ngrams(tokens, n):
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def bleu(hypotheses, references, max_n: int = 4) -> float:
+    """Corpus BLEU (Papineni et al., 2002) of tokenised ``hypotheses`` against one
+    tokenised reference each, in 0 .. 100.
+
+    Each n-gram of a hypothesis counts at most as often as it occurs in its reference
+    (clipping); the clipped counts and the hypothesis n-gram counts are summed over
+    the corpus before dividing, giving precisions $p_1 .. p_4$, whose geometric mean
+    is multiplied by the brevity penalty $\\min(1, e^{1 - r/c})$ ($c$, $r$: total
+    hypothesis and reference lengths). No smoothing: a corpus without a single
+    matching 4-gram scores 0, as in the paper and sacreBLEU's default. Tokens can be
+    words or ids; the score depends on the tokenisation, so compare only scores
+    computed on the same one.
+    """
+    hypotheses, references = list(hypotheses), list(references)
+    if len(hypotheses) != len(references):
+        raise ValueError(
+            f"{len(hypotheses)} hypotheses but {len(references)} references"
+        )
+    matches, totals = [0] * max_n, [0] * max_n
+    c = r = 0
+    for hyp, ref in zip(hypotheses, references):
+        hyp, ref = list(hyp), list(ref)
+        c, r = c + len(hyp), r + len(ref)
+        for n in range(1, max_n + 1):
+            h, g = _ngrams(hyp, n), _ngrams(ref, n)
+            matches[n - 1] += sum(min(k, g[gram]) for gram, k in h.items())
+            totals[n - 1] += max(len(hyp) - n + 1, 0)
+    if c == 0 or min(matches) == 0:
+        return 0.0
+    log_precision = sum(math.log(m / t) for m, t in zip(matches, totals)) / max_n
+    brevity = min(0.0, 1.0 - r / c)  # log of the brevity penalty
+    return 100.0 * math.exp(log_precision + brevity)
