@@ -52,10 +52,6 @@ EXTRA = {
         180.0,
         "three cells at equal training time and four on the same delays",
     ),
-    "sequences/gpt": (
-        180.0,
-        "two language models (characters and BPE) trained to the issue's 2.0 nats/char",
-    ),
     "sequences/vit": (
         180.0,
         "a ViT and a ResNet at an equal number of steps, and the patch-size study",

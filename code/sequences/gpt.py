@@ -209,10 +209,9 @@ class GPTConfig(TrainConfig):
         ),
         # The book build on a 2-core CPU: nanoGPT's CPU recipe (4 layers, block 64)
         # cut to 2 layers and 500 steps of 32 blocks, the least that reliably gets
-        # the character model under 2.0 nats; with the BPE model it takes about
-        # 80 s of one core, over the 90 s of most chapters when the CPU is shared.
-        # One thread: on a busy CPU two threads stall each other (measured 7x
-        # slower here).
+        # the character model under 2.0 nats; with the BPE model the whole chapter
+        # took 71 s in a clean book build. One thread: on a busy CPU two threads
+        # stall each other (measured 7x slower here).
         "small": dict(
             model=dict(n_layer=2, n_head=4, n_embd=128, block_size=64, dropout=0.0),
             max_steps=500,
@@ -342,7 +341,9 @@ utils.seed_everything(cfg.seed)
 # (AdamW, {cite:t}`loshchilov2019decoupled`) on the matrices only (embeddings and
 # linear weights; biases and layer-norm gains are not decayed), a linear warmup
 # followed by a cosine decay of the learning rate; and, as in nanoGPT
-# {cite:p}`karpathy2022nanogpt`, the gradient's global norm clipped to 1. For
+# {cite:p}`karpathy2022nanogpt`, the gradient's global norm clipped to 1
+# (nanoGPT's author also wrote the makemore lectures
+# {cite:p}`karpathy2022makemore` whose names data set {doc}`bigram` used). For
 # step $s$ with $W$ warmup steps out of $S$,
 #
 # $$
