@@ -24,6 +24,12 @@
    the object's lines, linked to them in the repository, computed at build time
    (the lines move as the code changes), so a reader goes from page to code in one
    hop.
+9. Bibliography labels are unique across the whole book (style ``alpha_unique``):
+   every chapter has its own bibliography, and pybtex's ``alpha`` style tells
+   same-looking labels apart only within one list, so two chapters citing
+   different papers of one author and year got the same label ("Kar22"), which
+   sphinxcontrib-bibtex rejects. The letters are assigned once, over all of
+   ``references.bib``.
 """
 from __future__ import annotations
 
@@ -222,10 +228,53 @@ def _toc_order(app: Sphinx, env, docnames: list) -> None:
     docnames.sort(key=lambda d: (rank.get(d, len(rank)), d))
 
 
+def _unique_alpha_style():
+    """pybtex's alpha style with labels made unique over the whole .bib file."""
+    from pybtex.database import parse_file
+    from pybtex.plugin import register_plugin
+    from pybtex.style.formatting.alpha import Style as AlphaStyle
+    from pybtex.style.labels.alpha import LabelStyle as AlphaLabels
+
+    suffixes: dict[str, str] = {}
+
+    def assign(bib: Path) -> None:
+        # Group every entry by its plain alpha label; where several entries share
+        # one, each gets a letter in the order of its key (stable as the file grows
+        # unless a same-label key sorts in before it).
+        groups: dict[str, list[str]] = {}
+        for key, entry in parse_file(str(bib)).entries.items():
+            groups.setdefault(AlphaLabels().format_label(entry), []).append(key)
+        for keys in groups.values():
+            if len(keys) > 1:
+                for i, key in enumerate(sorted(keys)):
+                    suffixes[key] = "abcdefghijklmnopqrstuvwxyz"[i]
+
+    class UniqueAlphaLabels(AlphaLabels):
+        def format_labels(self, sorted_entries):
+            for entry in sorted_entries:
+                yield self.format_label(entry) + suffixes.get(entry.key, "")
+
+    class UniqueAlphaStyle(AlphaStyle):
+        default_label_style = UniqueAlphaLabels
+
+    register_plugin("pybtex.style.labels", "alpha_unique", UniqueAlphaLabels)
+    register_plugin("pybtex.style.formatting", "alpha_unique", UniqueAlphaStyle)
+    return assign
+
+
+_assign_bib_labels = _unique_alpha_style()
+
+
+def _bib_labels(app: Sphinx, config) -> None:
+    for name in config.bibtex_bibfiles:
+        _assign_bib_labels(Path(app.srcdir) / name)
+
+
 def setup(app: Sphinx) -> dict:
     app.add_config_value("scratch_package_dir", str(PACKAGE), "env")
     app.add_config_value("scratch_package_name", "scratch", "env")
     app.connect("config-inited", _set_environment)
+    app.connect("config-inited", _bib_labels)
     app.connect("builder-inited", _serve_plotly)
     app.connect("env-get-outdated", _outdated_by_package)
     app.connect("env-before-read-docs", _toc_order)
