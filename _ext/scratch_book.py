@@ -266,7 +266,11 @@ _assign_bib_labels = _unique_alpha_style()
 
 
 def _bib_labels(app: Sphinx, config) -> None:
-    for name in config.bibtex_bibfiles:
+    try:
+        bibfiles = config.bibtex_bibfiles
+    except AttributeError:  # a book without sphinxcontrib-bibtex: nothing to label
+        return
+    for name in bibfiles:
         _assign_bib_labels(Path(app.srcdir) / name)
 
 
