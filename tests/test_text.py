@@ -227,3 +227,15 @@ def test_numbers_task_splits_are_disjoint_and_arrays_teacher_force():
         assert a["tgt_out"][i, n] == 2 and (a["tgt_in"][i, 1 : n + 1] == a["tgt_out"][i, :n]).all()
     with pytest.raises(ValueError, match="min_digits"):
         text.numbers_task(10, 1, 1, min_digits=0)
+
+
+def test_numbers_task_sizes_are_checked_in_one_place():
+    from scratch.text import numbers_task, numbers_task_problem
+
+    assert numbers_task_problem(10, 2, 2, 1, 3) is None
+    # 1..2 digits: 100 numbers, at most half of them drawn.
+    assert "only 50 distinct" in numbers_task_problem(40, 10, 1, 1, 2)
+    assert "min_digits" in numbers_task_problem(1, 1, 1, 4, 3)
+    assert "at least 1" in numbers_task_problem(0, 1, 1, 1, 3)
+    with pytest.raises(ValueError, match="only 50 distinct"):
+        numbers_task(40, 10, 1, 1, 2)

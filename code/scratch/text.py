@@ -411,6 +411,30 @@ class Seq2SeqData:
         return words
 
 
+def numbers_task_problem(
+    n_train: int, n_val: int, n_test: int, min_digits: int, max_digits: int
+) -> str | None:
+    """What is wrong with these sizes of :func:`numbers_task`, in one line, or None.
+    The chapters' configs call it too, so a bad option is refused before any work.
+    At most half of the numbers with ``min_digits .. max_digits`` digits are drawn,
+    so that drawing distinct ones stays quick."""
+    if not 1 <= min_digits <= max_digits <= 12:
+        return (
+            f"need 1 <= min_digits <= max_digits <= 12, got min_digits={min_digits}, "
+            f"max_digits={max_digits}"
+        )
+    if min(n_train, n_val, n_test) < 1:
+        return "n_train, n_val and n_test must each be at least 1"
+    lo = 10 ** (min_digits - 1) if min_digits > 1 else 0
+    room = (10**max_digits - lo) // 2
+    if n_train + n_val + n_test > room:
+        return (
+            f"n_train + n_val + n_test = {n_train + n_val + n_test}: only {room} "
+            f"distinct numbers of {min_digits}..{max_digits} digits may be used"
+        )
+    return None
+
+
 def numbers_task(
     n_train: int,
     n_val: int,
@@ -431,16 +455,10 @@ def numbers_task(
     the output is longer than the input, its words depend on digits far away
     ("thousand" on how many digits follow) and a zero digit emits nothing.
     """
-    if not 1 <= min_digits <= max_digits <= 12:
-        raise ValueError(
-            f"need 1 <= min_digits <= max_digits <= 12, got {min_digits}, {max_digits}"
-        )
+    problem = numbers_task_problem(n_train, n_val, n_test, min_digits, max_digits)
+    if problem:
+        raise ValueError(problem)
     total = n_train + n_val + n_test
-    capacity = 10**max_digits - (10 ** (min_digits - 1) if min_digits > 1 else 0)
-    if min(n_train, n_val, n_test) < 1 or total > capacity // 2:
-        raise ValueError(
-            f"need at least one pair per split and at most {capacity // 2} in all"
-        )
     rng = np.random.default_rng(seed)
     seen: set[int] = set()
     numbers = []

@@ -8,7 +8,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -55,7 +55,7 @@ from scratch.engine.loop import fit_arrays
 from scratch.engine.models import Seq2Seq, exact_match, fit_seq2seq
 from scratch.engine.nn import Parameter
 from scratch.results import results_table
-from scratch.text import numbers_task
+from scratch.text import numbers_task, numbers_task_problem
 
 
 @dataclass
@@ -152,18 +152,10 @@ class AttentionConfig(Config):
     }
 
     def validate(self):
-        if self.min_digits > self.max_digits:
-            raise ConfigError(
-                f"min_digits={self.min_digits} > max_digits={self.max_digits}"
-            )
-        lo = 10 ** (self.min_digits - 1) if self.min_digits > 1 else 0
-        room = (10**self.max_digits - lo) // 2
-        if self.n_train + self.n_val + self.n_test > room:
-            raise ConfigError(
-                f"n_train + n_val + n_test = "
-                f"{self.n_train + self.n_val + self.n_test}: only {room} distinct "
-                f"numbers of {self.min_digits}..{self.max_digits} digits may be used"
-            )
+        sizes = (self.n_train, self.n_val, self.n_test)
+        problem = numbers_task_problem(*sizes, self.min_digits, self.max_digits)
+        if problem:
+            raise ConfigError(problem)
         if self.image_dim % self.image_heads:
             raise ConfigError(
                 f"image_dim={self.image_dim} is not divisible by "

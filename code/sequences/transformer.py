@@ -69,7 +69,7 @@ from scratch.models.transformer import (
     sinusoids,
 )
 from scratch.results import Reference, results_table
-from scratch.text import BPETokenizer, numbers_task
+from scratch.text import BPETokenizer, numbers_task, numbers_task_problem
 from scratch.train import TrainConfig, fit
 
 
@@ -232,18 +232,10 @@ class TransformerConfig(TrainConfig):
     }
 
     def validate(self):
-        if self.min_digits > self.max_digits:
-            raise ConfigError(
-                f"min_digits={self.min_digits} > max_digits={self.max_digits}"
-            )
-        lo = 10 ** (self.min_digits - 1) if self.min_digits > 1 else 0
-        room = (10**self.max_digits - lo) // 2
-        if self.n_train + self.n_val + self.n_test > room:
-            raise ConfigError(
-                f"n_train + n_val + n_test = "
-                f"{self.n_train + self.n_val + self.n_test}: only {room} distinct "
-                f"numbers of {self.min_digits}..{self.max_digits} digits may be used"
-            )
+        sizes = (self.n_train, self.n_val, self.n_test)
+        problem = numbers_task_problem(*sizes, self.min_digits, self.max_digits)
+        if problem:
+            raise ConfigError(problem)
 
 
 cfg = TransformerConfig.from_cli()
