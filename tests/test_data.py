@@ -8,7 +8,6 @@ import hashlib
 import http.server
 import io
 import os
-import socket
 import struct
 import tarfile
 import threading
@@ -17,27 +16,10 @@ import zlib
 import numpy as np
 import pytest
 
+from data_server import closed_port_url, offline  # noqa: F401 (offline: autouse)
 from scratch import data
 
 # ----------------------------------------------------------------------------- fixtures
-
-
-def _closed_port_url():
-    with socket.socket() as s:  # bind, note the port, close: nothing listens there
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """Every mirror points at a closed port unless a test says otherwise."""
-    closed = _closed_port_url()
-    monkeypatch.delenv("SCRATCH_DATA_MIRROR", raising=False)
-    monkeypatch.setattr(data, "MIRRORS", {name: [closed] for name in data.MIRRORS})
-    monkeypatch.setattr(data, "CHECKSUMS", dict(data.CHECKSUMS))
-    monkeypatch.setattr(data, "TIMEOUT", 5)
-    return closed
 
 
 class Server:

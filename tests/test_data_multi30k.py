@@ -3,14 +3,12 @@ of the archive, one-line errors. No test reaches the internet: the archives are
 built here and served from 127.0.0.1."""
 
 import hashlib
-import http.server
 import io
-import socket
 import tarfile
-import threading
 
 import pytest
 
+from data_server import offline, serving  # noqa: F401 (offline: autouse)
 from scratch import data
 
 DE = ["Zwei Männer stehen am Strand.", "Ein Hund rennt.", "Eine Frau liest."]
@@ -39,52 +37,12 @@ def pair(prefix, de=DE, en=EN, trailing="\n\n"):
     )
 
 
-def _closed_port_url():
-    with socket.socket() as s:  # bind, note the port, close: nothing listens there
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """Every mirror points at a closed port unless a test says otherwise."""
-    closed = _closed_port_url()
-    monkeypatch.delenv("SCRATCH_DATA_MIRROR", raising=False)
-    monkeypatch.setattr(data, "MIRRORS", {name: [closed] for name in data.MIRRORS})
-    monkeypatch.setattr(data, "CHECKSUMS", dict(data.CHECKSUMS))
-    monkeypatch.setattr(data, "TIMEOUT", 5)
-    return closed
 
 
 @pytest.fixture
 def server(monkeypatch):
     """Serves ``files`` (URL path -> bytes) and records the paths asked for."""
-    files, requests = {}, []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            requests.append(self.path)
-            body = files.get(self.path)
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    monkeypatch.setitem(data.MIRRORS, "multi30k", [url + "/m30k/"])
-    yield files, requests
-    httpd.shutdown()
-    httpd.server_close()
+    yield from serving(monkeypatch, "multi30k", "m30k")
 
 
 def serve(files, name, blob, checksum=None):
