@@ -54,7 +54,8 @@ EXTRA = {
     ),
     "sequences/vit": (
         180.0,
-        "a ViT and a ResNet at an equal number of steps, and the patch-size study",
+        "a ViT, the ViT with a convolutional stem and a ResNet at an equal number "
+        "of steps, and the patch-size study",
     ),
 }
 

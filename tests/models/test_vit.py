@@ -16,6 +16,7 @@ from scratch.models.vit import (
     OMIHUB_VIT_CIFAR,
     TIMM_VIT_B16_PARAMETERS,
     VIT_B16,
+    ConvStem,
     PatchEmbedding,
     VisionTransformer,
     ViTBlock,
@@ -158,6 +159,10 @@ def test_spec_rejects_impossible_shapes():
         ViTSpec(image_size=32, patch_size=5)
     with pytest.raises(ConfigError):
         ViTSpec(dim=100, heads=3)
+    with pytest.raises(ConfigError, match="even patch_size"):
+        ViTSpec(image_size=30, patch_size=3, stem=16)
+    with pytest.raises(ValueError, match="even patch size"):
+        ConvStem(3, 3, 8, 4)
 
 
 def test_spec_builds_normalized_model_and_reloads(tmp_path):
@@ -181,3 +186,43 @@ def test_zero_head_starts_at_uniform_predictions():
     with torch.no_grad():
         logits = model(torch.rand(4, 3, 16, 16))
     torch.testing.assert_close(logits.softmax(-1), torch.full((4, 5), 0.2))
+
+
+def test_conv_stem_makes_the_same_tokens_from_local_features():
+    args = dict(image_size=16, patch_size=4, dim=32, depth=2, mlp_dim=64, num_classes=5)
+    plain, hybrid = small(), small(stem=8)
+    assert isinstance(hybrid.patch_embed, ConvStem)
+    x = torch.rand(2, 3, 16, 16)
+    assert hybrid.patch_embed(x).shape == plain.patch_embed(x).shape == (2, 16, 32)
+    assert hybrid(x).shape == (2, 5) and hybrid.grid == plain.grid == 4
+    # Parameters: the linear projection of 4x4x3 patches replaced by a 3x3
+    # convolution to 8 maps (no bias), batch norm (2 x 8), and a 2x2 projection.
+    stem = 3 * 9 * 8 + 2 * 8 + 8 * 2 * 2 * 32 + 32
+    assert count_parameters(hybrid) == closed_form(**args) - (3 * 16 * 32 + 32) + stem
+    # Locality: a token reads its own 4x4 patch and, through the stride-2 3x3
+    # convolution, one more row above and one more column to its left; nothing else.
+    embed = hybrid.patch_embed.eval()
+    y = x.clone()
+    y[:, :, 4:, :] = torch.rand(2, 3, 12, 16)
+    y[:, :, :, 4:] = torch.rand(2, 3, 16, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(embed(y)[:, 0], embed(x)[:, 0])  # patch (0, 0)
+        z = x.clone()
+        z[:, :, 3, 3] += 1.0  # last pixel of patch (0, 0)
+        changed = (embed(z) - embed(x)).abs().amax(dim=(0, 2)) > 1e-6  # (16,)
+    # its own token, and the three whose row above / column to the left it is:
+    # patches (0, 1), (1, 0) and (1, 1); none further
+    assert changed.nonzero().flatten().tolist() == [0, 1, 4, 5]
+
+
+def test_hybrid_spec_builds_and_reloads(tmp_path):
+    spec = ViTSpec(dim=32, depth=1, heads=2, mlp_dim=64, patch_size=8, stem=16)
+    model = spec.build()
+    assert isinstance(model.patch_embed, ConvStem)
+    x = torch.rand(3, 3, 32, 32)
+    model.train()(x)  # batch norm statistics move
+    save_model(tmp_path / "vit.pt", model, spec)
+    restored, spec2 = load_model(tmp_path / "vit.pt")
+    assert spec2 == spec
+    with torch.no_grad():
+        torch.testing.assert_close(restored.eval()(x), model.eval()(x))

@@ -17,6 +17,10 @@ The class token's final state, layer-normalised, goes to a linear head.
 - :class:`PatchEmbedding`: the patch projection as a ``Conv2d`` with kernel
   and stride $P$ (the same map as flattening patches and an ``nn.Linear``; the
   tests check it);
+- :class:`ConvStem`: a hybrid's tokens instead (the paper's Section 3.1; Xiao
+  et al., 2021): one strided 3x3 convolution with batch norm and ReLU, then the
+  patch projection of a $P/2$ patch on its half-size map: the same tokens,
+  with some locality put back;
 - :class:`VisionTransformer` and :class:`ViTSpec` (``build(mean, std)`` as
   :class:`scratch.models.resnet.ResNetSpec`), with :data:`VIT_B16` (ViT-B/16,
   whose 86,567,656 parameters at 224 px with a 1000-class head the tests check);
@@ -34,7 +38,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import ConfigError, choice, describe, field, in_range, positive
+from ..config import (
+    ConfigError,
+    choice,
+    describe,
+    field,
+    in_range,
+    non_negative,
+    positive,
+)
 from .layers import Normalize
 from .spec import ModelSpec
 from .transformer import EncoderLayer, keep_attention
@@ -90,6 +102,29 @@ class PatchEmbedding(nn.Module):
         return self.proj(x).flatten(2).transpose(1, 2)  # (B, D, h, w) -> (B, N, D)
 
 
+class ConvStem(nn.Module):
+    """(B, C, H, W) images -> (B, N, D) tokens, N = (H / P)(W / P), as
+    :class:`PatchEmbedding`, but through a convolution first: a 3x3 convolution
+    of stride 2 to ``channels`` maps, batch norm and ReLU, then a ``Conv2d`` of
+    kernel = stride = P / 2 on the (H / 2, W / 2) map. Each token still covers
+    its P x P patch (and the row above and the column left of it); it is now a
+    nonlinear function of it, made of local features shared across the image: a
+    convolution's two assumptions, locality and translation equivariance."""
+
+    def __init__(self, patch_size: int, in_channels: int, dim: int, channels: int):
+        super().__init__()
+        if patch_size % 2:
+            raise ValueError(f"a stem needs an even patch size, not {patch_size}")
+        self.patch_size = patch_size
+        self.conv = nn.Conv2d(in_channels, channels, 3, stride=2, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(channels)
+        self.proj = nn.Conv2d(channels, dim, patch_size // 2, stride=patch_size // 2)
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.conv(x)))  # (B, channels, H / 2, W / 2)
+        return self.proj(x).flatten(2).transpose(1, 2)  # (B, N, D)
+
+
 class VisionTransformer(nn.Module):
     r"""Images (B, C, H, W) -> class logits (B, num_classes).
 
@@ -97,6 +132,8 @@ class VisionTransformer(nn.Module):
     averages the patch tokens instead (no class token; the paper's Appendix D.3
     finds both work with tuned learning rates). ``mean``/``std`` put a
     :class:`Normalize` first, so that the model takes pixels in [0, 1].
+    ``stem > 0`` makes a hybrid: :class:`ConvStem` with that many channels makes
+    the tokens instead of :class:`PatchEmbedding`.
     """
 
     def __init__(
@@ -113,6 +150,7 @@ class VisionTransformer(nn.Module):
         pool: str = "cls",
         mean=None,
         std=None,
+        stem: int = 0,
     ):
         super().__init__()
         if image_size % patch_size:
@@ -120,7 +158,10 @@ class VisionTransformer(nn.Module):
         self.grid = image_size // patch_size  # patches per side
         self.pool = pool
         self.normalize = None if mean is None else Normalize(mean, std)
-        self.patch_embed = PatchEmbedding(patch_size, in_channels, dim)
+        if stem:
+            self.patch_embed = ConvStem(patch_size, in_channels, dim, stem)
+        else:
+            self.patch_embed = PatchEmbedding(patch_size, in_channels, dim)
         tokens = self.grid**2 + (pool == "cls")
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
         self.pos_embed = nn.Parameter(torch.zeros(1, tokens, dim))  # learned, 1-D
@@ -246,12 +287,23 @@ class ViTSpec(ModelSpec):
             "standardise images inside the model (it then takes [0, 1] pixels)"
         ),
     )
+    stem: int = field(
+        default=0,
+        metadata=non_negative(
+            "channels of a convolutional stem before the patches (a hybrid); "
+            "0 = the paper's linear patch projection"
+        ),
+    )
 
     def validate(self):
         if self.image_size % self.patch_size:
             raise ConfigError(
                 f"image_size={self.image_size} is not a multiple of "
                 f"patch_size={self.patch_size}"
+            )
+        if self.stem and self.patch_size % 2:
+            raise ConfigError(
+                f"stem={self.stem} needs an even patch_size, not {self.patch_size}"
             )
         if self.dim % self.heads:
             raise ConfigError(f"dim={self.dim} is not divisible by heads={self.heads}")
@@ -280,4 +332,5 @@ class ViTSpec(ModelSpec):
             self.pool,
             mean,
             std,
+            self.stem,
         )
