@@ -1,4 +1,5 @@
-"""After a build: the pilot chapters' and the vision chapters' plotly figures render in headless Chromium,
+"""After a build: the pilot chapters' and the vision and sequence chapters' plotly figures (those
+chapters with three or more) render in headless Chromium,
 in light and dark mode, without JavaScript errors.
 
 Needs `_build/html` (from `make book`) and Debian's chromium (installed by
@@ -17,7 +18,11 @@ from conftest import ROOT
 
 HTML = ROOT / "_build" / "html"
 PILOTS = ["book/foundations/autograd.html", "book/vision/lenet.html"] + [
-    f"book/vision/{name}.html" for name in ("features", "alexnet", "resnet", "unet", "adversarial")]
+    f"book/vision/{name}.html"
+    for name in ("features", "alexnet", "resnet", "unet", "adversarial", "allcnn")] + [
+    f"book/sequences/{name}.html"
+    for name in ("bigram", "mlp_lm", "rnn", "lstm", "forecasting", "attention", "transformer",
+                 "tokenization", "text_classification", "vit")]
 # Pages with a figure whose second subplot has an axis title (plots.training_curves).
 SECOND_SUBPLOT_TITLES = ["book/vision/lenet.html", "book/vision/unet.html"]
 REQUIRED = os.environ.get("SCRATCH_REQUIRE_BUILD") == "1"
