@@ -80,7 +80,8 @@ def test_figures_render(server, browser, page_path, mode, tmp_path):
     assert page.evaluate("document.documentElement.dataset.theme") == mode
     plots = page.evaluate("""() => [...document.querySelectorAll('.plotly-graph-div')].map(div => ({
         id: div.id, svg: div.querySelectorAll('svg.main-svg').length,
-        traces: div.querySelectorAll('.trace, .heatmaplayer image, .imagelayer image, .contourlayer path').length,
+        traces: div.querySelectorAll('.trace, .heatmaplayer image, .imagelayer image, .contourlayer path, '
+                                     + '.table .cell-text').length,
         width: div.getBoundingClientRect().width}))""")
     assert len(plots) >= 3, f"expected the chapter's figures, found {len(plots)}"
     for plot in plots:
