@@ -656,7 +656,7 @@ if len(curves) > 1:
 # recipe. On this machine we also tried learning rates from $5 \cdot 10^{-4}$
 # to $3 \cdot 10^{-3}$, no label smoothing, no augmentation, mean pooling instead
 # of the class token, batches of 64 or 256, widths from 64 to 192, 4×4 patches
-# and shifted-patch tokens: the best plain ViT we found reached 53-54% only
+# and shifted-patch tokens {cite:p}`lee2021vision`: the best plain ViT we found reached 53-54% only
 # after 4 to 5 epochs of all 50,000 images, one and a half times this budget
 # and more. The stem removes what the ViT spends its first epochs learning: that
 # neighbouring pixels belong together.
